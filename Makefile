@@ -1,0 +1,50 @@
+# Two commands do everything on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+FTM    := $(BIN)/fool-the-model
+STAMP  := $(VENV)/.installed
+export FTM_DATA_DIR ?= data
+
+.PHONY: run test install data model lint typecheck pytest browser bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[train,scale,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+data: $(STAMP)
+	$(FTM) fetch-data
+
+# Trains the first model only when the data directory has none.
+model: data
+	$(FTM) ensure-model
+
+run: model
+	$(FTM) serve --host 127.0.0.1 --port 8000
+
+lint: $(STAMP)
+	$(BIN)/ruff check server game_rules tests bench
+	$(BIN)/ruff format --check server game_rules tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+# Debian's Chromium for the browser tests (Playwright's own browser download cannot work here).
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
+
+pytest: $(STAMP) data browser
+	$(BIN)/pytest -q
+
+test: lint typecheck pytest
+
+bench: model
+	$(BIN)/python bench/inference.py
+	$(BIN)/python bench/load.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

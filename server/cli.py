@@ -1,0 +1,103 @@
+"""`fool-the-model`: one entry point, one subcommand per job.
+
+Each subcommand imports its implementation lazily, so `serve` never pays for (or imports) torch
+and `--help` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from server.config import resolve_data_dir
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _fetch_data(args: argparse.Namespace) -> int:
+    from server.mnist import fetch_data_command
+
+    return fetch_data_command(resolve_data_dir(args.data_dir))
+
+
+def _train(args: argparse.Namespace) -> int:
+    from server.training.pipeline import train_command
+
+    return train_command(args, resolve_data_dir(args.data_dir))
+
+
+def _ensure_model(args: argparse.Namespace) -> int:
+    from server.training.pipeline import ensure_model_command
+
+    return ensure_model_command(resolve_data_dir(args.data_dir))
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from server.evaluate import eval_command
+
+    return eval_command(args.model, resolve_data_dir(args.data_dir))
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from server.evaluate import predict_command
+
+    return predict_command(args.image, args.model, resolve_data_dir(args.data_dir))
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from server.app import serve_command
+
+    return serve_command(args, resolve_data_dir(args.data_dir))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fool-the-model",
+        description="Fool the Model: draw digits that fool an MNIST CNN, validate others' drawings, "
+        "and retrain the model on everything verified.",
+    )
+    parser.add_argument(
+        "--data-dir",
+        help="where the MNIST cache, models and database live (default: $FTM_DATA_DIR or ./data)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(handler=handler)
+        return p
+
+    add("fetch-data", _fetch_data, "download (once) and cache MNIST in the data directory")
+
+    p = add("train", _train, "train the CNN on MNIST (plus verified drawings) and export ONNX")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: 6)")
+    p.add_argument("--quick", action="store_true", help="a small slice and one short epoch")
+    p.add_argument("--seed", type=int, default=0, help="random seed (training is reproducible)")
+    p.add_argument("--output", help="ONNX file to write (default: the next version in DATA/models)")
+
+    add("ensure-model", _ensure_model, "train the first model only if the data directory has none")
+
+    p = add("eval", _eval, "print MNIST test accuracy (overall and per class) of an ONNX model")
+    p.add_argument("model", help="path to a .onnx file")
+
+    p = add("predict", _predict, "predict the digit in a PNG image")
+    p.add_argument("image", help="path to a PNG file (black-on-white or white-on-black)")
+    p.add_argument("--model", help="ONNX model (default: the newest in DATA/models)")
+
+    p = add("serve", _serve, "serve the game over HTTP and websockets")
+    p.add_argument("--host", default=None, help="bind address (default: $FTM_HOST or 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="port (default: $FTM_PORT or 8000)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

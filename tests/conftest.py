@@ -1,0 +1,57 @@
+"""Fixtures shared by every test folder.
+
+`linear_onnx_model` builds a small, contract-compliant ONNX model with `onnx.helper` (no torch,
+instant): input `image` [N,1,28,28] float32 in [0,1], output `log_probs` [N,10]. Tests that need a
+model which *reads digits* use `trained_model` instead (a quick training on a small slice).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+# The MNIST cache is shared with `make run` so a test session never downloads it twice.
+SHARED_DATA_DIR = REPO / "data"
+
+LinearModelFactory = Callable[..., Path]
+
+
+def build_linear_onnx(path: Path, seed: int = 0, scale: float = 1.0) -> Path:
+    """Write a linear 784→10 log-softmax classifier with seeded random weights to `path`."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    weights = (rng.standard_normal((784, 10)) * scale).astype(np.float32)
+    bias = (rng.standard_normal(10) * 0.1).astype(np.float32)
+    graph = helper.make_graph(
+        nodes=[
+            helper.make_node("Flatten", ["image"], ["flat"], axis=1),
+            helper.make_node("Gemm", ["flat", "W", "b"], ["logits"]),
+            helper.make_node("LogSoftmax", ["logits"], ["log_probs"], axis=1),
+        ],
+        name=f"linear_{seed}",
+        inputs=[helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 1, 28, 28])],
+        outputs=[helper.make_tensor_value_info("log_probs", TensorProto.FLOAT, ["N", 10])],
+        initializer=[numpy_helper.from_array(weights, "W"), numpy_helper.from_array(bias, "b")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.fixture
+def linear_onnx_model(tmp_path: Path) -> LinearModelFactory:
+    """A factory: `linear_onnx_model(seed=1)` returns the path of a fresh linear ONNX model."""
+
+    def make(seed: int = 0, scale: float = 1.0, name: str | None = None) -> Path:
+        return build_linear_onnx(tmp_path / (name or f"linear-{seed}.onnx"), seed, scale)
+
+    return make
