@@ -39,7 +39,8 @@ def transition(current: RoundState, target: RoundState) -> RoundState:
     if not can_transition(current, target):
         allowed = ", ".join(sorted(_LEGAL[current])) or "nothing (it is final)"
         raise IllegalTransition(
-            f"a round that is {current} cannot become {target}; from {current} it can become {allowed}"
+            f"a round that is {current} cannot become {target}; "
+            f"from {current} it can become {allowed}"
         )
     return target
 
@@ -51,3 +52,14 @@ def accepts_submissions(state: RoundState) -> bool:
 def settles_claims(state: RoundState) -> bool:
     """Claims keep settling while the round is open or closing."""
     return state in (RoundState.OPEN, RoundState.CLOSING)
+
+
+def should_retrain(newly_verified: int, threshold: int) -> bool:
+    """The automatic policy: retrain once `threshold` examples were verified since the last model.
+
+    Pass `settings.retrain.new_verified_threshold`; whether the next round then opens by itself
+    is `settings.retrain.auto_open_next_round`.
+    """
+    if newly_verified < 0:
+        raise ValueError(f"newly_verified cannot be negative, not {newly_verified}")
+    return newly_verified >= threshold

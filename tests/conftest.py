@@ -55,3 +55,28 @@ def linear_onnx_model(tmp_path: Path) -> LinearModelFactory:
         return build_linear_onnx(tmp_path / (name or f"linear-{seed}.onnx"), seed, scale)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def mnist():  # -> server.mnist.Mnist
+    """The real MNIST from the shared data directory (downloaded once, then cached)."""
+    from server.mnist import load_mnist
+
+    return load_mnist(SHARED_DATA_DIR)
+
+
+@pytest.fixture(scope="session")
+def trained_model(tmp_path_factory: pytest.TempPathFactory, mnist) -> Path:
+    """An ONNX model that reads digits (~95% on MNIST test), its card `v1.json` beside it.
+
+    A quick training (4k images, 2 epochs) through the real pipeline, built once per session.
+    """
+    from server.training.pipeline import build_model
+    from server.training.train import TrainConfig
+
+    data_dir = tmp_path_factory.mktemp("trained-model")
+    config = TrainConfig(
+        epochs=2, batch_size=64, train_limit=4000, test_limit=2000, show_progress=False
+    )
+    card = build_model(data_dir, config, mnist=mnist)
+    return data_dir / "models" / f"{card.version}.onnx"

@@ -1,0 +1,111 @@
+"""What the game stores, as an interface: SQLite implements it today, PostgreSQL can later.
+
+Every method that writes is one transaction: it either happens completely or not at all.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from game_rules.rounds import RoundState
+
+
+class StorageError(Exception):
+    pass
+
+
+class NameTaken(StorageError):
+    pass
+
+
+class RoundNotOpen(StorageError):
+    """The round stopped accepting submissions before the write could happen."""
+
+
+class RoundChanged(StorageError):
+    """A round was not in the state the caller expected (someone else moved it first)."""
+
+
+@dataclass(frozen=True)
+class Player:
+    id: int
+    name: str
+
+
+@dataclass(frozen=True)
+class Round:
+    id: int
+    number: int
+    state: RoundState
+    model_version: str
+    fools: int = 0
+    attempts: int = 0
+
+    def public(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "number": self.number,
+            "state": str(self.state),
+            "model_version": self.model_version,
+            "fools": self.fools,
+            "attempts": self.attempts,
+        }
+
+
+@dataclass(frozen=True)
+class NewAttempt:
+    player_id: int
+    round_id: int
+    strokes_json: str | None
+    png: bytes | None
+    image: bytes  # the 28×28 float32 input the model saw, little-endian, row-major
+    label: int
+    predicted: int
+    probs: list[float]
+    model_version: str
+
+    @property
+    def fooled(self) -> bool:
+        """A mismatch is only a claim until other players confirm it."""
+        return self.predicted != self.label
+
+
+class Repository(ABC):
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    async def ping(self) -> None:
+        """Raise if storage cannot answer a trivial query."""
+
+    # Players
+    @abstractmethod
+    async def create_player(self, name: str, name_key: str, token_hash: str) -> Player:
+        """Raise `NameTaken` if `name_key` is used."""
+
+    @abstractmethod
+    async def player_by_token_hash(self, token_hash: str) -> Player | None: ...
+
+    # Rounds
+    @abstractmethod
+    async def rounds(self) -> list[Round]:
+        """Every round, newest first, with counts."""
+
+    @abstractmethod
+    async def round(self, round_id: int) -> Round | None: ...
+
+    @abstractmethod
+    async def create_round(self, model_version: str, open_now: bool = False) -> Round:
+        """A new round numbered after the last one: scheduled, or open (closing the open one)."""
+
+    @abstractmethod
+    async def move_round(self, round_id: int, expected: RoundState, target: RoundState) -> Round:
+        """Change one round's state if it is still `expected`, else raise `RoundChanged`.
+        Opening a round moves any other open round to closing, in the same transaction."""
+
+    # Attempts
+    @abstractmethod
+    async def add_attempt(self, attempt: NewAttempt) -> int:
+        """Store a submission (and its pending claim when the model was fooled); return its id.
+        Raise `RoundNotOpen` if the round no longer accepts submissions."""

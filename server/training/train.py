@@ -1,0 +1,224 @@
+"""The training loop: seed architecture, AdamW with a one-cycle schedule, affine jitter.
+
+The seed article trained `MNIST_Model` with plain SGD to 89%. The same network reaches 99%+ in a
+few minutes on 2 CPU cores with: AdamW and OneCycleLR, batches of 128, channels-last memory
+layout (about twice as fast for these small convolutions on CPU), tensors held in memory, and
+small affine jitter so the model sees digits slightly off-centre, rotated and resized, as
+drawings on a canvas are.
+
+Training is reproducible: the same seed, data and thread count give the same weights.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from server.mnist import Mnist
+from server.training.data import Jitter, TrainingSet, images_to_tensor
+from server.training.model import Classifier
+
+
+@dataclass(frozen=True)
+class ExtraExample:
+    """A drawing to train on besides MNIST: [28,28] float32 in [0,1], white ink on black."""
+
+    image: np.ndarray
+    label: int
+    weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        shape = np.shape(self.image)
+        if shape != (28, 28):
+            raise ValueError(f"extra example image must be [28,28], got {list(shape)}")
+        if not 0 <= int(self.label) <= 9:
+            raise ValueError(f"extra example label must be a digit 0..9, got {self.label}")
+        if not (math.isfinite(self.weight) and self.weight >= 0):
+            raise ValueError(f"extra example weight must be finite and >= 0, got {self.weight}")
+        pixels = np.asarray(self.image, dtype=np.float32)
+        if not (np.isfinite(pixels).all() and pixels.min() >= 0 and pixels.max() <= 1):
+            raise ValueError("extra example pixels must be in [0, 1]")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 15
+    batch_size: int = 128
+    lr: float = 0.01  # the peak of the one-cycle schedule
+    weight_decay: float = 1e-4
+    seed: int = 0
+    train_limit: int | None = None  # use only the first N MNIST training images
+    test_limit: int | None = None  # evaluate on the first N MNIST test images
+    threads: int | None = 2  # torch intra-op threads; None leaves torch's default
+    augment: bool = True
+    extra_oversample: float = 20.0  # draws per epoch of each extra example, per unit of weight
+    show_progress: bool = True  # the tqdm bar on stderr
+
+    def __post_init__(self) -> None:
+        positive = [self.epochs, self.batch_size, self.lr]
+        positive += [v for v in (self.train_limit, self.test_limit, self.threads) if v is not None]
+        if min(positive) <= 0 or not self.extra_oversample >= 0:
+            raise ValueError(f"invalid training configuration: {self}")
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress report. `step` and `steps` count batches over the whole run."""
+
+    epoch: int  # 1-based
+    epochs: int
+    step: int
+    steps: int
+    loss: float  # mean training loss over the epoch so far
+    accuracy: float  # training accuracy (on jittered batches) over the epoch so far
+    eta_seconds: float
+
+
+@dataclass
+class TrainResult:
+    model: Classifier  # in eval mode
+    test_accuracy: float
+    counts: dict[str, int]  # mnist_train, extra, mnist_test
+
+
+ProgressCallback = Callable[[Progress], None]
+PROGRESS_INTERVAL_SECONDS = 0.5
+
+
+def train(
+    mnist: Mnist,
+    config: TrainConfig,
+    *,
+    extra: Iterable[ExtraExample] = (),
+    init_weights: Path | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> TrainResult:
+    """Train `Classifier` on MNIST (+ extras), from scratch or from `init_weights`."""
+    extra = list(extra)
+    train_n = len(mnist.train_labels) if config.train_limit is None else config.train_limit
+    data = TrainingSet.build(
+        mnist.train_images[:train_n],
+        mnist.train_labels[:train_n],
+        [e.image for e in extra],
+        [e.label for e in extra],
+        [e.weight for e in extra],
+    )
+    with _threads(config.threads):
+        torch.manual_seed(config.seed)
+        generator = torch.Generator().manual_seed(config.seed)
+        model = Classifier()
+        if init_weights is not None:
+            model.load_state_dict(torch.load(init_weights, weights_only=True))
+        model = model.to(memory_format=torch.channels_last)
+
+        epoch_size = data.mnist_count + data.extra_draws(config.extra_oversample)
+        steps_per_epoch = math.ceil(epoch_size / config.batch_size)
+        optimizer = torch.optim.AdamW(
+            model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+        )
+        schedule = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=config.lr, total_steps=config.epochs * steps_per_epoch
+        )
+        jitter = Jitter() if config.augment else None
+        reporter = _Reporter(config, steps_per_epoch, on_progress)
+        model.train()
+        for epoch in range(1, config.epochs + 1):
+            order = data.epoch_order(config.extra_oversample, generator)
+            for batch in order.split(config.batch_size):
+                images = data.images[batch]
+                if jitter is not None:
+                    images = jitter(images)
+                images = images.contiguous(memory_format=torch.channels_last)
+                labels = data.labels[batch]
+                log_probs = model(images)
+                loss = F.nll_loss(log_probs, labels)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                correct = int((log_probs.argmax(1) == labels).sum())
+                reporter.step(epoch, loss.item() * len(batch), correct, len(batch))
+        reporter.close()
+        model = model.to(memory_format=torch.contiguous_format).eval()
+        test_n = len(mnist.test_labels) if config.test_limit is None else config.test_limit
+        accuracy = evaluate(model, mnist.test_images[:test_n], mnist.test_labels[:test_n])
+    counts = {"mnist_train": data.mnist_count, "extra": len(extra), "mnist_test": test_n}
+    return TrainResult(model=model, test_accuracy=accuracy, counts=counts)
+
+
+@torch.no_grad()
+def evaluate(model: Classifier, images: np.ndarray, labels: np.ndarray) -> float:
+    """Accuracy of `model` on uint8 [N,28,28] images (or float in [0,1])."""
+    model.eval()
+    predicted = torch.cat(
+        [model(chunk).argmax(1) for chunk in images_to_tensor(images).split(1000)]
+    )
+    return float((predicted == torch.from_numpy(np.asarray(labels)).long()).float().mean())
+
+
+class _Reporter:
+    """Running loss/accuracy per epoch → tqdm bar and (at most twice a second) the callback."""
+
+    def __init__(
+        self, config: TrainConfig, steps_per_epoch: int, on_progress: ProgressCallback | None
+    ) -> None:
+        self.epochs = config.epochs
+        self.steps = config.epochs * steps_per_epoch
+        self.steps_per_epoch = steps_per_epoch
+        self.on_progress = on_progress
+        self.bar = tqdm(total=self.steps, disable=not config.show_progress, unit="step")
+        self.started = time.monotonic()
+        self.last_report = -math.inf
+        self.done = 0
+        self.loss_sum = self.correct = self.seen = 0.0
+
+    def step(self, epoch: int, loss_sum: float, correct: int, seen: int) -> None:
+        if self.done % self.steps_per_epoch == 0:
+            self.loss_sum = self.correct = self.seen = 0.0
+        self.done += 1
+        self.loss_sum += loss_sum
+        self.correct += correct
+        self.seen += seen
+        end_of_epoch = self.done % self.steps_per_epoch == 0
+        now = time.monotonic()
+        if not end_of_epoch and now - self.last_report < PROGRESS_INTERVAL_SECONDS:
+            return
+        self.last_report = now
+        elapsed = now - self.started
+        progress = Progress(
+            epoch=epoch,
+            epochs=self.epochs,
+            step=self.done,
+            steps=self.steps,
+            loss=self.loss_sum / self.seen,
+            accuracy=self.correct / self.seen,
+            eta_seconds=elapsed / self.done * (self.steps - self.done),
+        )
+        self.bar.set_description(f"epoch {epoch}/{self.epochs}")
+        self.bar.set_postfix(loss=f"{progress.loss:.4f}", acc=f"{progress.accuracy:.4f}")
+        self.bar.update(self.done - self.bar.n)
+        if self.on_progress is not None:
+            self.on_progress(progress)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+@contextmanager
+def _threads(threads: int | None) -> Iterator[None]:
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

@@ -1,0 +1,77 @@
+"""Rule settings: packaged defaults, deployment overrides, and clear refusals."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+
+from game_rules.settings import RuleSettings, SettingsError, load_settings, with_changes
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "rules.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_defaults_load_and_are_frozen() -> None:
+    s = load_settings()
+    assert isinstance(s, RuleSettings)
+    assert s.consensus.min_trusted_voters >= 1
+    assert s.consensus.reject_threshold < s.consensus.verify_threshold
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.consensus.vote_cap = 100  # type: ignore[misc]
+
+
+def test_override_changes_only_the_given_keys(tmp_path: Path) -> None:
+    base = load_settings()
+    s = load_settings(write(tmp_path, "[consensus]\nvote_cap = 12\n[gold]\nrate = 0.3\n"))
+    assert s.consensus.vote_cap == 12
+    assert s.gold.rate == 0.3
+    assert s.scoring == base.scoring
+    assert s.consensus.verify_threshold == base.consensus.verify_threshold
+
+
+def test_an_int_is_accepted_where_a_number_belongs(tmp_path: Path) -> None:
+    s = load_settings(write(tmp_path, "[leaderboard]\npush_interval_seconds = 2\n"))
+    assert s.leaderboard.push_interval_seconds == 2.0
+    assert isinstance(s.leaderboard.push_interval_seconds, float)
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("[consensus]\nvote_kap = 3\n", "consensus.vote_kap"),
+        ("[consensuss]\nvote_cap = 3\n", "consensuss"),
+        ("top_level = 1\n", "top_level"),
+        ('[consensus]\nvote_cap = "nine"\n', "consensus.vote_cap"),
+        ("[consensus]\nvote_cap = 9.5\n", "consensus.vote_cap"),
+        ("[consensus]\nvote_cap = true\n", "consensus.vote_cap"),
+        ("[retrain]\nauto_open_next_round = 1\n", "retrain.auto_open_next_round"),
+        ("consensus = 3\n", "consensus"),
+        ("[consensus]\nverify_threshold = 1.5\n", "consensus.verify_threshold"),
+        ("[consensus]\nreject_threshold = 0.995\n", "consensus.reject_threshold"),
+        ("[scoring]\nrejected_penalty = -3\n", "scoring.rejected_penalty"),
+        ("[consensus]\nvote_cap = 2\n", "consensus.vote_cap"),
+    ],
+)
+def test_bad_override_is_refused_naming_the_key(tmp_path: Path, text: str, named: str) -> None:
+    with pytest.raises(SettingsError, match=re.escape(f"'{named}'")):
+        load_settings(write(tmp_path, text))
+
+
+def test_invalid_toml_and_missing_file_are_clear(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="not valid TOML"):
+        load_settings(write(tmp_path, "[consensus\nvote_cap = 3"))
+    with pytest.raises(SettingsError, match="cannot read"):
+        load_settings(tmp_path / "missing.toml")
+
+
+def test_with_changes_validates_too() -> None:
+    s = with_changes(load_settings(), consensus={"vote_cap": 20})
+    assert s.consensus.vote_cap == 20
+    with pytest.raises(SettingsError, match=r"consensus\.nope"):
+        with_changes(s, consensus={"nope": 1})

@@ -1,0 +1,34 @@
+"""Fixtures for the integration tests: a data directory with a model, and a running server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from live_server import ADMIN_TOKEN, LinearModelFactory, ThreadServer, add_model
+
+from server.limits import Limits
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, linear_onnx_model: LinearModelFactory) -> Path:
+    """A data directory with one model, v1, and nothing else."""
+    root = tmp_path / "data"
+    root.mkdir()
+    add_model(root, "v1", linear_onnx_model(seed=1))
+    return root
+
+
+@pytest.fixture
+def limits() -> Limits:
+    return Limits()
+
+
+@pytest.fixture
+def server(
+    data_dir: Path, limits: Limits, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[ThreadServer]:
+    monkeypatch.setenv("FTM_ADMIN_TOKEN", ADMIN_TOKEN)
+    with ThreadServer(data_dir, limits) as running:
+        yield running

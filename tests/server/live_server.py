@@ -1,0 +1,214 @@
+"""Helpers for the integration tests: a real game server (uvicorn on an ephemeral port, in a
+thread of this process or as a child process that a test can kill -9) and real websocket clients."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from websockets.asyncio.client import ClientConnection, connect
+
+from server.app import create_app
+from server.config import DataLayout
+from server.limits import Limits
+from server.models import ModelCard, now_iso, sha256_file, write_card
+
+REPO = Path(__file__).resolve().parents[2]
+
+LinearModelFactory = Callable[..., Path]
+ADMIN_TOKEN = "test-admin-token"
+REPLY_TIMEOUT = 10.0
+
+# Drawings in canvas pixels.
+ONE = {"strokes": [[[50, 10], [52, 90]]]}
+SEVEN = {"strokes": [[[10, 10], [90, 10], [40, 95]]]}
+ZERO = {"strokes": [[[50, 10], [85, 50], [50, 90], [15, 50], [50, 10]]]}
+
+
+def add_model(data_dir: Path, version: str, onnx_file: Path) -> Path:
+    """Install `onnx_file` as model `version` of the data directory, with its card."""
+    layout = DataLayout(data_dir)
+    layout.models_dir.mkdir(parents=True, exist_ok=True)
+    path = layout.model_path(version)
+    shutil.copyfile(onnx_file, path)
+    card = ModelCard(
+        version=version,
+        sha256=sha256_file(path),
+        created=now_iso(),
+        architecture="linear (test)",
+        parent=None,
+        training={},
+        mnist_test_accuracy=0.0,
+    )
+    write_card(card, layout.model_card_path(version))
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def row_counts(data_dir: Path) -> dict[str, int]:
+    with sqlite3.connect(DataLayout(data_dir).database) as db:
+        return {
+            table: db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            for table in ("players", "rounds", "attempts", "claims")
+        }
+
+
+class ThreadServer:
+    """uvicorn serving `create_app(data_dir)` in a background thread of this process."""
+
+    def __init__(self, data_dir: Path, limits: Limits, origins: tuple[str, ...] = ()) -> None:
+        self.data_dir = data_dir
+        self.app = create_app(data_dir, limits, origins)
+        config = uvicorn.Config(
+            self.app,
+            host="127.0.0.1",
+            port=0,
+            ws_max_size=limits.max_message_bytes,
+            ws_per_message_deflate=False,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> ThreadServer:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.02)
+        self.port = self.server.servers[0].sockets[0].getsockname()[1]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+
+class ProcessServer:
+    """`fool-the-model serve` as a child process, so a test can kill -9 it."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ProcessServer:
+        env = {**os.environ, "FTM_ADMIN_TOKEN": ADMIN_TOKEN, "PYTHONPATH": str(REPO)}
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "server.cli",
+                "--data-dir",
+                str(self.data_dir),
+                "serve",
+                "--port",
+                str(self.port),
+            ],
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{self.http}/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the server process did not start")
+            time.sleep(0.1)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()  # SIGKILL: no shutdown code runs
+        self.process.wait(timeout=30)
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+
+class Client:
+    """A websocket player that speaks JSON and skips pushes it is not waiting for."""
+
+    def __init__(self, connection: ClientConnection) -> None:
+        self.connection = connection
+        self.pushes: list[dict[str, Any]] = []
+
+    async def send(self, message: dict[str, Any] | str) -> None:
+        await self.connection.send(message if isinstance(message, str) else json.dumps(message))
+
+    async def recv(self) -> dict[str, Any]:
+        raw = await asyncio.wait_for(self.connection.recv(), REPLY_TIMEOUT)
+        message: dict[str, Any] = json.loads(raw)
+        return message
+
+    async def reply(self, *types: str) -> dict[str, Any]:
+        """The next message of one of `types` (or an error); pushes in between are kept."""
+        while True:
+            message = await self.recv()
+            if message["type"] in (*types, "error"):
+                return message
+            self.pushes.append(message)
+
+    async def request(self, message: dict[str, Any] | str, *types: str) -> dict[str, Any]:
+        await self.send(message)
+        return await self.reply(*types)
+
+    async def alive(self) -> bool:
+        pong = await self.request({"type": "ping", "id": "alive?"}, "pong")
+        return pong == {"type": "pong", "id": "alive?"}
+
+    async def close(self) -> None:
+        await self.connection.close()
+
+
+async def open_client(url: str, **kwargs: Any) -> Client:
+    return Client(await connect(url, **kwargs))
+
+
+async def join(url: str, name: str) -> tuple[Client, dict[str, Any]]:
+    client = await open_client(url)
+    welcome = await client.request({"type": "hello", "v": 1, "name": name}, "welcome")
+    assert welcome["type"] == "welcome", welcome
+    return client, welcome
+
+
+def admin_headers(token: str = ADMIN_TOKEN) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

@@ -1,0 +1,86 @@
+"""The SQLite repository on its own: migrations, pragmas, constraints, one transaction per write."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from game_rules.rounds import RoundState
+from server.storage import (
+    NameTaken,
+    NewAttempt,
+    RoundChanged,
+    RoundNotOpen,
+    SqliteRepository,
+    open_repository,
+)
+from server.storage.migrations import MIGRATIONS
+
+
+def attempt(player_id: int, round_id: int, label: int, predicted: int) -> NewAttempt:
+    return NewAttempt(
+        player_id=player_id,
+        round_id=round_id,
+        strokes_json="[[[0,0],[1,1]]]",
+        png=None,
+        image=bytes(28 * 28 * 4),
+        label=label,
+        predicted=predicted,
+        probs=[0.1] * 10,
+        model_version="v1",
+    )
+
+
+async def test_migrations_apply_once_and_set_the_pragmas(tmp_path: Path) -> None:
+    path = tmp_path / "game.sqlite3"
+    repo = await open_repository(path)
+    await repo.close()
+    repo = await open_repository(path)  # a second open applies nothing twice
+    assert isinstance(repo, SqliteRepository)
+    await repo.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(len(MIGRATIONS),)]
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+async def test_writes_are_checked_and_atomic(tmp_path: Path) -> None:
+    path = tmp_path / "game.sqlite3"
+    repo = await open_repository(path)
+    try:
+        ada = await repo.create_player("Ada", "ada", "h1")
+        with pytest.raises(NameTaken):
+            await repo.create_player("ADA", "ada", "h2")
+        assert await repo.player_by_token_hash("h1") == ada
+        assert await repo.player_by_token_hash("h2") is None
+
+        first = await repo.create_round("v1", open_now=True)
+        second = await repo.create_round("v2")
+        assert (first.state, second.state) == (RoundState.OPEN, RoundState.SCHEDULED)
+
+        fooled = await repo.add_attempt(attempt(ada.id, first.id, label=7, predicted=1))
+        await repo.add_attempt(attempt(ada.id, first.id, label=7, predicted=7))
+        with pytest.raises(RoundNotOpen):
+            await repo.add_attempt(attempt(ada.id, second.id, label=7, predicted=1))
+        with pytest.raises(sqlite3.IntegrityError):  # foreign keys are enforced
+            await repo.add_attempt(attempt(999, first.id, label=7, predicted=1))
+
+        # Opening round 2 moves round 1 to closing in the same transaction.
+        opened = await repo.move_round(second.id, RoundState.SCHEDULED, RoundState.OPEN)
+        assert opened.state is RoundState.OPEN
+        with pytest.raises(RoundChanged):
+            await repo.move_round(second.id, RoundState.SCHEDULED, RoundState.OPEN)
+        states = {r.number: r.state for r in await repo.rounds()}
+        assert states == {1: RoundState.CLOSING, 2: RoundState.OPEN}
+        assert (await repo.round(first.id)).attempts == 2  # type: ignore[union-attr]
+    finally:
+        await repo.close()
+
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT attempt_id, state FROM claims").fetchall() == [
+            (fooled, "pending")
+        ]
+        assert db.execute("SELECT count(*) FROM attempts").fetchone() == (2,)
+        with pytest.raises(sqlite3.IntegrityError):  # never two open rounds
+            db.execute("UPDATE rounds SET state = 'open'")

@@ -1,0 +1,144 @@
+"""The training loop on small slices: it learns, it is reproducible, extra examples count."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from server.mnist import Mnist
+from server.models import weights_path_for
+from server.training.data import Jitter, TrainingSet
+from server.training.model import Classifier
+from server.training.train import ExtraExample, Progress, TrainConfig, evaluate, train
+
+TINY = {"train_limit": 500, "test_limit": 200, "epochs": 1, "batch_size": 64}
+
+
+def _config(**options: object) -> TrainConfig:
+    return TrainConfig(**{"show_progress": False, **options})  # type: ignore[arg-type]
+
+
+def _predict(model: Classifier, images: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        return model.eval()(torch.from_numpy(images).float().unsqueeze(1) / 255).argmax(1).numpy()
+
+
+def test_a_short_training_clearly_beats_chance(trained_model: Path, mnist: Mnist) -> None:
+    # the session's quick model: 4k images, 2 epochs of 63 steps, scored on 2k test images
+    import json
+
+    card = json.loads(trained_model.with_suffix(".json").read_text())
+    assert card["mnist_test_accuracy"] > 0.85
+    model = Classifier()
+    model.load_state_dict(torch.load(weights_path_for(trained_model), weights_only=True))
+    held_out = slice(5000, 7000)  # test images the card's score did not use
+    assert evaluate(model, mnist.test_images[held_out], mnist.test_labels[held_out]) > 0.85
+
+
+def test_same_seed_same_weights(mnist: Mnist) -> None:
+    first = train(mnist, _config(seed=3, **TINY)).model.state_dict()
+    second = train(mnist, _config(seed=3, **TINY)).model.state_dict()
+    other = train(mnist, _config(seed=4, **TINY)).model.state_dict()
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    assert not all(torch.equal(first[k], other[k]) for k in first)
+
+
+def test_progress_is_reported_to_the_callback(mnist: Mnist) -> None:
+    reports: list[Progress] = []
+    result = train(mnist, _config(**(TINY | {"epochs": 2})), on_progress=reports.append)
+
+    steps = 2 * 8  # 500 images in batches of 64, twice
+    assert reports[-1].step == reports[-1].steps == steps
+    assert [r.step for r in reports] == sorted(r.step for r in reports)
+    assert {r.epoch for r in reports} == {1, 2} and reports[-1].epochs == 2
+    assert any(r.step == 8 for r in reports)  # every epoch end is reported
+    assert all(0 <= r.accuracy <= 1 and r.loss > 0 and r.eta_seconds >= 0 for r in reports)
+    assert reports[-1].eta_seconds == 0
+    assert result.counts == {"mnist_train": 500, "extra": 0, "mnist_test": 200}
+
+
+def test_fine_tuning_on_extra_examples_learns_them(trained_model: Path, mnist: Mnist) -> None:
+    base_weights = weights_path_for(trained_model)
+    base = Classifier()
+    base.load_state_dict(torch.load(base_weights, weights_only=True))
+    # eight test digits the base model reads correctly, taught with a wrong ("flipped") label
+    pool = mnist.test_images[:200]
+    correct = np.flatnonzero(_predict(base, pool) == mnist.test_labels[:200])[:8]
+    images, labels = pool[correct], mnist.test_labels[correct].astype(int)
+    flipped = (labels + 1) % 10
+    extra = [
+        ExtraExample(image / np.float32(255), int(label))
+        for image, label in zip(images, flipped, strict=True)
+    ]
+    config = _config(train_limit=500, epochs=4, lr=0.005, augment=False, extra_oversample=100)
+
+    tuned = train(mnist, config, extra=extra, init_weights=base_weights)
+    control = train(mnist, config, init_weights=base_weights)
+
+    assert tuned.counts["extra"] == 8
+    assert (_predict(tuned.model, images) == flipped).sum() >= 7
+    assert (_predict(control.model, images) == flipped).sum() <= 1
+
+
+def test_extra_examples_are_drawn_in_proportion_to_weight() -> None:
+    images = np.zeros((10, 28, 28), np.uint8)
+    blank = np.zeros((28, 28), np.float32)
+    data = TrainingSet.build(images, np.arange(10), [blank] * 3, [1, 2, 3], [1.0, 3.0, 0.0])
+    order = data.epoch_order(oversample=100, generator=torch.Generator().manual_seed(0))
+
+    assert sorted(order[order < 10].tolist()) == list(range(10))  # each MNIST digit once
+    drawn = np.bincount(order[order >= 10].numpy() - 10, minlength=3)
+    assert drawn.sum() == 400  # 100 draws per unit of weight
+    assert drawn[2] == 0  # weight 0: never drawn
+    assert 2.3 < drawn[1] / drawn[0] < 4.0
+
+
+def test_jitter_moves_pixels_but_keeps_shape_and_range() -> None:
+    torch.manual_seed(0)
+    batch = torch.zeros(40, 1, 28, 28)
+    batch[:, :, 10:18, 12:16] = 1.0
+    out = Jitter()(batch)
+    assert out.shape == batch.shape
+    assert out.min() >= 0 and out.max() <= 1
+    assert not torch.equal(out, batch)
+    assert (out - batch).abs().sum() < batch.sum() * 2  # a jitter, not a different picture
+
+
+@pytest.mark.parametrize(
+    ("image", "label", "weight", "complaint"),
+    [
+        (np.zeros((27, 28)), 1, 1.0, r"\[28,28\]"),
+        (np.zeros((28, 28)), 10, 1.0, "digit"),
+        (np.zeros((28, 28)), -1, 1.0, "digit"),
+        (np.zeros((28, 28)), 1, -1.0, "weight"),
+        (np.zeros((28, 28)), 1, float("nan"), "weight"),
+        (np.full((28, 28), 255.0), 1, 1.0, r"\[0, 1\]"),
+        (np.full((28, 28), np.nan), 1, 1.0, r"\[0, 1\]"),
+    ],
+)
+def test_malformed_extra_examples_are_refused(
+    image: np.ndarray, label: int, weight: float, complaint: str
+) -> None:
+    with pytest.raises(ValueError, match=complaint):
+        ExtraExample(image, label, weight)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"epochs": 0},
+        {"batch_size": 0},
+        {"lr": 0.0},
+        {"lr": -1.0},
+        {"train_limit": 0},
+        {"test_limit": -5},
+        {"threads": 0},
+        {"extra_oversample": -1.0},
+    ],
+)
+def test_invalid_configurations_are_refused(bad: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match="invalid training configuration"):
+        TrainConfig(**bad)  # type: ignore[arg-type]
