@@ -1,6 +1,6 @@
 """Learning evidence: does one round of retraining make the model harder to fool?
 
-    .venv/bin/python bench/learning.py [--data-dir data] [--epochs 3] [--threads 2]
+    .venv/bin/python bench/learning.py [--data-dir data] [--epochs 4] [--threads 2]
 
 1. Takes the round-0 model (the newest in DATA/models; trains one with `ensure-model` if none).
 2. Builds drawings that fool it, as players would: MNIST digits rotated, sheared, squashed,
@@ -208,9 +208,9 @@ def scratch_copy(data_dir: Path, card: ModelCard, root: Path) -> DataLayout:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--candidates", type=int, default=5000, help="drawings to try")
-    parser.add_argument("--keep", type=int, default=2000, help="fooling drawings to keep at most")
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--candidates", type=int, default=8000, help="drawings to try")
+    parser.add_argument("--keep", type=int, default=4000, help="fooling drawings to keep at most")
+    parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--lr", type=float, default=None, help="peak learning rate")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)

@@ -20,6 +20,7 @@ from starlette.routing import Route
 
 from game_rules.rounds import RoundState
 from server.config import DataLayout
+from server.consensus_api import admin_routes
 from server.game import Game, RoundError
 
 ADMIN_TOKEN_ENV = "FTM_ADMIN_TOKEN"
@@ -99,6 +100,7 @@ class AdminApi:
             Route("/api/admin/rounds", g(self.create_round), methods=["POST"]),
             Route("/api/admin/rounds/{id:int}/open", g(self.open_round), methods=["POST"]),
             Route("/api/admin/rounds/{id:int}/close", g(self.close_round), methods=["POST"]),
+            *admin_routes(g, lambda: self.game),
         ]
 
     async def list_rounds(self, request: Request) -> Response:

@@ -26,8 +26,11 @@ from starlette.websockets import WebSocket
 
 from server.admin import AdminApi, load_admin_token
 from server.config import DataLayout
+from server.consensus_api import public_routes
 from server.game import Game, StartupError
 from server.hub import Hub
+from server.learning import Learning, LearningSettings, load_rules
+from server.learning_api import LearningApi
 from server.limits import Limits
 from server.logs import configure_logging
 from server.metrics import Metrics
@@ -61,10 +64,16 @@ class Server:
         self.hub = Hub(self.metrics)
         self.game: Game | None = None
         self.admin = AdminApi()
+        self.learning_api = LearningApi(self.admin)
         self.startup_error: str | None = None
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        try:
+            learning_settings = LearningSettings.from_env(load_rules())
+        except ValueError as error:
+            self.startup_error = str(error)
+            raise
         repo = await open_repository(self.layout.database)
         game = Game(self.layout, repo, self.hub, self.metrics)
         try:
@@ -75,6 +84,9 @@ class Server:
             raise
         self.game = game
         self.admin.attach(game, load_admin_token(self.layout))
+        learning = Learning(game, learning_settings)
+        await learning.start()
+        self.learning_api.learning = learning
         log.info(
             "serving",
             extra={
@@ -85,6 +97,7 @@ class Server:
         try:
             yield
         finally:
+            await learning.stop()
             await game.stop()
             await repo.close()
 
@@ -141,7 +154,9 @@ def create_app(
         Route("/metrics", server.metrics_endpoint),
         Route("/api/round", server.current_round),
         Route("/api/rounds", server.rounds),
+        *public_routes(lambda: server.game),
         *server.admin.routes(),
+        *server.learning_api.routes(),
         Mount("/", StaticFiles(directory=STATIC_DIR, html=True, check_dir=False)),
     ]
     app = Starlette(routes=routes, lifespan=server.lifespan)

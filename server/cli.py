@@ -51,6 +51,24 @@ def _serve(args: argparse.Namespace) -> int:
     return serve_command(args, resolve_data_dir(args.data_dir))
 
 
+def _export(args: argparse.Namespace) -> int:
+    from server.learning_cli import export_command
+
+    return export_command(args, resolve_data_dir(args.data_dir))
+
+
+def _models(args: argparse.Namespace) -> int:
+    from server.learning_cli import models_command
+
+    return models_command(args, resolve_data_dir(args.data_dir))
+
+
+def _rounds(args: argparse.Namespace) -> int:
+    from server.learning_cli import rounds_command
+
+    return rounds_command(args, resolve_data_dir(args.data_dir))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fool-the-model",
@@ -71,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("fetch-data", _fetch_data, "download (once) and cache MNIST in the data directory")
 
     p = add("train", _train, "train the CNN on MNIST (plus verified drawings) and export ONNX")
-    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: 6)")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: 15)")
     p.add_argument("--quick", action="store_true", help="a small slice and one short epoch")
     p.add_argument("--seed", type=int, default=0, help="random seed (training is reproducible)")
     p.add_argument("--output", help="ONNX file to write (default: the next version in DATA/models)")
@@ -88,6 +106,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("serve", _serve, "serve the game over HTTP and websockets")
     p.add_argument("--host", default=None, help="bind address (default: $FTM_HOST or 127.0.0.1)")
     p.add_argument("--port", type=int, default=None, help="port (default: $FTM_PORT or 8000)")
+
+    p = add("export", _export, "export the drawings as a dataset (imagefolder, NDJSON, NumPy)")
+    p.add_argument("--out", required=True, help="a new directory to write the export into")
+    p.add_argument(
+        "--format",
+        choices=["imagefolder", "ndjson", "numpy", "all"],
+        default="all",
+        help="imagefolder: PNGs + metadata.jsonl; ndjson: strokes; numpy: arrays.npz",
+    )
+    p.add_argument("--round", type=int, action="append", help="only this round (repeatable)")
+    p.add_argument(
+        "--outcome",
+        action="append",
+        help="only this outcome (repeatable): verified, relabelled, pending, model_won, …",
+    )
+
+    add("models", _models, "the model registry with each version's metrics, as a table")
+    add("rounds", _rounds, "every round with attempts, claims, verified fools, MER and vMER")
     return parser
 
 

@@ -53,3 +53,13 @@ class DataLayout:
     @property
     def exports_dir(self) -> Path:
         return self.root / "exports"
+
+    @property
+    def rules_file(self) -> Path:
+        """Optional game-rule overrides (game_rules/defaults.toml names); `$FTM_RULES` wins."""
+        return self.root / "rules.toml"
+
+    @property
+    def anonymise_salt(self) -> Path:
+        """The secret behind anonymised player ids in exports (created on first use)."""
+        return self.root / "anonymise_salt"

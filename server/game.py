@@ -18,11 +18,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from game_rules.rounds import RoundState, accepts_submissions, transition
+from game_rules.settings import SettingsError
 from server.config import DataLayout
 from server.hub import Hub
 from server.inference import ModelError, Overloaded, Predictor
 from server.metrics import Metrics
-from server.models import latest_model
+from server.models import latest_model, list_models, may_serve
 from server.players import NameInvalid, clean_name, hash_token, name_key, new_token
 from server.preprocess import MAX_PNG_BYTES, DrawingError, png_to_image, strokes_to_image
 from server.protocol import Drawing, PngDrawing, ProtocolError, rounded
@@ -35,6 +36,7 @@ from server.storage import (
     RoundChanged,
     RoundNotOpen,
 )
+from server.validation import Validation
 
 log = logging.getLogger(__name__)
 
@@ -89,9 +91,15 @@ class Game:
         self.predictor: Predictor | None = None
         self.round: Round | None = None  # the open round, else the newest one
         self._rounds_lock = asyncio.Lock()
-        # Rendering costs about a millisecond of CPU per drawing. One thread does all of it, so
-        # the event loop stays free for I/O, replies and commits even when renders fall behind.
-        self._renderer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="render")
+        self.validation = Validation(layout, repo, lambda: self.round.id if self.round else None)
+        # Rendering costs about a millisecond of CPU per drawing, much of it outside the GIL
+        # (Pillow, numpy). Threads do it so the event loop stays free for I/O, replies and
+        # commits even when renders fall behind; submissions have their own thread so they never
+        # wait behind a crowd of live guesses.
+        self._renderers = {
+            "live": ThreadPoolExecutor(max_workers=2, thread_name_prefix="render-live"),
+            "submit": ThreadPoolExecutor(max_workers=1, thread_name_prefix="render-submit"),
+        }
 
     # Lifecycle
 
@@ -113,10 +121,15 @@ class Game:
                 f"Round {self.round.number} is bound to model {self.round.model_version}, "
                 f"but {path} is missing: restore it, or run `fool-the-model ensure-model`."
             )
+        try:
+            await self.validation.start()
+        except SettingsError as error:
+            raise StartupError(f"Bad game rules: {error}") from None
         self.predictor = Predictor(path, self.round.model_version)
         try:
             await self.predictor.start()
         except ModelError as error:
+            await self.validation.stop()
             raise StartupError(f"Cannot serve {path}: {error}") from None
 
     @property
@@ -125,9 +138,11 @@ class Game:
         return self.predictor.version if self.predictor else None
 
     async def stop(self) -> None:
+        await self.validation.stop()
         if self.predictor is not None:
             await self.predictor.close()
-        self._renderer.shutdown(wait=False, cancel_futures=True)
+        for renderer in self._renderers.values():
+            renderer.shutdown(wait=False, cancel_futures=True)
 
     async def current_round(self) -> Round | None:
         """The current round with fresh counts."""
@@ -160,14 +175,15 @@ class Game:
 
     # Drawings
 
-    async def render(self, drawing: Drawing) -> Rendered:
-        """The drawing as the model's 28×28 input."""
+    async def render(self, drawing: Drawing, kind: str) -> Rendered:
+        """The drawing as the model's 28×28 input; `kind` is "live" or "submit"."""
         loop = asyncio.get_running_loop()
+        renderer = self._renderers[kind]
         try:
             if isinstance(drawing, PngDrawing):
                 png = _decode_png(drawing.png)
-                return Rendered(await loop.run_in_executor(self._renderer, png_to_image, png), png)
-            image = await loop.run_in_executor(self._renderer, strokes_to_image, drawing.strokes)
+                return Rendered(await loop.run_in_executor(renderer, png_to_image, png), png)
+            image = await loop.run_in_executor(renderer, strokes_to_image, drawing.strokes)
             return Rendered(image, None)
         except DrawingError as error:
             raise ProtocolError(error.code, str(error)) from None
@@ -175,7 +191,7 @@ class Game:
     async def guess(self, drawing: Drawing, kind: str = "live") -> tuple[Guess, Rendered]:
         assert self.predictor is not None, "Game.start() first"
         started = time.perf_counter()
-        rendered = await self.render(drawing)
+        rendered = await self.render(drawing, kind)
         try:
             prediction = await self.predictor.predict(rendered.image)
         except Overloaded:
@@ -236,6 +252,9 @@ class Game:
                 model_version = card.version
             if not self.layout.model_path(model_version).exists():
                 raise RoundError(f"No model {model_version!r} in {self.layout.models_dir}.")
+            card = next((c for c in list_models(self.layout) if c.version == model_version), None)
+            if card is not None and not may_serve(card):
+                raise RoundError(f"{model_version} failed the gate and may not serve.")
             created = await self.repo.create_round(model_version)
         return await self.move_round(created.id, RoundState.OPEN) if open_now else created
 

@@ -164,8 +164,14 @@ def list_models(layout: DataLayout) -> list[ModelCard]:
     return cards
 
 
+def may_serve(card: ModelCard) -> bool:
+    """A candidate the gate refused never serves; a card without a verdict (bootstrap) may."""
+    return card.gate.get("passed") is not False
+
+
 def latest_model(layout: DataLayout) -> ModelCard | None:
-    models = list_models(layout)
+    """The newest model that may serve."""
+    models = [card for card in list_models(layout) if may_serve(card)]
     return models[-1] if models else None
 
 

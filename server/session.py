@@ -140,6 +140,7 @@ class Session:
             pass
         finally:
             self.hub.remove(self.connection)
+            self.game.validation.disconnect(self.connection)
             await self.live.stop()
             await self.submissions.stop()
             await self.connection.finish()
@@ -205,14 +206,12 @@ class Session:
             self.connection.send({"type": "pong", "id": message.id})
             return
         if isinstance(message, Leaderboard):
-            # Scores arrive with the consensus phase; until then every board is empty.
-            board: dict[str, Any] = {
-                "type": "leaderboard",
-                "id": message.id,
-                "board": message.board,
-            }
-            round_id = self.game.round.id if self.game.round else None
-            self.connection.send({**board, "round_id": round_id, "top": [], "you": None})
+            boards = self.game.validation.boards
+            player_id = self.player.id if self.player else None
+            boards.subscribe(self.connection, message.board, player_id)
+            await boards.refresh()
+            snapshot = boards.snapshot(message.board, player_id)
+            self.connection.send({"type": "leaderboard", "id": message.id, **snapshot})
             return
         if self.player is None:
             raise ProtocolError("spectator", "Spectators can watch but not play.", message.id)
@@ -225,10 +224,12 @@ class Session:
             ):
                 raise ProtocolError("rate_limited", "Too many submissions waiting; slow down.")
         elif isinstance(message, Task):
-            # Validation tasks arrive with the consensus phase.
-            self.connection.send({"type": "no_task", "id": message.id})
+            task = await self.game.validation.task(self.player)
+            reply = {"type": "task", **task} if task else {"type": "no_task"}
+            self.connection.send({**reply, "id": message.id})
         elif isinstance(message, Vote):
-            raise ProtocolError("unknown_task", "There is no such task.", message.id)
+            await self.game.validation.vote(self.player, message.task_id, message.answer)
+            self.connection.send({"type": "voted", "id": message.id, "task_id": message.task_id})
 
     async def hello(self, message: Hello) -> None:
         if self.joined:
@@ -263,6 +264,13 @@ class Session:
         }
         if token is not None:
             welcome["token"] = token
+        if self.player is not None:
+            # Scores and the outcomes of their claims, so a returning drawer misses nothing.
+            validation = self.game.validation
+            validation.connect(self.player.id, self.connection)
+            await validation.boards.refresh()
+            welcome["stats"] = validation.boards.stats(self.player.id)
+            welcome["claims"] = await validation.history(self.player.id)
         how = "spectates" if self.player is None else "joined" if token else "resumed"
         log.info(how, extra={"player": self.player.id if self.player else None})
         self.connection.send(welcome)

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
+
+if TYPE_CHECKING:
+    from server.mnist import Mnist
 
 REPO = Path(__file__).resolve().parent.parent
 # The MNIST cache is shared with `make run` so a test session never downloads it twice.
@@ -58,7 +62,7 @@ def linear_onnx_model(tmp_path: Path) -> LinearModelFactory:
 
 
 @pytest.fixture(scope="session")
-def mnist():  # -> server.mnist.Mnist
+def mnist() -> Mnist:
     """The real MNIST from the shared data directory (downloaded once, then cached)."""
     from server.mnist import load_mnist
 
@@ -66,17 +70,16 @@ def mnist():  # -> server.mnist.Mnist
 
 
 @pytest.fixture(scope="session")
-def trained_model(tmp_path_factory: pytest.TempPathFactory, mnist) -> Path:
-    """An ONNX model that reads digits (~95% on MNIST test), its card `v1.json` beside it.
+def trained_model(tmp_path_factory: pytest.TempPathFactory, mnist: Mnist) -> Path:
+    """An ONNX model that reads digits (~93% on MNIST test), its card `v1.json` beside it.
 
-    A quick training (4k images, 2 epochs) through the real pipeline, built once per session.
+    A quick training (4k images, 3 epochs) through the real pipeline, built once per session;
+    `v1.pt` beside it holds the torch weights.
     """
     from server.training.pipeline import build_model
     from server.training.train import TrainConfig
 
     data_dir = tmp_path_factory.mktemp("trained-model")
-    config = TrainConfig(
-        epochs=2, batch_size=64, train_limit=4000, test_limit=2000, show_progress=False
-    )
+    config = TrainConfig(epochs=3, train_limit=4000, test_limit=2000, show_progress=False)
     card = build_model(data_dir, config, mnist=mnist)
     return data_dir / "models" / f"{card.version}.onnx"

@@ -6,9 +6,11 @@ Every method that writes is one transaction: it either happens completely or not
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 from game_rules.rounds import RoundState
+from server.storage.consensus import ConsensusStore
 
 
 class StorageError(Exception):
@@ -78,6 +80,15 @@ class Repository(ABC):
     @abstractmethod
     async def ping(self) -> None:
         """Raise if storage cannot answer a trivial query."""
+
+    # Consensus (tasks, votes, gold, reliability records, score events): server/storage/consensus.py
+    @abstractmethod
+    def consensus(self) -> AbstractAsyncContextManager[ConsensusStore]:
+        """One write transaction over the consensus tables: all of it commits, or none."""
+
+    @abstractmethod
+    def consensus_reads(self) -> ConsensusStore:
+        """Read-only consensus queries on the last committed state (never waits for writes)."""
 
     # Players
     @abstractmethod

@@ -70,4 +70,134 @@ MIGRATIONS: list[str] = [
         VALUES (NEW.id, NEW.round_id, NEW.created_at);
     END;
     """,
+    # 2: consensus — player status, reliability records, claim consensus, tasks, votes, gold,
+    #    score events (the rules' state objects are stored as their plain fields or JSON)
+    """
+    ALTER TABLE players ADD COLUMN status TEXT NOT NULL DEFAULT 'active'
+        CHECK (status IN ('active', 'quarantined', 'banned'));
+
+    -- claims.state: pending, verified, rejected_model_right, rejected_not_digit, relabelled,
+    -- disputed (game_rules.consensus.Outcome).
+    ALTER TABLE claims ADD COLUMN consensus TEXT;     -- Claim.to_dict() JSON, from the first vote
+    ALTER TABLE claims ADD COLUMN label INTEGER;      -- the settled answer (10 = not a digit)
+    ALTER TABLE claims ADD COLUMN votes INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE claims ADD COLUMN by_admin INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX claims_queue ON claims (state, votes, created_at);
+
+    CREATE TABLE voters (                             -- game_rules.reliability.Voter (no status)
+        player_id  INTEGER PRIMARY KEY REFERENCES players (id),
+        record     TEXT NOT NULL
+    );
+    CREATE TABLE drawers (                            -- game_rules.reliability.Drawer
+        player_id  INTEGER PRIMARY KEY REFERENCES players (id),
+        settled    INTEGER NOT NULL,
+        verified   INTEGER NOT NULL
+    );
+    CREATE TABLE pairs (                              -- game_rules.reliability.Pair
+        drawer_id  INTEGER NOT NULL REFERENCES players (id),
+        voter_id   INTEGER NOT NULL REFERENCES players (id),
+        votes      INTEGER NOT NULL,
+        agreed     INTEGER NOT NULL,
+        PRIMARY KEY (drawer_id, voter_id)
+    );
+
+    -- Gold: MNIST test digits (their 28x28 PNG here) and claims settled with high confidence.
+    CREATE TABLE gold (
+        id           INTEGER PRIMARY KEY,
+        mnist_index  INTEGER UNIQUE,
+        attempt_id   INTEGER UNIQUE REFERENCES attempts (id),
+        truth        INTEGER NOT NULL CHECK (truth BETWEEN 0 AND 10),
+        png          BLOB,
+        created_at   REAL NOT NULL,
+        CHECK ((mnist_index IS NULL) != (attempt_id IS NULL)),
+        CHECK (attempt_id IS NOT NULL OR png IS NOT NULL)
+    );
+
+    -- A task is issued to one player under a random id; it is either a claim or a gold item.
+    CREATE TABLE tasks (
+        id           TEXT PRIMARY KEY,
+        player_id    INTEGER NOT NULL REFERENCES players (id),
+        attempt_id   INTEGER REFERENCES claims (attempt_id),
+        gold_id      INTEGER REFERENCES gold (id),
+        issued_at    REAL NOT NULL,
+        answered_at  REAL,
+        CHECK ((attempt_id IS NULL) != (gold_id IS NULL))
+    );
+    CREATE INDEX tasks_unanswered ON tasks (player_id) WHERE answered_at IS NULL;
+
+    CREATE TABLE votes (
+        id          INTEGER PRIMARY KEY,
+        attempt_id  INTEGER NOT NULL REFERENCES claims (attempt_id),
+        voter_id    INTEGER NOT NULL REFERENCES players (id),
+        task_id     TEXT NOT NULL REFERENCES tasks (id),
+        answer      INTEGER NOT NULL CHECK (answer BETWEEN 0 AND 10),
+        counted     INTEGER NOT NULL,                 -- when cast; a ban can void it later
+        created_at  REAL NOT NULL,
+        UNIQUE (attempt_id, voter_id)
+    );
+    CREATE INDEX votes_voter ON votes (voter_id);
+
+    CREATE TABLE gold_answers (
+        gold_id     INTEGER NOT NULL REFERENCES gold (id),
+        player_id   INTEGER NOT NULL REFERENCES players (id),
+        task_id     TEXT NOT NULL REFERENCES tasks (id),
+        answer      INTEGER NOT NULL CHECK (answer BETWEEN 0 AND 10),
+        created_at  REAL NOT NULL,
+        PRIMARY KEY (gold_id, player_id)
+    );
+
+    -- Append-only: every score is a fold over these rows (game_rules.scoring), in seq order.
+    CREATE TABLE score_events (
+        seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind        TEXT NOT NULL CHECK (kind IN ('attempt', 'claim_settled', 'gold_answered')),
+        round_id    INTEGER NOT NULL REFERENCES rounds (id),
+        body        TEXT NOT NULL,                    -- the event's other fields, JSON
+        created_at  REAL NOT NULL
+    );
+    INSERT INTO score_events (kind, round_id, body, created_at)
+    SELECT 'attempt', round_id,
+           json_object('player_id', player_id, 'label', label, 'model_label', predicted),
+           created_at
+    FROM attempts ORDER BY id;
+    -- Like the claim trigger: storing a submission stays one statement.
+    CREATE TRIGGER attempts_score_event AFTER INSERT ON attempts
+    BEGIN
+        INSERT INTO score_events (kind, round_id, body, created_at)
+        VALUES ('attempt', NEW.round_id,
+                json_object('player_id', NEW.player_id, 'label', NEW.label,
+                            'model_label', NEW.predicted),
+                NEW.created_at);
+    END;
+    """,
+    # 3: the model registry and the training jobs (server/registry.py). Whether a model serves
+    #    or is retired follows from the rounds bound to it, so it is not stored twice.
+    """
+    CREATE TABLE models (
+        version      TEXT PRIMARY KEY,          -- v1, v2, ...
+        file         TEXT NOT NULL,             -- the .onnx file, relative to the data directory
+        sha256       TEXT NOT NULL,
+        parent       TEXT,                      -- the version it was fine-tuned from
+        training     TEXT NOT NULL,             -- JSON data counts
+        gate         TEXT NOT NULL,             -- JSON gate verdict (server/gate.py)
+        accepted     INTEGER NOT NULL,          -- 1: may serve (gate passed, or bootstrap)
+        mnist_accuracy  REAL NOT NULL,
+        created_at   REAL NOT NULL
+    );
+
+    CREATE TABLE training_jobs (
+        id           INTEGER PRIMARY KEY,
+        state        TEXT NOT NULL
+                     CHECK (state IN ('running', 'passed', 'rejected', 'failed', 'cancelled')),
+        trigger      TEXT NOT NULL CHECK (trigger IN ('admin', 'automatic')),
+        parent       TEXT,
+        version      TEXT,                      -- the candidate, once one was built
+        verified_seen INTEGER NOT NULL,         -- verified drawings in the database at launch
+        examples     TEXT NOT NULL,             -- JSON counts: train, heldout
+        reason       TEXT,
+        started_at   REAL NOT NULL,
+        finished_at  REAL
+    );
+    -- At most one job runs at a time.
+    CREATE UNIQUE INDEX training_jobs_one_running ON training_jobs (state) WHERE state = 'running';
+    """,
 ]

@@ -4,7 +4,8 @@
     outcome = await trainer.run(on_progress=relay_to_admins)   # cancel(): from anywhere
     if outcome.status == "passed": swap to outcome.result.version
 
-The child is `python -m server.training.worker_main JOB.json`: torch lives there and only there.
+The child is `python -m server.training.worker_main --exit-with-stdin JOB.json`: torch lives
+there and only there; it exits if our end of its stdin closes (we died).
 Its CPU threads are capped by the job (default 1, so serving keeps a core). It reports progress
 as JSON lines on stdout (server/trainer/protocol.py); its stderr is kept, the last lines only, to
 explain a crash. Whatever the child does — exits early, prints garbage, hangs past the timeout,
@@ -38,7 +39,7 @@ from server.trainer.protocol import (
 
 log = logging.getLogger(__name__)
 
-WORKER_COMMAND = (sys.executable, "-m", "server.training.worker_main")
+WORKER_COMMAND = (sys.executable, "-m", "server.training.worker_main", "--exit-with-stdin")
 STDERR_LINES_KEPT = 20
 
 Status = Literal["passed", "rejected", "failed", "cancelled"]

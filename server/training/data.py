@@ -75,7 +75,10 @@ class TrainingSet:
 
 
 class Jitter:
-    """Small random affine jitter (rotation, shift, scale, shear) with torchvision.transforms.v2.
+    """Small random affine jitter (rotation, shift, scale) with torchvision.transforms.v2.
+
+    Small on purpose: the seed network has 21.8k parameters and two dropout layers, and stronger
+    jitter (with shear) cost it accuracy (98.8% instead of 99%+ after 12 epochs).
 
     `v2.RandomAffine` draws one set of parameters per call. Calling it once per image costs about
     0.5 ms — half a minute per epoch on 2 cores — so it is called per group of `group` images:
@@ -84,9 +87,7 @@ class Jitter:
 
     def __init__(self, group: int = 16) -> None:
         self.group = group
-        self.affine = v2.RandomAffine(
-            degrees=10, translate=(0.1, 0.1), scale=(0.9, 1.1), shear=(-8, 8, -8, 8)
-        )
+        self.affine = v2.RandomAffine(degrees=6, translate=(0.06, 0.06), scale=(0.94, 1.06))
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         return torch.cat([self.affine(chunk) for chunk in batch.split(self.group)])

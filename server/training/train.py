@@ -112,7 +112,7 @@ def train(
         [e.label for e in extra],
         [e.weight for e in extra],
     )
-    with _threads(config.threads):
+    with _cpu_settings(config.threads):
         torch.manual_seed(config.seed)
         generator = torch.Generator().manual_seed(config.seed)
         model = Classifier()
@@ -203,8 +203,10 @@ class _Reporter:
             accuracy=self.correct / self.seen,
             eta_seconds=elapsed / self.done * (self.steps - self.done),
         )
-        self.bar.set_description(f"epoch {epoch}/{self.epochs}")
-        self.bar.set_postfix(loss=f"{progress.loss:.4f}", acc=f"{progress.accuracy:.4f}")
+        self.bar.set_description(f"epoch {epoch}/{self.epochs}", refresh=False)
+        self.bar.set_postfix(
+            loss=f"{progress.loss:.4f}", acc=f"{progress.accuracy:.4f}", refresh=False
+        )
         self.bar.update(self.done - self.bar.n)
         if self.on_progress is not None:
             self.on_progress(progress)
@@ -214,11 +216,15 @@ class _Reporter:
 
 
 @contextmanager
-def _threads(threads: int | None) -> Iterator[None]:
+def _cpu_settings(threads: int | None) -> Iterator[None]:
+    """Thread count, and denormal floats flushed to zero (tiny gradients made of denormals are
+    very slow on x86); both are process-wide, so they are restored afterwards."""
     previous = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
+    torch.set_flush_denormal(True)
     try:
         yield
     finally:
+        torch.set_flush_denormal(False)
         torch.set_num_threads(previous)

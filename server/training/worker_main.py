@@ -1,4 +1,4 @@
-"""The trainer process: `python -m server.training.worker_main JOB.json`.
+"""The trainer process: `python -m server.training.worker_main [--exit-with-stdin] JOB.json`.
 
 Reads a `TrainingJob`, trains (fine-tuning from the parent's weights on MNIST plus the extra
 drawings), exports ONNX, runs the gate against the parent, records the gate on the model card and
@@ -6,8 +6,9 @@ reports, one JSON line at a time, on stdout (protocol: server/trainer/protocol.p
 `server.trainer.TrainerProcess`; runnable by hand too.
 
 Stdout belongs to the protocol: anything else that prints (torch's exporter does) is sent to
-stderr. The process exits when its stdin closes — when the server that started it is gone — so a
-crashed server never leaves a trainer burning CPU.
+stderr. With `--exit-with-stdin` (what `TrainerProcess` passes) the process exits when its stdin
+closes — when the server that started it is gone — so a crashed server never leaves a trainer
+burning CPU.
 """
 
 from __future__ import annotations
@@ -152,11 +153,16 @@ def check_weights(path: Path, version: str | None) -> None:
         ) from exc
 
 
+USAGE = "usage: python -m server.training.worker_main [--exit-with-stdin] JOB.json"
+
+
 def main(argv: list[str]) -> int:
     reporter = Reporter(take_stdout())
-    exit_when_parent_goes()
+    if argv[:1] == ["--exit-with-stdin"]:
+        argv = argv[1:]
+        exit_when_parent_goes()
     if len(argv) != 1:
-        reporter.send(ErrorMessage(reason="usage: python -m server.training.worker_main JOB.json"))
+        reporter.send(ErrorMessage(reason=USAGE))
         return 2
     try:
         job = TrainingJob.load(Path(argv[0]))

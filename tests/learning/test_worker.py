@@ -19,7 +19,7 @@ from server.mnist import Mnist
 from server.models import list_models, read_card, sha256_file, weights_path_for
 from server.trainer.examples import ExampleSet
 from server.trainer.job import TrainingJob
-from server.trainer.process import JobOutcome, TrainerProcess
+from server.trainer.process import WORKER_COMMAND, JobOutcome, TrainerProcess
 from server.trainer.protocol import ProgressMessage
 
 pytestmark = pytest.mark.slow
@@ -141,7 +141,7 @@ def test_the_trainer_exits_when_its_parent_goes(trained: Trained) -> None:
         data_dir.parent / "orphan.json"
     )
     child = subprocess.Popen(
-        [sys.executable, "-m", "server.training.worker_main", str(job_file)],
+        [*WORKER_COMMAND, str(job_file)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
@@ -84,3 +85,30 @@ async def test_writes_are_checked_and_atomic(tmp_path: Path) -> None:
         assert db.execute("SELECT count(*) FROM attempts").fetchone() == (2,)
         with pytest.raises(sqlite3.IntegrityError):  # never two open rounds
             db.execute("UPDATE rounds SET state = 'open'")
+
+
+async def test_concurrent_submissions_share_a_commit_and_keep_their_own_ids(tmp_path: Path) -> None:
+    path = tmp_path / "game.sqlite3"
+    repo = await open_repository(path)
+    try:
+        ada = await repo.create_player("Ada", "ada", "h1")
+        closed = await repo.create_round("v1")  # scheduled: accepts nothing
+        current = await repo.create_round("v1", open_now=True)
+        attempts = [
+            attempt(ada.id, closed.id if i % 5 == 0 else current.id, label=i % 10, predicted=3)
+            for i in range(40)
+        ]
+        results = await asyncio.gather(
+            *(repo.add_attempt(a) for a in attempts), return_exceptions=True
+        )
+    finally:
+        await repo.close()
+
+    refused = [i for i, r in enumerate(results) if isinstance(r, RoundNotOpen)]
+    assert refused == list(range(0, 40, 5))
+    with sqlite3.connect(path) as db:
+        stored = dict(db.execute("SELECT id, label FROM attempts").fetchall())
+        claimed = {row[0] for row in db.execute("SELECT attempt_id FROM claims")}
+    accepted = {r: attempts[i].label for i, r in enumerate(results) if isinstance(r, int)}
+    assert stored == accepted  # every id answered is the row with that submission's label
+    assert claimed == {i for i, label in accepted.items() if label != 3}

@@ -29,7 +29,7 @@ def test_the_pipeline_writes_model_card_and_weights(trained_model: Path) -> None
     assert card.training == {"mnist_train": 4000, "extra": 0, "mnist_test": 2000}
     assert card.gate["onnx_parity"]["passed"] is True
     assert card.gate["onnx_parity"]["max_abs_diff"] <= 1e-4
-    assert card.metrics["config"]["epochs"] == 2 and card.metrics["train_seconds"] > 0
+    assert card.metrics["config"]["epochs"] == 3 and card.metrics["train_seconds"] > 0
     assert trained_model.with_suffix(".pt").stat().st_size > 50_000
 
 
@@ -122,7 +122,12 @@ def _args(**options: object) -> argparse.Namespace:
 def test_train_command_options(
     tmp_path: Path, mnist: Mnist, fake_training: _FakeTraining, monkeypatch
 ) -> None:
+    def fake_export(model: object, path: Path, **kwargs: object) -> float:
+        path.write_bytes(b"onnx")
+        return 0.0
+
     monkeypatch.setattr(pipeline, "load_mnist", lambda *args, **kwargs: mnist)
+    monkeypatch.setattr(pipeline, "export_onnx", fake_export)
     output = tmp_path / "elsewhere" / "candidate.onnx"
 
     assert train_command(_args(quick=True, seed=5, output=str(output)), tmp_path / "data") == 0

@@ -1,0 +1,111 @@
+"""Helpers for the consensus tests: a data directory with rules and MNIST gold, players who warm
+up on gold (a test may read the gold truth from the database; players cannot), and row counts."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from live_server import SEVEN, Client, join
+
+from server.config import DataLayout
+
+SHARED_MNIST = Path(__file__).resolve().parents[2] / "data" / "mnist"
+
+# Real rules with small numbers: two gold answers make a validator trusted, three agreeing
+# trusted votes verify a claim, and no gold is mixed in after the warm-up (so tests are short).
+TEST_RULES = """
+[reliability]
+min_reliability = 0.7
+
+[consensus]
+min_trusted_voters = 3
+
+[gold]
+rate = 0.0
+warmup_answers = 2
+
+[leaderboard]
+push_interval_seconds = 0.05
+"""
+
+TABLES = (
+    "attempts",
+    "claims",
+    "tasks",
+    "votes",
+    "gold_answers",
+    "score_events",
+    "voters",
+    "pairs",
+    "drawers",
+)
+
+
+def prepare(data_dir: Path, rules: str = TEST_RULES) -> None:
+    """Rules override and the shared MNIST cache (for gold digits) in a test data directory."""
+    (data_dir / "rules.toml").write_text(rules)
+    (data_dir / "mnist").symlink_to(SHARED_MNIST, target_is_directory=True)
+
+
+def query(data_dir: Path, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(DataLayout(data_dir).database) as db:
+        return db.execute(sql, params).fetchall()
+
+
+def counts(data_dir: Path) -> dict[str, int]:
+    return {t: query(data_dir, f"SELECT count(*) FROM {t}")[0][0] for t in TABLES}
+
+
+def gold_truth(data_dir: Path, task_id: str) -> int | None:
+    """The known answer of a gold task, or None if the task is a claim."""
+    rows = query(
+        data_dir,
+        "SELECT g.truth FROM tasks t JOIN gold g ON g.id = t.gold_id WHERE t.id = ?",
+        (task_id,),
+    )
+    return rows[0][0] if rows else None
+
+
+def as_answer(truth: int) -> int | str:
+    return "x" if truth == 10 else truth
+
+
+async def claim_task(client: Client, data_dir: Path, limit: int = 20) -> dict[str, Any]:
+    """Answer gold tasks correctly until the server hands out a claim; return that task."""
+    for _ in range(limit):
+        task = await client.request({"type": "task", "id": "t"}, "task", "no_task")
+        assert task["type"] == "task", task
+        assert set(task["drawing"]) == {"png"}  # blind: no label, no guess
+        truth = gold_truth(data_dir, task["task_id"])
+        if truth is None:
+            return task
+        voted = await client.request(
+            {"type": "vote", "id": "g", "task_id": task["task_id"], "answer": as_answer(truth)},
+            "voted",
+        )
+        assert voted["type"] == "voted", voted
+    raise AssertionError("no claim task after the warm-up")
+
+
+async def make_claim(url: str, name: str) -> tuple[Client, dict[str, Any], dict[str, Any]]:
+    """A player who fools the model; returns (client, welcome, submitted)."""
+    client, welcome = await join(url, name)
+    guess = await client.request({"type": "predict", "id": "p", "drawing": SEVEN}, "prediction")
+    claimed = (guess["label"] + 1) % 10
+    submitted = await client.request(
+        {"type": "submit", "id": "s", "drawing": SEVEN, "label": claimed}, "submitted"
+    )
+    assert submitted["outcome"] == "pending", submitted
+    return client, welcome, submitted
+
+
+async def next_of(client: Client, kind: str, where: Any = None) -> dict[str, Any]:
+    """The next push of `kind` (matching `where`, if given), from kept pushes or the socket."""
+    while True:
+        for message in client.pushes:
+            if message["type"] == kind and (where is None or where(message)):
+                client.pushes.remove(message)
+                return message
+        client.pushes.append(await client.recv())

@@ -1,0 +1,173 @@
+"""Helpers for the learning-loop tests: a data directory with a model that can be fine-tuned,
+drawings that fool it submitted through the real server, their claims settled, and websocket
+players that keep predicting while the trainer runs."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import shutil
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from live_server import REPO, Client, admin_headers, join
+
+from game_rules.consensus import Claim, Outcome
+from server.config import DataLayout
+from server.mnist import Mnist
+from server.preprocess import image_to_png
+
+# Tiny jobs: a slice of MNIST, one epoch, a floor the slice can reach.
+SMALL_JOB = {
+    "FTM_TRAIN_LIMIT": "1000",
+    "FTM_TEST_LIMIT": "500",
+    "FTM_TRAIN_EPOCHS": "1",
+    "FTM_GATE_MNIST_FLOOR": "0.5",
+    "FTM_RETRAIN_POLL_SECONDS": "3600",  # no automatic job unless a test asks for one
+}
+JOB_TIMEOUT = 240.0
+
+
+def loop_data_dir(root: Path, trained_model: Path) -> Path:
+    """A data directory with the shared MNIST cache and model v1 (ONNX, card and weights)."""
+    root.mkdir(parents=True)
+    (root / "mnist").symlink_to(DataLayout(REPO / "data").mnist_dir.resolve())
+    models = DataLayout(root).models_dir
+    models.mkdir()
+    for suffix in (".onnx", ".json", ".pt"):
+        shutil.copyfile(trained_model.with_suffix(suffix), models / f"v1{suffix}")
+    return root
+
+
+def rotated_digits(mnist: Mnist, count: int, start: int = 0) -> list[tuple[np.ndarray, int]]:
+    """MNIST test digits turned a quarter: a model trained on upright digits mostly misreads
+    them, so submitting them with their true label makes claims."""
+    images = mnist.test_images[start : start + count].astype(np.float32) / 255.0
+    labels = mnist.test_labels[start : start + count]
+    return [
+        (np.rot90(image).copy(), int(label)) for image, label in zip(images, labels, strict=True)
+    ]
+
+
+async def submit_png(client: Client, image: np.ndarray, label: int) -> dict[str, Any]:
+    png = base64.b64encode(image_to_png(image)).decode()
+    reply = await client.request(
+        {"type": "submit", "drawing": {"png": png}, "label": label}, "submitted"
+    )
+    assert reply["type"] == "submitted", reply
+    return reply
+
+
+def settle(data_dir: Path, attempt_id: int, outcome: Outcome, label: int, strength: float) -> None:
+    """Settle a claim as the consensus would (the row the validation service writes)."""
+    with sqlite3.connect(DataLayout(data_dir).database) as db:
+        claimed, predicted, player = db.execute(
+            "SELECT label, predicted, player_id FROM attempts WHERE id = ?", (attempt_id,)
+        ).fetchone()
+        posterior = [(1 - strength) / 10] * 11
+        posterior[label] = strength
+        claim = Claim(
+            claim_id=attempt_id,
+            drawer_id=player,
+            claimed=claimed,
+            model_label=predicted,
+            prior=tuple([1 / 11] * 11),
+            posterior=tuple(posterior),
+            outcome=outcome,
+            label=label,
+        )
+        db.execute(
+            "UPDATE claims SET state = ?, label = ?, consensus = ?, settled_at = ?"
+            " WHERE attempt_id = ?",
+            (str(outcome), label, json.dumps(claim.to_dict()), time.time(), attempt_id),
+        )
+
+
+async def seed_verified(
+    url: str, data_dir: Path, mnist: Mnist, wanted: int, name: str = "Drawer"
+) -> list[dict[str, Any]]:
+    """Submit rotated digits until `wanted` are claims, and verify every claim (strength 0.9).
+    Returns the `submitted` replies of the claims."""
+    client, _ = await join(url, name)
+    claims: list[dict[str, Any]] = []
+    start = 0
+    while len(claims) < wanted:
+        assert start < 2000, "the model reads rotated digits too well to make claims"
+        for image, label in rotated_digits(mnist, 50, start):
+            reply = await submit_png(client, image, label)
+            if reply["outcome"] == "pending" and len(claims) < wanted:
+                claims.append(reply)
+        start += 50
+    await client.close()
+    for reply in claims:
+        settle(data_dir, reply["attempt_id"], Outcome.VERIFIED, reply["label"], 0.9)
+    return claims
+
+
+@dataclass
+class Predictors:
+    """Players predicting in a loop until stopped; every reply is kept."""
+
+    url: str
+    count: int = 3
+    clients: list[Client] = field(default_factory=list)
+    replies: list[dict[str, Any]] = field(default_factory=list)
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def __aenter__(self) -> Predictors:
+        for i in range(self.count):
+            client, _ = await join(self.url, f"Watcher {i}")
+            self.clients.append(client)
+            self._tasks.append(asyncio.create_task(self._loop(client, i)))
+        return self
+
+    async def _loop(self, client: Client, i: int) -> None:
+        stroke = [[10 + i, 10], [50, 90 - i]]
+        while not self._stop.is_set():
+            reply = await client.request(
+                {"type": "predict", "drawing": {"strokes": [stroke]}}, "prediction"
+            )
+            self.replies.append(reply)
+            await asyncio.sleep(0.02)
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._stop.set()
+        await asyncio.gather(*self._tasks)
+        for client in self.clients:
+            await client.close()
+
+    @property
+    def failures(self) -> list[dict[str, Any]]:
+        return [r for r in self.replies if r["type"] != "prediction"]
+
+    def versions(self) -> list[str]:
+        """The model versions that answered, in order, with repeats removed."""
+        seen: list[str] = []
+        for reply in self.replies:
+            if reply["type"] == "prediction" and (not seen or seen[-1] != reply["model_version"]):
+                seen.append(reply["model_version"])
+        return seen
+
+
+async def wait_for_job(admin: httpx.AsyncClient) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Poll the trainer until the job finishes; the final state and what was seen on the way."""
+    seen = []
+    deadline = time.monotonic() + JOB_TIMEOUT
+    while time.monotonic() < deadline:
+        job = (await admin.get("/api/admin/trainer")).json()
+        seen.append(job)
+        if job["state"] != "running":
+            return job, seen
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"the training job did not finish in {JOB_TIMEOUT} s: {seen[-1]}")
+
+
+def admin_client(http: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=http, headers=admin_headers(), timeout=30)

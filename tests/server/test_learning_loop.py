@@ -1,0 +1,203 @@
+"""The learning loop through the real server: verified drawings → an admin launches the next
+round → a small training in the worker process while players keep predicting → gate → swap →
+every client told. And the ways it must not hurt the game: a refused candidate, a crashed or
+cancelled trainer, a second launch."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from live_server import ADMIN_TOKEN, ThreadServer, join
+from loop_helpers import (
+    SMALL_JOB,
+    Predictors,
+    admin_client,
+    loop_data_dir,
+    seed_verified,
+    wait_for_job,
+)
+
+from game_rules.heldout import is_held_out
+from server.config import DataLayout
+from server.limits import Limits
+from server.mnist import Mnist
+
+pytestmark = pytest.mark.slow
+# The tests seed drawings faster than a person submits.
+GENEROUS = Limits(
+    messages_burst=10_000,
+    messages_per_second=10_000,
+    predict_burst=10_000,
+    predict_per_second=10_000,
+    submit_burst=10_000,
+    submit_per_second=10_000,
+)
+
+
+@pytest.fixture
+def loop_dir(tmp_path: Path, trained_model: Path) -> Path:
+    return loop_data_dir(tmp_path / "data", trained_model)
+
+
+@pytest.fixture
+def start_server(loop_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[type[ThreadServer]]:
+    """`with start_server(**env) as server:` a real server on `loop_dir`, small jobs."""
+    monkeypatch.setenv("FTM_ADMIN_TOKEN", ADMIN_TOKEN)
+    for name, value in SMALL_JOB.items():
+        monkeypatch.setenv(name, value)
+
+    class Started(ThreadServer):
+        def __init__(self, **env: str) -> None:
+            for name, value in env.items():
+                monkeypatch.setenv(name, value)
+            super().__init__(loop_dir, GENEROUS)
+
+    yield Started
+
+
+async def test_next_round_trains_gates_and_swaps_without_a_failed_prediction(
+    start_server: type[ThreadServer], loop_dir: Path, mnist: Mnist
+) -> None:
+    with start_server() as server:
+        claims = await seed_verified(server.ws, loop_dir, mnist, wanted=40)
+        async with admin_client(server.http) as admin, Predictors(server.ws) as players:
+            launched = await admin.post("/api/admin/rounds/next")
+            assert launched.status_code == 202, launched.text
+            heldout_ids = {c["attempt_id"] for c in claims if is_held_out(c["attempt_id"], 20)}
+            assert launched.json()["examples"] == {
+                "train": 40 - len(heldout_ids),
+                "heldout": len(heldout_ids),
+            }
+            job, seen = await wait_for_job(admin)
+            await asyncio.sleep(0.3)  # a few predictions on the new model
+        assert job["state"] == "succeeded", job
+        assert (job["outcome"], job["version"], job["opened_round"]) == ("passed", "v2", 2)
+        assert job["gate"]["passed"] is True
+        assert any(s["step"] > 0 and s["loss"] is not None for s in seen), "no live progress"
+
+        assert players.failures == []
+        assert players.versions() == ["v1", "v2"]
+        for client in players.clients:
+            pushed = [p["round"] for p in client.pushes if p["type"] == "round"]
+            assert [(r["number"], r["state"], r["model_version"]) for r in pushed] == [
+                (2, "open", "v2")
+            ]
+
+        async with admin_client(server.http) as admin:
+            health = (await admin.get("/healthz")).json()
+            assert health["model_version"] == "v2"
+            rounds = (await admin.get("/api/admin/rounds")).json()
+            assert [(r["number"], r["state"], r["model_version"]) for r in rounds] == [
+                (2, "open", "v2"),
+                (1, "closing", "v1"),
+            ]
+            models = {m["version"]: m for m in (await admin.get("/api/admin/models")).json()}
+            assert {v: m["status"] for v, m in models.items()} == {"v1": "retired", "v2": "serving"}
+            assert models["v2"]["parent"] == "v1"
+            assert models["v2"]["training"]["extra"] == 40 - len(heldout_ids)
+            assert models["v2"]["gate"]["passed"] is True
+            assert len(models["v2"]["sha256"]) == 64
+
+            metrics = (await admin.get("/api/models/metrics")).json()
+        assert [m["version"] for m in metrics] == ["v1", "v2"]
+        first = metrics[0]
+        assert first["rounds"] == [1] and first["verified"] == 40
+        assert first["attempts"] >= 40 and first["vmer"] == 40 / first["attempts"]
+        for row in metrics:
+            assert 0.5 <= row["mnist_accuracy"] <= 1
+            assert set(row["heldout"]) == ({"1"} if heldout_ids else set())
+        assert metrics[1]["attempts"] == 0 and metrics[1]["vmer"] is None
+
+
+async def test_a_refused_candidate_leaves_the_old_model_serving(
+    start_server: type[ThreadServer], loop_dir: Path, mnist: Mnist
+) -> None:
+    with start_server(FTM_GATE_MNIST_FLOOR="1.0") as server:  # no model reaches 100%
+        await seed_verified(server.ws, loop_dir, mnist, wanted=12)
+        async with admin_client(server.http) as admin, Predictors(server.ws) as players:
+            assert (await admin.post("/api/admin/rounds/next")).status_code == 202
+            job, _ = await wait_for_job(admin)
+        assert (job["state"], job["outcome"], job["version"]) == ("failed", "rejected", "v2")
+        assert "failed the gate: MNIST accuracy" in job["error"] and "floor 1" in job["error"]
+        failed = [c["name"] for c in job["gate"]["checks"] if not c["passed"]]
+        assert failed == ["mnist_accuracy"]
+        assert players.failures == [] and players.versions() == ["v1"]
+        assert not [p for c in players.clients for p in c.pushes if p["type"] == "round"]
+
+        async with admin_client(server.http) as admin:
+            assert (await admin.get("/healthz")).json()["model_version"] == "v1"
+            rounds = (await admin.get("/api/admin/rounds")).json()
+            assert [(r["number"], r["state"]) for r in rounds] == [(1, "open")]
+            models = {m["version"]: m for m in (await admin.get("/api/admin/models")).json()}
+            assert models["v2"]["status"] == "rejected"
+            assert "floor 1" in models["v2"]["gate"]["reason"]
+            # A refused candidate can never serve, by any door.
+            rollback = await admin.post("/api/admin/models/v2/rollback")
+            assert (rollback.status_code, rollback.json()["error"]["code"]) == (
+                409,
+                "model_rejected",
+            )
+            direct = await admin.post(
+                "/api/admin/rounds", json={"model_version": "v2", "open": True}
+            )
+            assert direct.status_code == 409
+            assert [m["version"] for m in (await admin.get("/api/models/metrics")).json()] == ["v1"]
+    with sqlite3.connect(DataLayout(loop_dir).database) as db:
+        assert db.execute("SELECT state, version, reason FROM training_jobs").fetchall() == [
+            ("rejected", "v2", job["error"])
+        ]
+
+
+async def test_a_crashed_trainer_is_reported_and_the_game_goes_on(
+    start_server: type[ThreadServer], loop_dir: Path
+) -> None:
+    with start_server() as server:
+        player, _ = await join(server.ws, "Ada")
+        learning = server.app.state.server.learning_api.learning
+        async with admin_client(server.http) as admin:
+            assert (await admin.post("/api/admin/rounds/next")).status_code == 202
+            second = await admin.post("/api/admin/rounds/next")
+            assert (second.status_code, second.json()["error"]["code"]) == (409, "trainer_busy")
+            assert "already running" in second.json()["error"]["message"]
+            while learning._trainer.pid is None:
+                await asyncio.sleep(0.05)
+            os.kill(learning._trainer.pid, signal.SIGKILL)
+            job, _ = await wait_for_job(admin)
+            assert (job["state"], job["outcome"]) == ("failed", "failed")
+            assert "killed by SIGKILL" in job["error"]
+            assert await player.alive()
+            reply = await player.request(
+                {"type": "predict", "drawing": {"strokes": [[[50, 10], [52, 90]]]}}, "prediction"
+            )
+            assert (reply["type"], reply["model_version"]) == ("prediction", "v1")
+            # The next job may start: the crash left nothing behind.
+            assert (await admin.post("/api/admin/rounds/next")).status_code == 202
+            cancelled = await admin.post("/api/admin/trainer/cancel")
+            assert cancelled.status_code == 200
+            job, _ = await wait_for_job(admin)
+            assert (job["state"], job["outcome"]) == ("cancelled", "cancelled")
+            again = await admin.post("/api/admin/trainer/cancel")
+            assert (again.status_code, again.json()["error"]["code"]) == (409, "no_job")
+            assert (await admin.get("/healthz")).json()["model_version"] == "v1"
+        await player.close()
+
+
+async def test_unreadable_parent_weights_fail_the_job_with_the_reason(
+    start_server: type[ThreadServer], loop_dir: Path
+) -> None:
+    DataLayout(loop_dir).models_dir.joinpath("v1.pt").write_bytes(b"not torch weights")
+    with start_server() as server:
+        async with admin_client(server.http) as admin:
+            assert (await admin.post("/api/admin/rounds/next")).status_code == 202
+            job, _ = await wait_for_job(admin)
+            assert (job["state"], job["version"]) == ("failed", None)
+            assert "cannot fine-tune from v1" in job["error"]
+            assert (await admin.get("/healthz")).json()["model_version"] == "v1"
+            models = (await admin.get("/api/admin/models")).json()
+            assert [(m["version"], m["status"]) for m in models] == [("v1", "serving")]
