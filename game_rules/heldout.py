@@ -10,7 +10,16 @@ from __future__ import annotations
 
 import hashlib
 
-HELDOUT_PERCENT = 20
+from game_rules.settings import load_settings
+
+
+def percent_of(fraction: float) -> int:
+    """The rules' `retrain.heldout_fraction` (0.2) as `is_held_out`'s percentage (20): the one
+    setting that decides the held-out share (settings refuse fractions that are not whole %)."""
+    return round(fraction * 100)
+
+
+HELDOUT_PERCENT = percent_of(load_settings().retrain.heldout_fraction)  # the packaged default
 
 
 def is_held_out(attempt_id: int, percent: int = HELDOUT_PERCENT) -> bool:

@@ -254,4 +254,10 @@ def _check_values(s: RuleSettings) -> None:
     require(
         0.0 <= s.retrain.heldout_fraction < 1.0, "retrain.heldout_fraction", "must be in [0, 1)"
     )
+    percent = s.retrain.heldout_fraction * 100
+    require(
+        abs(percent - round(percent)) < 1e-9,
+        "retrain.heldout_fraction",
+        "must be a whole percentage (0.2, 0.15, …): held-out drawings are picked by percent",
+    )
     require(s.retrain.new_verified_threshold >= 1, "retrain.new_verified_threshold", "must be >= 1")

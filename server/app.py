@@ -29,13 +29,14 @@ from server.config import DataLayout
 from server.consensus_api import public_routes
 from server.game import Game, StartupError
 from server.hub import Hub
-from server.learning import Learning, LearningSettings, load_rules
+from server.learning import Learning, LearningSettings
 from server.learning_api import LearningApi
 from server.limits import Limits
 from server.logs import configure_logging
 from server.metrics import Metrics
 from server.session import POLICY_VIOLATION, Session
 from server.storage import open_repository
+from server.validation import load_rules
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ class Server:
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         try:
-            learning_settings = LearningSettings.from_env(load_rules())
+            learning_settings = LearningSettings.from_env(load_rules(self.layout))
         except ValueError as error:
             self.startup_error = str(error)
             raise

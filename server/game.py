@@ -92,10 +92,10 @@ class Game:
         self.round: Round | None = None  # the open round, else the newest one
         self._rounds_lock = asyncio.Lock()
         self.validation = Validation(layout, repo, lambda: self.round.id if self.round else None)
-        # Rendering costs about a millisecond of CPU per drawing, much of it outside the GIL
-        # (Pillow, numpy). Threads do it so the event loop stays free for I/O, replies and
-        # commits even when renders fall behind; submissions have their own thread so they never
-        # wait behind a crowd of live guesses.
+        # Decoding a PNG costs about a millisecond of CPU, much of it outside the GIL (zlib,
+        # Pillow). Threads do it so the event loop stays free for I/O, replies and commits even
+        # when decodes fall behind; submissions have their own thread so they never wait behind
+        # a crowd of live guesses. (Strokes, the live path, render inline: see `render`.)
         self._renderers = {
             "live": ThreadPoolExecutor(max_workers=2, thread_name_prefix="render-live"),
             "submit": ThreadPoolExecutor(max_workers=1, thread_name_prefix="render-submit"),
@@ -125,7 +125,9 @@ class Game:
             await self.validation.start()
         except SettingsError as error:
             raise StartupError(f"Bad game rules: {error}") from None
-        self.predictor = Predictor(path, self.round.model_version)
+        # One ONNX thread: the model is small, and intra-op threads that wait on each other stall
+        # badly when the event loop and other processes share these two cores.
+        self.predictor = Predictor(path, self.round.model_version, threads=1)
         try:
             await self.predictor.start()
         except ModelError as error:
@@ -183,8 +185,9 @@ class Game:
             if isinstance(drawing, PngDrawing):
                 png = _decode_png(drawing.png)
                 return Rendered(await loop.run_in_executor(renderer, png_to_image, png), png)
-            image = await loop.run_in_executor(renderer, strokes_to_image, drawing.strokes)
-            return Rendered(image, None)
+            # Strokes render in a fraction of a millisecond, less than handing them to a thread
+            # and back would cost (numpy holds the GIL for most of it anyway).
+            return Rendered(strokes_to_image(drawing.strokes), None)
         except DrawingError as error:
             raise ProtocolError(error.code, str(error)) from None
 
@@ -281,6 +284,7 @@ class Game:
                 self.round = moved
         log.info("round moved", extra={"round": moved.number, "state": str(moved.state)})
         self.hub.broadcast({"type": "round", "round": moved.public()})
+        self.validation.boards.changed()  # the "round" board may now be another round's
         return moved
 
     async def _serve_model(self, version: str) -> None:

@@ -15,9 +15,9 @@ import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from game_rules.leaderboard import Row, board
+from game_rules.leaderboard import Row, board, ranked
 from game_rules.scoring import Scores, Tally
 from game_rules.settings import RuleSettings
 from server.hub import Connection
@@ -26,6 +26,11 @@ from server.storage import Repository
 log = logging.getLogger(__name__)
 
 BOARDS = ("round", "all", "validators")
+
+
+class Ranking(NamedTuple):
+    rows: list[Row]  # the whole board in rank order (game_rules.leaderboard.ranked)
+    position: dict[int, int]  # player id -> index in rows
 
 
 @dataclass(frozen=True)
@@ -82,25 +87,37 @@ class Leaderboards:
         round_id = self.round_id() if round_id is None else round_id
         return self.scores.rounds.get(round_id, {}) if round_id is not None else {}
 
+    def ranking(self, name: str) -> Ranking:
+        rows = ranked(self.tallies(name))
+        return Ranking(rows, {row.player_id: i for i, row in enumerate(rows)})
+
     def snapshot(
-        self, name: str, player_id: int | None = None, limit: int | None = None
+        self,
+        name: str,
+        player_id: int | None = None,
+        limit: int | None = None,
+        ranking: Ranking | None = None,
     ) -> dict[str, Any]:
-        """A board as the protocol's `leaderboard` message (without `type` and `id`)."""
+        """A board as the protocol's `leaderboard` message (without `type` and `id`).
+
+        Pass `ranking` to share one sort among many subscribers of the same board."""
         lb = self.settings.leaderboard
-        ranked = board(self.tallies(name), limit or lb.top_n, player_id, lb.neighbours)
+        rows, position = ranking or self.ranking(name)
         you = None
-        if ranked.you is not None:
+        if player_id in position:
+            i = position[player_id]
+            around = rows[max(0, i - lb.neighbours) : i + lb.neighbours + 1]
             you = {
-                "rank": ranked.you.rank,
-                "of": ranked.you.of,
-                "score": ranked.you.score,
-                "neighbours": [self._row(r) for r in ranked.you.neighbours],
+                "rank": rows[i].rank,
+                "of": len(rows),
+                "score": rows[i].score,
+                "neighbours": [self._row(r) for r in around],
             }
         return {
             "board": name,
             "round_id": self.round_id(),
-            "size": ranked.size,
-            "top": [self._row(r) for r in ranked.top],
+            "size": len(rows),
+            "top": [self._row(r) for r in rows[: limit or lb.top_n]],
             "you": you,
         }
 
@@ -112,7 +129,7 @@ class Leaderboards:
         """A player's scores, ranks and counts (attempts, fools, verified, ..., gold accuracy)."""
         st = self.scores.stats.get(player_id)
         counts = vars(st).copy() if st is not None else {}
-        result: dict[str, Any] = {"player_id": player_id, "name": self.names.get(player_id)}
+        result: dict[str, Any] = {"player_id": player_id}
         for name in BOARDS:
             tallies = self.tallies(name)
             tally = tallies.get(player_id)
@@ -159,5 +176,7 @@ class Leaderboards:
             await asyncio.sleep(self.settings.leaderboard.push_interval_seconds)
 
     def _push(self) -> None:
+        rankings = {name: self.ranking(name) for name in BOARDS}
         for connection, sub in list(self._subscribers.items()):
-            connection.send({"type": "leaderboard", **self.snapshot(sub.board, sub.player_id)})
+            snapshot = self.snapshot(sub.board, sub.player_id, ranking=rankings[sub.board])
+            connection.send({"type": "leaderboard", **snapshot})

@@ -24,26 +24,25 @@ import contextlib
 import dataclasses
 import logging
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from game_rules.settings import RuleSettings, load_settings
+from game_rules.heldout import percent_of
+from game_rules.settings import RuleSettings
 from server.game import Game, RoundError
 from server.gate import GateSettings
-from server.learning_data import heldout_percent, round_stats, verified_count, verified_drawings
+from server.learning_data import round_stats, verified_count, verified_drawings
 from server.model_metrics import heldout_accuracy, model_metrics
 from server.models import read_card
-from server.registry import JobRow, Registry, RegistryError, connect
+from server.registry import JobRow, JobRunning, Registry, connect
 from server.trainer.job import TrainingJob
 from server.trainer.process import JobOutcome, TrainerProcess
 from server.trainer.protocol import ProgressMessage
 
 log = logging.getLogger(__name__)
-
-RULES_ENV = "FTM_RULES"  # an optional TOML file with rule settings over the defaults
-
 
 # Environment variables that size a job, and the LearningSettings field each one sets.
 SETTINGS_ENV: dict[str, tuple[str, type]] = {
@@ -61,9 +60,8 @@ class TrainerBusy(RuntimeError):
     """A training job is already running."""
 
 
-def load_rules(env: Mapping[str, str] = os.environ) -> RuleSettings:
-    path = env.get(RULES_ENV, "").strip()
-    return load_settings(Path(path) if path else None)
+class NoJobRunning(RuntimeError):
+    """Cancel, with nothing to cancel."""
 
 
 @dataclass(frozen=True)
@@ -87,7 +85,7 @@ class LearningSettings:
         base = cls(
             retrain_after=rules.retrain.new_verified_threshold,
             auto_open=rules.retrain.auto_open_next_round,
-            heldout_percent=heldout_percent(rules.retrain.heldout_fraction),
+            heldout_percent=percent_of(rules.retrain.heldout_fraction),
         )
         values: dict[str, Any] = {}
         for name, (attribute, kind) in SETTINGS_ENV.items():
@@ -148,6 +146,17 @@ def _console_state(outcome: str | None) -> str:
     return {None: "running", "passed": "succeeded", "cancelled": "cancelled"}.get(outcome, "failed")
 
 
+HELDOUT_MAX_AGE = 60.0  # seconds
+
+
+@dataclass(frozen=True)
+class HeldoutCache:
+    versions: tuple[str, ...]
+    verified: int
+    measured: float  # time.monotonic()
+    accuracies: dict[str, dict[str, float]]  # version → round number → accuracy
+
+
 class Learning:
     def __init__(self, game: Game, settings: LearningSettings) -> None:
         self.game = game
@@ -159,7 +168,8 @@ class Learning:
         self._task: asyncio.Task[None] | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._launching = False
-        self._heldout: tuple[tuple[Any, ...], dict[str, dict[str, float]]] | None = None
+        self._heldout: HeldoutCache | None = None
+        self._metrics_lock = asyncio.Lock()
 
     @property
     def running(self) -> bool:
@@ -218,11 +228,19 @@ class Learning:
             row = await asyncio.to_thread(
                 self.registry.start_job, trigger, parent, drawings.total, examples
             )
-        except RegistryError as error:  # another server process runs one
+        except JobRunning as error:  # another server process runs one
             raise TrainerBusy(str(error)) from None
+        status = JobStatus(row.id, trigger, parent, examples, epochs=s.epochs)
         folder = self.layout.root / "training" / f"job-{row.id}"
-        extra = await asyncio.to_thread(drawings.train.save, folder / "train.npz")
-        heldout = await asyncio.to_thread(drawings.heldout.save, folder / "heldout.npz")
+        try:
+            extra = await asyncio.to_thread(drawings.train.save, folder / "train.npz")
+            heldout = await asyncio.to_thread(drawings.heldout.save, folder / "heldout.npz")
+        except OSError as error:
+            status.outcome, status.state = "failed", "failed"
+            status.error = f"cannot write the training data to {folder}: {error}"
+            await asyncio.to_thread(self.registry.finish_job, row.id, "failed", status.error, None)
+            self.job = status
+            raise
         job = TrainingJob(
             data_dir=str(self.layout.root),
             parent=parent,
@@ -235,11 +253,12 @@ class Learning:
             gate=GateSettings(mnist_floor=s.mnist_floor),
         )
         trainer = TrainerProcess(job, folder / "job.json", timeout_seconds=s.timeout_seconds)
-        return JobStatus(row.id, trigger, parent, examples, epochs=s.epochs), trainer
+        return status, trainer
 
     def cancel(self) -> JobStatus:
-        if not self.running or self._trainer is None or self.job is None:
-            raise TrainerBusy("No training job is running.")
+        training = self._task is not None and not self._task.done()
+        if not training or self._trainer is None or self.job is None:
+            raise NoJobRunning("No training job is running.")
         self._trainer.cancel()
         return self.job
 
@@ -255,13 +274,13 @@ class Learning:
         except Exception as error:  # never leave a job 'running' behind
             log.exception("finishing training job %d failed", status.id)
             status.outcome, status.error = "failed", f"after training: {error}"
-        status.state = _console_state(status.outcome)
-        status.eta_seconds = 0.0 if status.outcome == "passed" else status.eta_seconds
         reason = status.error or (outcome.reason if status.outcome == "passed" else "")
         await asyncio.to_thread(
             self.registry.finish_job, status.id, status.outcome or "failed", reason, status.version
         )
         self._heldout = None
+        # Last: whoever sees the job finished can launch the next one at once.
+        status.state = _console_state(status.outcome)
         log.info(
             "training job finished",
             extra={"job": status.id, "outcome": status.outcome, "reason": reason},
@@ -310,23 +329,38 @@ class Learning:
     # Metrics
 
     async def metrics(self) -> list[dict[str, Any]]:
-        """Per-model chart data. Held-out accuracies are measured again only when the models or
-        the verified drawings change; the counts are read fresh."""
+        """Per-model chart data; the counts are read fresh. Held-out accuracies are measured
+        again when the models change, or when the verified drawings changed and the last
+        measurement is older than HELDOUT_MAX_AGE (a public endpoint must not make the server
+        evaluate every model on every request). One measurement at a time."""
 
         def compute() -> list[dict[str, Any]]:
             models = self.registry.models()
             rounds = round_stats(self.layout.database)
             with connect(self.layout.database) as db:
                 verified = verified_count(db)
-            key = (tuple(m.version for m in models), verified)
-            if self._heldout is None or self._heldout[0] != key:
+            versions = tuple(m.version for m in models)
+            cached = self._heldout
+            stale = (
+                cached is None
+                or cached.versions != versions
+                or (
+                    cached.verified != verified
+                    and time.monotonic() - cached.measured > HELDOUT_MAX_AGE
+                )
+            )
+            if stale:
                 drawings = verified_drawings(self.layout.database, self.settings.heldout_percent)
                 accuracies = {
                     m.version: heldout_accuracy(self.layout, m.version, drawings.heldout)
                     for m in models
                     if m.accepted
                 }
-                self._heldout = key, accuracies
-            return model_metrics(models, rounds, self._heldout[1])
+                cached = self._heldout = HeldoutCache(
+                    versions, verified, time.monotonic(), accuracies
+                )
+            assert cached is not None
+            return model_metrics(models, rounds, cached.accuracies)
 
-        return await asyncio.to_thread(compute)
+        async with self._metrics_lock:
+            return await asyncio.to_thread(compute)

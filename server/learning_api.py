@@ -15,7 +15,7 @@ from starlette.routing import Route
 
 from server.admin import AdminApi, api_error
 from server.dataset_export import zip_export
-from server.learning import Learning, TrainerBusy
+from server.learning import Learning, NoJobRunning, TrainerBusy
 from server.learning_data import EXPORT_FORMATS, OUTCOMES, export_to
 
 
@@ -54,6 +54,8 @@ class LearningApi:
             job = await self._learning.launch("admin", open_next=True)
         except TrainerBusy as error:
             return api_error(409, "trainer_busy", str(error))
+        except OSError as error:  # the job is recorded as failed with the reason
+            return api_error(500, "training_data", f"Cannot write the training data: {error}")
         return JSONResponse(job.public(), status_code=202)
 
     async def trainer(self, request: Request) -> Response:
@@ -63,7 +65,7 @@ class LearningApi:
     async def cancel(self, request: Request) -> Response:
         try:
             job = self._learning.cancel()
-        except TrainerBusy as error:
+        except NoJobRunning as error:
             return api_error(409, "no_job", str(error))
         return JSONResponse(job.public())
 

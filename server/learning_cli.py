@@ -8,19 +8,19 @@ import asyncio
 import sys
 from pathlib import Path
 
+from game_rules.heldout import percent_of
 from server.config import DataLayout
 from server.dataset_export import ExportError
-from server.learning import load_rules
 from server.learning_data import (
     EXPORT_FORMATS,
     export_to,
-    heldout_percent,
     round_stats,
     verified_drawings,
 )
 from server.model_metrics import heldout_accuracy, model_metrics, models_table, rounds_table
 from server.registry import Registry, RegistryError
 from server.storage import open_repository
+from server.validation import load_rules
 
 
 def _open(data_dir: Path) -> DataLayout:
@@ -65,7 +65,7 @@ def models_command(args: argparse.Namespace, data_dir: Path) -> int:
         registry = Registry(layout)
         registry.sync()
         models = registry.models()
-        percent = heldout_percent(load_rules().retrain.heldout_fraction)
+        percent = percent_of(load_rules(layout).retrain.heldout_fraction)
         heldout = verified_drawings(layout.database, percent).heldout
         accuracies = {
             m.version: heldout_accuracy(layout, m.version, heldout) for m in models if m.accepted

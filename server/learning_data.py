@@ -49,14 +49,12 @@ OUTCOMES = (
     "rejected_not_digit",
     "disputed",
 )
-# The posterior of the consensus label; a claim an admin decided without votes counts as certain.
-_STRENGTH = "coalesce(json_extract(c.consensus, '$.posterior[' || c.label || ']'), 1.0)"
+# The posterior of the consensus label; a claim an admin decided counts as certain.
+_STRENGTH = (
+    "CASE WHEN c.by_admin THEN 1.0"
+    " ELSE coalesce(json_extract(c.consensus, '$.posterior[' || c.label || ']'), 1.0) END"
+)
 _VERIFIED = f"c.state IN {VERIFIED_STATES!r} AND c.label BETWEEN 0 AND 9"
-
-
-def heldout_percent(fraction: float) -> int:
-    """The rules' `retrain.heldout_fraction` (0.2) as `is_held_out`'s percentage (20)."""
-    return round(fraction * 100)
 
 
 def verified_count(db: sqlite3.Connection) -> int:

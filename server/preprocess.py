@@ -34,7 +34,7 @@ MAX_PNG_SIDE = 1024
 # the same digit drawn small or large on the canvas gives the same image. 0.16 puts strokes about
 # 2.7 px wide in the 20×20 box, like MNIST's pen.
 STROKE_WIDTH = 0.16
-SUPERSAMPLE = 4
+SUPERSAMPLE = 3
 # The pen's disc is stamped at points this many render pixels apart along each stroke: the edge
 # between two stamps dips by under 0.1 px, far below what the block averaging can show.
 TRACE_STEP = 2.0
@@ -88,12 +88,16 @@ def to_mnist(ink: np.ndarray) -> np.ndarray:
     return _centre(fitted)
 
 
+_RAMP = np.arange(BOX, dtype=np.float32)
+
+
 def _centre(fitted: np.ndarray) -> np.ndarray:
     """Paste a fitted image (at most 20×20) into 28×28, its centre of mass in the middle."""
     fit_h, fit_w = fitted.shape
-    total = float(fitted.sum())
-    com_y = float((fitted.sum(axis=1) * np.arange(fit_h)).sum()) / total
-    com_x = float((fitted.sum(axis=0) * np.arange(fit_w)).sum()) / total
+    rows, cols = fitted.sum(axis=1), fitted.sum(axis=0)
+    total = float(rows.sum())
+    com_y = float(rows @ _RAMP[:fit_h]) / total
+    com_x = float(cols @ _RAMP[:fit_w]) / total
     # Put the centre of mass at pixel (14, 14) as MNIST does, but never push ink off the frame.
     top = min(max(round(SIZE / 2 - com_y), 0), SIZE - fit_h)
     left = min(max(round(SIZE / 2 - com_x), 0), SIZE - fit_w)
@@ -105,41 +109,38 @@ def _centre(fitted: np.ndarray) -> np.ndarray:
 def strokes_to_image(strokes: object) -> np.ndarray:
     """Render canvas polylines `[[[x, y], ...], ...]` (any scale or offset) as a 28×28 image."""
     polylines = _parse_strokes(strokes)
-    points = np.concatenate(polylines)
+    points = polylines[0] if len(polylines) == 1 else np.concatenate(polylines)
     low = points.min(axis=0)
-    extent = float((points.max(axis=0) - low).max())
-    # Lengths are in render pixels, measured between pixel centres: the ink's longer side spans
-    # `side` pixels, the pen's disc reaching from the first to the last.
-    side = SUPERSAMPLE * BOX
-    if extent > 0:
-        radius = (side - 1) * STROKE_WIDTH / 2 / (1 + STROKE_WIDTH)  # _PEN's radius
-        scale = (side - 1 - 2 * radius) / extent
-    else:  # a single dot: only the pen's disc, which then fills the box
-        radius, scale = (side - 1) / 2, 0.0
-    ink_h, ink_w = (points.max(axis=0) - low)[::-1] * scale + 2 * radius + 1
+    width, height = (points.max(axis=0) - low).tolist()
+    extent = max(width, height)
+    if extent == 0:  # a single dot: only the pen's disc, which then fills the box
+        return _DOT.copy()
+    # In render pixels, between pixel centres, the points' longer side spans the box less the
+    # pen's disc at either end; the shorter side is centred in as many whole blocks as it needs.
+    scale = (_SIDE - 1 - 2 * _PEN_RADIUS) / extent
+    ink_w = width * scale + 2 * _PEN_RADIUS + 1
+    ink_h = height * scale + 2 * _PEN_RADIUS + 1
     fit_h = max(1, round(ink_h / SUPERSAMPLE))
     fit_w = max(1, round(ink_w / SUPERSAMPLE))
-    # The ink is centred in a canvas of whole blocks; `pad` keeps discs that overhang a rounded-
-    # down side inside the array (the overhang is cut off below, as a crop would).
-    pad = math.ceil(radius) + 1
     origin = (
-        np.array([SUPERSAMPLE * fit_w - ink_w, SUPERSAMPLE * fit_h - ink_h]) / 2 + radius + pad
+        np.array([SUPERSAMPLE * fit_w - ink_w, SUPERSAMPLE * fit_h - ink_h]) / 2
+        + _PEN_RADIUS
+        + _PAD
     )
     # Rounding drops float noise (from the drawing's offset and scale) that would otherwise flip
     # pixels on the raster's edges; a thousandth of a pixel changes nothing visible.
     lines = [np.round((line - low) * scale + origin, 3) for line in polylines]
-
-    height, width = SUPERSAMPLE * fit_h + 2 * pad, SUPERSAMPLE * fit_w + 2 * pad
     # Mark the pixels the pen's centre passes (each once, however often it passes), then stamp
     # the pen's disc on each of them.
-    centres = np.zeros(height * width, dtype=bool)
-    traced = _trace(lines)
-    centres[traced[:, 1] * width + traced[:, 0]] = True
-    dy, dx = _PEN if extent > 0 else _disc(radius)
-    canvas = np.zeros(height * width, dtype=np.float32)
-    canvas[(np.flatnonzero(centres)[:, None] + (dy * width + dx)).ravel()] = 1.0
-    ink = canvas.reshape(height, width)[pad:-pad, pad:-pad]
-    return _centre(ink.reshape(fit_h, SUPERSAMPLE, fit_w, SUPERSAMPLE).sum(axis=(1, 3)))
+    centres = np.zeros(_CANVAS * _CANVAS, dtype=bool)
+    centres[_trace(lines) @ _FLAT] = True
+    canvas = np.zeros(_CANVAS * _CANVAS, dtype=np.float32)
+    canvas[(np.flatnonzero(centres)[:, None] + _PEN).ravel()] = 1.0
+    # Sum each SUPERSAMPLE × SUPERSAMPLE block of the box (rows, then columns).
+    box = canvas.reshape(_CANVAS, _CANVAS)[_PAD : _PAD + _SIDE, _PAD : _PAD + _SIDE]
+    rows = box.reshape(BOX, SUPERSAMPLE, _SIDE).sum(axis=1)
+    blocks = rows.reshape(BOX, BOX, SUPERSAMPLE).sum(axis=2)
+    return _centre(blocks[:fit_h, :fit_w])
 
 
 def png_to_image(data: bytes) -> np.ndarray:
@@ -218,16 +219,17 @@ def _parse_strokes(strokes: object) -> list[np.ndarray]:
 
 
 def _trace(lines: list[np.ndarray]) -> np.ndarray:
-    """Pixels along the polylines, TRACE_STEP apart at most: where the pen's disc is stamped."""
+    """Pixels [x, y] along the polylines, at most TRACE_STEP apart: where the pen is stamped."""
     starts = np.concatenate([line[:-1] for line in lines])
     deltas = np.concatenate([line[1:] for line in lines]) - starts
-    steps = np.ceil(np.hypot(deltas[:, 0], deltas[:, 1]) / TRACE_STEP).astype(np.intp)
-    steps = np.maximum(steps, 1)
-    segment = np.repeat(np.arange(len(steps)), steps)
-    fraction = (np.arange(len(segment)) - (np.cumsum(steps) - steps)[segment]) / steps[segment]
-    along = starts[segment] + deltas[segment] * fraction[:, None]
-    # Every point too: a stroke's last point, and strokes that are a single dot.
-    return np.floor(np.concatenate([along, *lines]) + 0.5).astype(np.intp)
+    # Every segment is cut into as many pieces as the longest needs: fewer numpy calls than
+    # cutting each to its own length, and a long segment among short ones costs little.
+    longest = float(np.hypot(deltas[:, 0], deltas[:, 1]).max(initial=0.0))
+    pieces = max(1, math.ceil(longest / TRACE_STEP))
+    along = starts[:, None, :] + deltas[:, None, :] * (np.arange(pieces) / pieces)[:, None]
+    # Each stroke's last point too (which for a one-point stroke is all of it).
+    ends = [line[-1:] for line in lines]
+    return np.rint(np.concatenate([along.reshape(-1, 2), *ends])).astype(np.intp)
 
 
 def _disc(radius: float) -> tuple[np.ndarray, np.ndarray]:
@@ -238,8 +240,27 @@ def _disc(radius: float) -> tuple[np.ndarray, np.ndarray]:
     return dy[inside], dx[inside]
 
 
-# The pen of every drawing that is more than a dot (its radius is relative to the box).
-_PEN = _disc((SUPERSAMPLE * BOX - 1) * STROKE_WIDTH / 2 / (1 + STROKE_WIDTH))
+# The render canvas: the SUPERSAMPLE× box with room around it for the pen's overhang (a side
+# rounded down to whole blocks loses that overhang, as a crop would). Indices into it are flat.
+_SIDE = SUPERSAMPLE * BOX
+_PEN_RADIUS = (_SIDE - 1) * STROKE_WIDTH / 2 / (1 + STROKE_WIDTH)
+_PAD = math.ceil(_PEN_RADIUS) + SUPERSAMPLE
+_CANVAS = _SIDE + 2 * _PAD
+_FLAT = np.array([1, _CANVAS])  # [x, y] @ _FLAT is the flat index of pixel (x, y)
+_PEN = np.array(_disc(_PEN_RADIUS)).T @ _FLAT[::-1]
+# A dot is the pen's disc alone, scaled up to fill the box.
+_DOT = _centre(
+    np.add.reduceat(
+        np.add.reduceat(
+            np.hypot(*np.mgrid[:_SIDE, :_SIDE] - (_SIDE - 1) / 2) <= (_SIDE - 1) / 2,
+            np.arange(0, _SIDE, SUPERSAMPLE),
+            axis=0,
+            dtype=np.float32,
+        ),
+        np.arange(0, _SIDE, SUPERSAMPLE),
+        axis=1,
+    )
+)
 
 
 def _png_dimensions(head: bytes) -> tuple[int, int]:

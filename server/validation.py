@@ -96,6 +96,7 @@ class Validation:
         self.settings = load_settings()
         self.boards = Leaderboards(repo, self.settings, round_id)
         self._players: dict[int, set[Connection]] = {}
+        self._owners: dict[Connection, int] = {}
 
     async def start(self) -> None:
         """Load the rules (raises `SettingsError`), seed MNIST gold, fold the score events."""
@@ -134,10 +135,13 @@ class Validation:
 
     def connect(self, player_id: int, connection: Connection) -> None:
         self._players.setdefault(player_id, set()).add(connection)
+        self._owners[connection] = player_id
 
     def disconnect(self, connection: Connection) -> None:
         self.boards.unsubscribe(connection)
-        for player_id, connections in list(self._players.items()):
+        player_id = self._owners.pop(connection, None)
+        if player_id is not None:
+            connections = self._players[player_id]
             connections.discard(connection)
             if not connections:
                 del self._players[player_id]
@@ -157,6 +161,8 @@ class Validation:
         voter = await reads.voter(player.id)
         if voter.status is Status.BANNED:
             raise ProtocolError("banned", "This player is banned.")
+        if voter.status is not Status.ACTIVE:
+            return None  # quarantined: no tasks while an admin looks
         found = await reads.open_task(player.id)
         if found is None:
             current = role(voter, self.settings)
@@ -215,7 +221,10 @@ class Validation:
                     await self._answer_gold(store, task, answer)
                 else:
                     settled = await self._answer_claim(store, task, row, answer)
-        except sqlite3.IntegrityError:  # a second task for the same item, answered twice
+        except sqlite3.IntegrityError as error:
+            if "UNIQUE" not in str(error):
+                raise
+            # Two tasks for the same item (asked for concurrently), both answered.
             raise ProtocolError("already_voted", "You already answered this drawing.") from None
         if settled is not None:
             self._push(settled["drawer_id"], settled["message"])
@@ -240,7 +249,7 @@ class Validation:
         voter = await store.voter(task.player_id)
         drawer = await store.drawer(row.drawer_id)
         pair = await store.pair(row.drawer_id, task.player_id)
-        claim = row.consensus or self._new_claim(row, drawer_prior(drawer, s))
+        claim = await self._claim_of(store, row)
         evidence = assess_vote(voter, pair, drawer, answer, s)
         try:
             voted = record_vote(claim, task.player_id, answer, evidence, s)
@@ -251,10 +260,13 @@ class Validation:
         await store.save_claim(voted)
         return None if voted.pending else await self._settle(store, row, voted)
 
-    def _new_claim(self, row: ClaimRow, prior: float) -> Claim:
-        return new_claim(
-            row.attempt_id, row.drawer_id, row.claimed, row.model_label, prior, self.settings
-        )
+    async def _claim_of(self, store: ConsensusStore, row: ClaimRow) -> Claim:
+        """The claim's consensus state; a claim nobody voted on yet starts from its prior."""
+        if row.consensus is not None:
+            return row.consensus
+        prior = drawer_prior(await store.drawer(row.drawer_id), self.settings)
+        s = self.settings
+        return new_claim(row.attempt_id, row.drawer_id, row.claimed, row.model_label, prior, s)
 
     async def _settle(
         self, store: ConsensusStore, row: ClaimRow, claim: Claim, by_admin: bool = False
@@ -312,8 +324,7 @@ class Validation:
                 raise LookupError(f"There is no claim {attempt_id}.")
             if row.state not in ("pending", "disputed"):
                 raise ReviewError(f"Claim {attempt_id} is already {row.state}.")
-            claim = row.consensus or self._new_claim(row, 0.5)
-            decided = admin_decide(claim, check_answer(label))
+            decided = admin_decide(await self._claim_of(store, row), check_answer(label))
             await store.save_claim(decided, by_admin=True)
             settled = await self._settle(store, row, decided, by_admin=True)
         self._push(settled["drawer_id"], settled["message"])
@@ -343,8 +354,9 @@ class Validation:
                 for attempt_id in drawn:
                     row = await store.claim(attempt_id)
                     assert row is not None
-                    claim = row.consensus or self._new_claim(row, 0.5)
-                    await store.save_claim(dispute(claim))
+                    claim = dispute(await self._claim_of(store, row))
+                    await store.save_claim(claim)
+                    pushes.append(await self._settle(store, row, claim))
                     disputed += 1
         for push in pushes:
             self._push(push["drawer_id"], push["message"])

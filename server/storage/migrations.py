@@ -3,9 +3,9 @@
 Never edit a migration that has shipped: append a new one. Each is applied in its own
 transaction together with the bump of `schema_version`.
 
-Room left for the consensus phase: `claims` is the validation queue (one row per pending
-claim); votes, tasks, gold answers and an append-only score-event table reference `attempts`,
-`claims` and `players` from a later migration.
+`claims` is the validation queue (one row per claim; its `state` is the consensus outcome).
+Migration 2 adds what consensus needs: tasks, votes, gold, the rules' reliability records and the
+append-only `score_events` every score is folded from (server/storage/consensus.py).
 """
 
 from __future__ import annotations

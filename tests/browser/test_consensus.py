@@ -1,8 +1,8 @@
 """The whole game with several people: one fools the model, another validates the drawing
 blind, both leaderboards move, and an admin launches the next round that everyone sees.
 
-Needs the consensus phase (tasks, votes, claim_settled, leaderboards) and the retraining
-endpoints; until the server has them this test is expected to fail.
+The next-round part needs the retraining endpoints; until the server has them it is expected
+to fail.
 """
 
 from __future__ import annotations
@@ -12,18 +12,15 @@ from pathlib import Path
 import pytest
 from browser_helpers import ONE, Contexts, draw, join, screenshot, top_guess
 from live_server import ADMIN_TOKEN
-from playwright.sync_api import expect
+from playwright.sync_api import Page, expect
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.xfail(strict=False, reason="needs consensus phase"),
-]
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-# One trusted vote settles a claim: no gold warm-up, no reliability bar (rules override file).
+# One trusted vote settles a claim: no gold warm-up, a new account's 60% clears the reliability bar
+# (rules override file; settings refuse a bar of 0).
 LENIENT_RULES = """
 [reliability]
-min_reliability = 0.0
+min_reliability = 0.5
 
 [consensus]
 min_trusted_voters = 1
@@ -47,9 +44,25 @@ def lenient_rules(data_dir: Path) -> Path:
     return path
 
 
-def test_a_fool_is_validated_scored_and_survives_into_the_next_round(
-    lenient_rules: Path, contexts: Contexts
-) -> None:
+def test_a_fool_is_validated_and_scored(lenient_rules: Path, contexts: Contexts) -> None:
+    fool_validated_and_scored(contexts)
+
+
+@pytest.mark.xfail(strict=False, reason="needs the retraining endpoints (admin rounds/next)")
+def test_a_fool_survives_into_the_next_round(lenient_rules: Path, contexts: Contexts) -> None:
+    drawer, validator = fool_validated_and_scored(contexts)
+    admin = contexts.page("/admin.html")
+    admin.fill("#login-token", ADMIN_TOKEN)
+    admin.click("#login-form button[type=submit]")
+    admin.click("#rounds [data-action=next]")
+    expect(admin.locator("#trainer .trainer-summary")).to_contain_text("Job")
+    for page in (drawer, validator):
+        expect(page.locator("#banner [data-field=number]")).to_have_text("2", timeout=240_000)
+        expect(page.locator("#banner [data-field=model]")).to_have_text("v2")
+
+
+def fool_validated_and_scored(contexts: Contexts) -> tuple[Page, Page]:
+    """Ada fools the model, Grace validates the drawing blind; both boards show it."""
     drawer = contexts.page()
     join(drawer, "Ada")
     validator = contexts.page()
@@ -73,12 +86,4 @@ def test_a_fool_is_validated_scored_and_survives_into_the_next_round(
     validator.click("#leaderboard [data-board=validators]")
     expect(validator.locator(".board-rows")).to_contain_text("Grace")
     screenshot(drawer, "leaderboard-live-desktop")
-
-    admin = contexts.page("/admin.html")
-    admin.fill("#login-token", ADMIN_TOKEN)
-    admin.click("#login-form button[type=submit]")
-    admin.click("#rounds [data-action=next]")
-    expect(admin.locator("#trainer .trainer-summary")).to_contain_text("Job")
-    for page in (drawer, validator):
-        expect(page.locator("#banner [data-field=number]")).to_have_text("2", timeout=240_000)
-        expect(page.locator("#banner [data-field=model]")).to_have_text("v2")
+    return drawer, validator

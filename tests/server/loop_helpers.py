@@ -16,7 +16,8 @@ from typing import Any
 
 import httpx
 import numpy as np
-from live_server import REPO, Client, admin_headers, join
+from consensus_helpers import as_answer, gold_truth, query
+from live_server import REPO, Client, ThreadServer, admin_headers, join
 
 from game_rules.consensus import Claim, Outcome
 from server.config import DataLayout
@@ -89,25 +90,41 @@ def settle(data_dir: Path, attempt_id: int, outcome: Outcome, label: int, streng
         )
 
 
-async def seed_verified(
-    url: str, data_dir: Path, mnist: Mnist, wanted: int, name: str = "Drawer"
+async def submit_claims(
+    server: ThreadServer, mnist: Mnist, wanted: int, name: str = "Drawer"
 ) -> list[dict[str, Any]]:
-    """Submit rotated digits until `wanted` are claims, and verify every claim (strength 0.9).
-    Returns the `submitted` replies of the claims."""
-    client, _ = await join(url, name)
+    """Submit rotated digits until `wanted` of them are claims; their `submitted` replies."""
+    client, _ = await join(server.ws, name)
     claims: list[dict[str, Any]] = []
     start = 0
     while len(claims) < wanted:
         assert start < 2000, "the model reads rotated digits too well to make claims"
         for image, label in rotated_digits(mnist, 50, start):
             reply = await submit_png(client, image, label)
-            if reply["outcome"] == "pending" and len(claims) < wanted:
+            if reply["outcome"] == "pending":
                 claims.append(reply)
+                if len(claims) == wanted:
+                    break
         start += 50
     await client.close()
-    for reply in claims:
-        settle(data_dir, reply["attempt_id"], Outcome.VERIFIED, reply["label"], 0.9)
     return claims
+
+
+async def seed_verified(
+    server: ThreadServer, mnist: Mnist, wanted: int, name: str = "Drawer"
+) -> list[dict[str, Any]]:
+    """`wanted` claims, each verified by an admin reviewing it."""
+    claims = await submit_claims(server, mnist, wanted, name)
+    async with admin_client(server.http) as admin:
+        for reply in claims:
+            await decide(admin, reply["attempt_id"], reply["label"])
+    return claims
+
+
+async def decide(admin: httpx.AsyncClient, attempt_id: int, answer: int | str) -> None:
+    """Settle a claim the way an admin reviewing it does."""
+    decided = await admin.post(f"/api/admin/review/{attempt_id}", json={"label": answer})
+    assert decided.status_code == 200, decided.text
 
 
 @dataclass
@@ -171,3 +188,38 @@ async def wait_for_job(admin: httpx.AsyncClient) -> tuple[dict[str, Any], list[d
 
 def admin_client(http: str) -> httpx.AsyncClient:
     return httpx.AsyncClient(base_url=http, headers=admin_headers(), timeout=30)
+
+
+async def verify_by_votes(server: ThreadServer, voters: int = 3) -> int:
+    """Players validate every pending claim with its claimed label (warming up on gold first,
+    as the rules demand); returns how many votes were cast on claims. Needs rules where
+    `voters` trusted votes settle a claim (consensus_helpers.TEST_RULES)."""
+    cast = 0
+    for i in range(voters):
+        client, _ = await join(server.ws, f"Validator {i}")
+        while True:
+            task = await client.request({"type": "task"}, "task", "no_task")
+            if task["type"] == "no_task":
+                break
+            assert task["type"] == "task", task
+            truth = gold_truth(server.data_dir, task["task_id"])
+            if truth is None:
+                answer: int | str = claimed_label(server.data_dir, task["task_id"])
+                cast += 1
+            else:
+                answer = as_answer(truth)
+            voted = await client.request(
+                {"type": "vote", "task_id": task["task_id"], "answer": answer}, "voted"
+            )
+            assert voted["type"] == "voted", voted
+        await client.close()
+    return cast
+
+
+def claimed_label(data_dir: Path, task_id: str) -> int:
+    rows = query(
+        data_dir,
+        "SELECT a.label FROM tasks t JOIN attempts a ON a.id = t.attempt_id WHERE t.id = ?",
+        (task_id,),
+    )
+    return int(rows[0][0])

@@ -104,3 +104,18 @@ async def test_bad_votes_are_refused_and_change_nothing(server: ThreadServer) ->
     assert await refused(spectator, vote, data) == "spectator"
     for client in (ada, spectator, *players.values()):
         await client.close()
+
+
+async def test_bad_http_queries_get_clear_errors(server: ThreadServer) -> None:
+    async with httpx.AsyncClient(base_url=server.http) as http:
+        for params in ({"board": "best"}, {"limit": "abc"}, {"limit": "0"}, {"limit": "101"}):
+            response = await http.get("/api/leaderboard", params=params)
+            assert response.status_code == 400, params
+            assert response.json()["error"]["code"] == "bad_request"
+        assert (await http.get("/api/hall-of-fame", params={"round": "-1"})).status_code == 400
+        assert (await http.get("/api/hall-of-fame", params={"round": 99})).json() == []
+        assert (await http.get("/api/players/999/stats")).status_code == 404
+        empty = (await http.get("/api/leaderboard", params={"board": "all", "limit": 5})).json()
+        assert (empty["top"], empty["you"], empty["size"]) == ([], None, 0)
+        for path in ("/api/admin/review", "/api/admin/players", "/api/admin/votes.jsonl"):
+            assert (await http.get(path)).status_code == 401

@@ -3,13 +3,22 @@ leaderboards; the scores rebuilt from the stored events equal the live ones."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from consensus_helpers import claim_task, counts, make_claim, next_of, prepare, query
+from consensus_helpers import (
+    claim_task,
+    counts,
+    gold_truth,
+    make_claim,
+    next_of,
+    prepare,
+    query,
+)
 from live_server import LinearModelFactory, ThreadServer, add_model, join, open_client
 
 from game_rules.leaderboard import board
@@ -48,12 +57,26 @@ async def test_a_claim_is_verified_by_three_validators(server: ThreadServer) -> 
     )
     assert assigned == [(attempt_id,)]  # the only claim, given blind to each of them
 
+    # Asking again gives the same unanswered task: no skipping to a nicer drawing.
+    grace, grace_task = validators[0]
+    again = await grace.request({"type": "task", "id": "t2"}, "task")
+    assert again["task_id"] == grace_task["task_id"]
+    # Nobody is given their own drawing.
+    ada_task = await ada.request({"type": "task", "id": "t"}, "task", "no_task")
+    assert (
+        ada_task["type"] == "no_task"
+        or gold_truth(server.data_dir, ada_task["task_id"]) is not None
+    )
+
     claimed = submitted["label"]
     for client, task in validators:
         voted = await client.request(
             {"type": "vote", "id": "v", "task_id": task["task_id"], "answer": claimed}, "voted"
         )
         assert voted == {"type": "voted", "id": "v", "task_id": task["task_id"]}
+    # Never the same drawing twice: Grace's next task is gold, not the claim again.
+    after = await grace.request({"type": "task", "id": "t3"}, "task")
+    assert gold_truth(server.data_dir, after["task_id"]) is not None
 
     settled = await next_of(ada, "claim_settled")
     assert settled["attempt_id"] == attempt_id
@@ -71,9 +94,12 @@ async def test_a_claim_is_verified_by_three_validators(server: ThreadServer) -> 
     ]
     consensus = json.loads(query(server.data_dir, "SELECT consensus FROM claims")[0][0])
     assert [v["counted"] for v in consensus["votes"]] == [True, True, True]
+    assert consensus["posterior"][claimed] >= 0.999  # sure enough to become gold itself
+    assert query(server.data_dir, "SELECT attempt_id, truth FROM gold WHERE attempt_id > 0") == [
+        (attempt_id, claimed)
+    ]
 
     # The validators' board: each matched the consensus and answered two gold digits.
-    grace = validators[0][0]
     validators_board = await grace.request(
         {"type": "leaderboard", "id": "l", "board": "validators"}, "leaderboard"
     )
@@ -126,3 +152,28 @@ def assert_rebuilt_scores_match(server: ThreadServer) -> None:
         assert expected  # not vacuous
     assert rebuilt.to_dict() == live.scores.to_dict()
     assert counts(server.data_dir)["score_events"] == len(rows)
+
+
+async def test_votes_racing_on_one_claim_settle_it_exactly_once(server: ThreadServer) -> None:
+    ada, _, submitted = await make_claim(server.ws, "Ada")
+    validators = []
+    for i in range(6):
+        client, _ = await join(server.ws, f"Racer {i}")
+        validators.append((client, await claim_task(client, server.data_dir)))
+    await asyncio.gather(
+        *(
+            client.send({"type": "vote", "task_id": task["task_id"], "answer": submitted["label"]})
+            for client, task in validators
+        )
+    )
+    replies = [await client.reply("voted") for client, _ in validators]
+    outcomes = sorted(r["type"] if r["type"] == "voted" else r["code"] for r in replies)
+    assert outcomes == ["task_settled"] * 3 + ["voted"] * 3
+    assert query(server.data_dir, "SELECT state, votes FROM claims") == [("verified", 3)]
+    assert counts(server.data_dir)["votes"] == 3
+    settled = await next_of(ada, "claim_settled")
+    assert settled["outcome"] == "verified"
+    for client, _ in validators:
+        await client.close()
+    await ada.close()
+    assert_rebuilt_scores_match(server)

@@ -9,10 +9,11 @@ import asyncio
 import os
 import signal
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from consensus_helpers import TEST_RULES, query
 from live_server import ADMIN_TOKEN, ThreadServer, join
 from loop_helpers import (
     SMALL_JOB,
@@ -20,6 +21,8 @@ from loop_helpers import (
     admin_client,
     loop_data_dir,
     seed_verified,
+    submit_claims,
+    verify_by_votes,
     wait_for_job,
 )
 
@@ -45,27 +48,35 @@ def loop_dir(tmp_path: Path, trained_model: Path) -> Path:
     return loop_data_dir(tmp_path / "data", trained_model)
 
 
+StartServer = Callable[..., ThreadServer]
+
+
 @pytest.fixture
-def start_server(loop_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[type[ThreadServer]]:
+def start_server(loop_dir: Path, monkeypatch: pytest.MonkeyPatch) -> StartServer:
     """`with start_server(**env) as server:` a real server on `loop_dir`, small jobs."""
     monkeypatch.setenv("FTM_ADMIN_TOKEN", ADMIN_TOKEN)
     for name, value in SMALL_JOB.items():
         monkeypatch.setenv(name, value)
 
-    class Started(ThreadServer):
-        def __init__(self, **env: str) -> None:
-            for name, value in env.items():
-                monkeypatch.setenv(name, value)
-            super().__init__(loop_dir, GENEROUS)
+    def start(**env: str) -> ThreadServer:
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        return ThreadServer(loop_dir, GENEROUS)
 
-    yield Started
+    return start
 
 
 async def test_next_round_trains_gates_and_swaps_without_a_failed_prediction(
-    start_server: type[ThreadServer], loop_dir: Path, mnist: Mnist
+    start_server: StartServer, loop_dir: Path, mnist: Mnist
 ) -> None:
+    (loop_dir / "rules.toml").write_text(TEST_RULES)  # three trusted votes verify a claim
     with start_server() as server:
-        claims = await seed_verified(server.ws, loop_dir, mnist, wanted=40)
+        claims = await submit_claims(server, mnist, wanted=40)
+        assert await verify_by_votes(server, voters=3) == 3 * 40
+        states = query(loop_dir, "SELECT state, label, consensus FROM claims ORDER BY attempt_id")
+        assert [(state, label) for state, label, _ in states] == [
+            ("verified", c["label"]) for c in claims
+        ]
         async with admin_client(server.http) as admin, Predictors(server.ws) as players:
             launched = await admin.post("/api/admin/rounds/next")
             assert launched.status_code == 202, launched.text
@@ -116,10 +127,10 @@ async def test_next_round_trains_gates_and_swaps_without_a_failed_prediction(
 
 
 async def test_a_refused_candidate_leaves_the_old_model_serving(
-    start_server: type[ThreadServer], loop_dir: Path, mnist: Mnist
+    start_server: StartServer, loop_dir: Path, mnist: Mnist
 ) -> None:
     with start_server(FTM_GATE_MNIST_FLOOR="1.0") as server:  # no model reaches 100%
-        await seed_verified(server.ws, loop_dir, mnist, wanted=12)
+        await seed_verified(server, mnist, wanted=12)
         async with admin_client(server.http) as admin, Predictors(server.ws) as players:
             assert (await admin.post("/api/admin/rounds/next")).status_code == 202
             job, _ = await wait_for_job(admin)
@@ -155,7 +166,7 @@ async def test_a_refused_candidate_leaves_the_old_model_serving(
 
 
 async def test_a_crashed_trainer_is_reported_and_the_game_goes_on(
-    start_server: type[ThreadServer], loop_dir: Path
+    start_server: StartServer, loop_dir: Path
 ) -> None:
     with start_server() as server:
         player, _ = await join(server.ws, "Ada")
@@ -189,7 +200,7 @@ async def test_a_crashed_trainer_is_reported_and_the_game_goes_on(
 
 
 async def test_unreadable_parent_weights_fail_the_job_with_the_reason(
-    start_server: type[ThreadServer], loop_dir: Path
+    start_server: StartServer, loop_dir: Path
 ) -> None:
     DataLayout(loop_dir).models_dir.joinpath("v1.pt").write_bytes(b"not torch weights")
     with start_server() as server:
@@ -201,3 +212,44 @@ async def test_unreadable_parent_weights_fail_the_job_with_the_reason(
             assert (await admin.get("/healthz")).json()["model_version"] == "v1"
             models = (await admin.get("/api/admin/models")).json()
             assert [(m["version"], m["status"]) for m in models] == [("v1", "serving")]
+
+
+async def test_enough_new_verified_drawings_start_a_candidate_left_for_an_admin(
+    start_server: StartServer, loop_dir: Path, mnist: Mnist, tmp_path: Path
+) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text("[retrain]\nnew_verified_threshold = 10\nauto_open_next_round = false\n")
+    with start_server(FTM_RULES=str(rules), FTM_RETRAIN_POLL_SECONDS="0.2") as server:
+        async with admin_client(server.http) as admin:
+            await seed_verified(server, mnist, wanted=9)
+            await asyncio.sleep(1.0)
+            assert (await admin.get("/api/admin/trainer")).json() == {}  # 9 < 10: no job
+            await seed_verified(server, mnist, wanted=1, name="Another")
+            while (await admin.get("/api/admin/trainer")).json() == {}:
+                await asyncio.sleep(0.1)
+            job, _ = await wait_for_job(admin)
+            assert (job["trigger"], job["state"], job["opened_round"]) == (
+                "automatic",
+                "succeeded",
+                None,
+            )
+            models = {
+                m["version"]: m["status"] for m in (await admin.get("/api/admin/models")).json()
+            }
+            assert models == {"v1": "serving", "v2": "candidate"}
+            assert (await admin.get("/healthz")).json()["model_version"] == "v1"
+
+            # No new drawings since that job: no second one.
+            await asyncio.sleep(1.0)
+            assert (await admin.get("/api/admin/trainer")).json()["id"] == job["id"]
+
+            # The admin opens the candidate, then goes back to v1: each opens a new round.
+            opened = await admin.post("/api/admin/models/v2/rollback")
+            assert (opened.json()["number"], opened.json()["model_version"]) == (2, "v2")
+            back = await admin.post("/api/admin/models/v1/rollback")
+            assert (back.json()["number"], back.json()["model_version"]) == (3, "v1")
+            models = {
+                m["version"]: m["status"] for m in (await admin.get("/api/admin/models")).json()
+            }
+            assert models == {"v1": "serving", "v2": "retired"}
+            assert (await admin.get("/healthz")).json()["model_version"] == "v1"

@@ -1,0 +1,232 @@
+"""The dataset export loads back and matches the database (CLI and admin HTTP); the registry
+and the CLI tables on a game without any training."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import sqlite3
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from live_server import SEVEN, LinearModelFactory, ThreadServer, add_model, admin_headers, join
+from loop_helpers import rotated_digits, settle, submit_png
+from PIL import Image
+
+from game_rules.consensus import Outcome
+from server.cli import main
+from server.config import DataLayout
+from server.limits import Limits
+from server.mnist import Mnist
+from server.models import read_card, write_card
+
+
+@pytest.fixture
+def limits() -> Limits:
+    return Limits(submit_burst=1000, submit_per_second=1000)
+
+
+async def cli(argv: list[str]) -> int:
+    """`fool-the-model ARGV` (in a thread: it runs its own event loop)."""
+    return await asyncio.to_thread(main, argv)
+
+
+def db_rows(data_dir: Path, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(DataLayout(data_dir).database) as db:
+        return db.execute(sql, params).fetchall()
+
+
+async def seed_game(server: ThreadServer, mnist: Mnist) -> dict[int, tuple[str, int | None]]:
+    """Forty drawings (PNGs and strokes) with every kind of outcome; attempt id → (outcome,
+    consensus label)."""
+    client, _ = await join(server.ws, "Ada")
+    for image, label in rotated_digits(mnist, 36):
+        await submit_png(client, image, label)
+    for label in (7, 1, 3, 4):
+        reply = await client.request(
+            {"type": "submit", "drawing": SEVEN, "label": label}, "submitted"
+        )
+        assert reply["type"] == "submitted", reply
+    await client.close()
+    claims = [
+        row[0] for row in db_rows(server.data_dir, "SELECT attempt_id FROM claims ORDER BY 1")
+    ]
+    assert len(claims) >= 12, "the linear model agreed with too many drawings"
+    for attempt_id in claims[:8]:
+        (claimed,) = db_rows(
+            server.data_dir, "SELECT label FROM attempts WHERE id = ?", (attempt_id,)
+        )[0]
+        settle(server.data_dir, int(attempt_id), Outcome.VERIFIED, int(claimed), 0.8)
+    settle(server.data_dir, int(claims[8]), Outcome.RELABELLED, 2, 0.7)
+    settle(server.data_dir, int(claims[9]), Outcome.REJECTED_NOT_DIGIT, 10, 0.9)
+    expected: dict[int, tuple[str, int | None]] = {}
+    for attempt_id, outcome, state, label in db_rows(
+        server.data_dir,
+        "SELECT a.id, a.outcome, c.state, c.label FROM attempts a"
+        " LEFT JOIN claims c ON c.attempt_id = a.id",
+    ):
+        if outcome == "model_won":
+            expected[int(attempt_id)] = ("model_won", None)
+        else:
+            settled = state in ("verified", "relabelled")
+            expected[int(attempt_id)] = (str(state), int(label) if settled else None)
+    return expected
+
+
+async def test_the_export_loads_back_and_matches_the_database(
+    server: ThreadServer, mnist: Mnist, tmp_path: Path
+) -> None:
+    expected = await seed_game(server, mnist)
+    wanted = {i: e for i, e in expected.items() if e[0] in ("verified", "relabelled")}
+    out = tmp_path / "export"
+    argv = ["--data-dir", str(server.data_dir), "export", "--out", str(out)]
+    assert await cli([*argv, "--outcome", "verified", "--outcome", "relabelled"]) == 0
+
+    folder = out / "imagefolder" / "train"
+    metadata = [json.loads(line) for line in (folder / "metadata.jsonl").read_text().splitlines()]
+    assert {m["attempt_id"]: (m["outcome"], m["label"]) for m in metadata} == wanted
+    stored = {
+        int(i): (np.frombuffer(image, "<f4").reshape(28, 28), label, predicted, player)
+        for i, image, label, predicted, player in db_rows(
+            server.data_dir, "SELECT id, image, label, predicted, player_id FROM attempts"
+        )
+    }
+    for m in metadata:
+        image, claimed, predicted, _ = stored[m["attempt_id"]]
+        png = np.asarray(Image.open(folder / m["file_name"]), dtype=np.float32) / 255
+        assert png.shape == (28, 28) and np.abs(png - image).max() <= 1 / 255
+        assert (m["claimed_label"], m["model_prediction"]) == (claimed, predicted)
+        assert m["round"] == 1 and m["model_version"] == "v1"
+        assert 0.7 <= m["consensus_strength"] <= 0.8 + 1e-9
+        assert len(m["player"]) == 16 and m["player"] != "1"
+
+    arrays = np.load(out / "arrays.npz")
+    assert arrays["images"].shape == (len(wanted), 28, 28) and arrays["images"].dtype == np.uint8
+    assert dict(zip(arrays["attempt_ids"].tolist(), arrays["labels"].tolist(), strict=True)) == {
+        i: label for i, (_, label) in wanted.items()
+    }
+    strokes = (out / "strokes.ndjson").read_text().splitlines()
+    assert len(strokes) == sum(
+        1
+        for i in wanted
+        if db_rows(server.data_dir, "SELECT strokes FROM attempts WHERE id = ?", (i,))[0][0]
+    )
+
+    # One format, one round, every outcome.
+    only = tmp_path / "numpy-only"
+    assert await cli([*argv[:-1], str(only), "--format", "numpy", "--round", "1"]) == 0
+    assert sorted(p.name for p in only.iterdir()) == ["arrays.npz"]
+    assert len(np.load(only / "arrays.npz")["labels"]) == len(expected)
+    assert await cli([*argv[:-1], str(only), "--format", "numpy"]) == 1  # never overwrites
+    assert await cli([*argv[:-1], str(tmp_path / "x"), "--outcome", "won"]) == 1
+
+
+async def test_the_admin_export_is_a_zip_and_refuses_bad_queries(
+    server: ThreadServer, mnist: Mnist
+) -> None:
+    expected = await seed_game(server, mnist)
+    verified = sorted(i for i, e in expected.items() if e[0] == "verified")
+    async with httpx.AsyncClient(base_url=server.http, headers=admin_headers()) as admin:
+        reply = await admin.get("/api/admin/export?format=imagefolder&outcome=verified&round=1")
+        assert reply.status_code == 200, reply.text
+        assert reply.headers["content-type"] == "application/zip"
+        archive = zipfile.ZipFile(io.BytesIO(reply.content))
+        names = archive.namelist()
+        assert sorted(n for n in names if n.endswith(".png")) == sorted(
+            f"imagefolder/train/{i}.png" for i in verified
+        )
+        assert "arrays.npz" not in names and "strokes.ndjson" not in names
+        lines = archive.read("imagefolder/train/metadata.jsonl").decode().splitlines()
+        assert len(lines) == len(verified)
+
+        everything = zipfile.ZipFile(io.BytesIO((await admin.get("/api/admin/export")).content))
+        assert len(np.load(io.BytesIO(everything.read("arrays.npz")))["labels"]) == len(expected)
+
+        for query in ("format=zip", "round=one", "outcome=won", "format=numpy,gif"):
+            bad = await admin.get(f"/api/admin/export?{query}")
+            assert bad.status_code == 400, query
+        assert (
+            await admin.get("/api/admin/export", headers={"authorization": ""})
+        ).status_code == 401
+    leftovers = [p.name for p in server.data_dir.iterdir() if p.name.startswith("export-")]
+    assert leftovers == []
+
+
+async def test_the_registry_knows_the_bootstrap_model_and_refuses_rejected_ones(
+    data_dir: Path,
+    limits: Limits,
+    linear_onnx_model: LinearModelFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    add_model(data_dir, "v2", linear_onnx_model(seed=2))
+    card = read_card(DataLayout(data_dir).model_card_path("v2"))
+    card.gate = {"passed": False, "reason": "MNIST accuracy 0.1 < floor 0.985"}
+    write_card(card, DataLayout(data_dir).model_card_path("v2"))
+    monkeypatch.setenv("FTM_ADMIN_TOKEN", "test-admin-token")
+    with ThreadServer(data_dir, limits) as server:
+        async with httpx.AsyncClient(base_url=server.http, headers=admin_headers()) as admin:
+            assert (await admin.get("/healthz")).json()["model_version"] == "v1"
+            models = (await admin.get("/api/admin/models")).json()
+            assert [(m["version"], m["status"]) for m in models] == [
+                ("v1", "serving"),
+                ("v2", "rejected"),
+            ]
+            created = await admin.post("/api/admin/rounds", json={"open": True})
+            assert created.json()["model_version"] == "v1"  # the newest model that may serve
+            missing = await admin.post("/api/admin/models/v7/rollback")
+            assert missing.status_code == 404
+            serving = await admin.post("/api/admin/models/v1/rollback")
+            assert serving.json()["error"]["code"] == "already_serving"
+            trainer = await admin.get("/api/admin/trainer")
+            assert trainer.json() == {}
+            for method, path in [
+                ("POST", "/api/admin/rounds/next"),
+                ("GET", "/api/admin/trainer"),
+                ("POST", "/api/admin/trainer/cancel"),
+                ("GET", "/api/admin/models"),
+                ("POST", "/api/admin/models/v1/rollback"),
+            ]:
+                anonymous = await admin.request(method, path, headers={"authorization": "Bearer x"})
+                assert anonymous.status_code == 401, path
+            assert (await admin.get("/api/admin/trainer")).json() == {}  # nothing was launched
+            assert (await admin.get("/api/models/metrics")).json()[0]["version"] == "v1"
+
+
+async def test_the_cli_tables(
+    server: ThreadServer, mnist: Mnist, capsys: pytest.CaptureFixture[str]
+) -> None:
+    expected = await seed_game(server, mnist)
+    assert await cli(["--data-dir", str(server.data_dir), "rounds"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    claims = sum(1 for outcome, _ in expected.values() if outcome != "model_won")
+    verified = sum(1 for outcome, _ in expected.values() if outcome == "verified")
+    assert table[0].split() == [
+        "round",
+        "state",
+        "model",
+        "attempts",
+        "claims",
+        "verified",
+        "MER",
+        "vMER",
+    ]
+    assert table[2].split() == [
+        "1",
+        "open",
+        "v1",
+        str(len(expected)),
+        str(claims),
+        str(verified),
+        f"{100 * claims / len(expected):.1f}%",
+        f"{100 * verified / len(expected):.1f}%",
+    ]
+    assert await cli(["--data-dir", str(server.data_dir), "models"]) == 0
+    models = capsys.readouterr().out.splitlines()
+    assert models[2].split()[:3] == ["v1", "serving", "–"]
+    assert await cli(["--data-dir", str(server.data_dir / "nowhere"), "rounds"]) == 1
+    assert "No game database" in capsys.readouterr().err
