@@ -41,6 +41,9 @@ from server.validation import Validation
 log = logging.getLogger(__name__)
 
 
+INLINE_POINTS = 500  # drawings up to this many points render on the event loop (see `render`)
+
+
 class StartupError(RuntimeError):
     """The server cannot start; the message says what to run."""
 
@@ -93,9 +96,9 @@ class Game:
         self._rounds_lock = asyncio.Lock()
         self.validation = Validation(layout, repo, lambda: self.round.id if self.round else None)
         # Decoding a PNG costs about a millisecond of CPU, much of it outside the GIL (zlib,
-        # Pillow). Threads do it so the event loop stays free for I/O, replies and commits even
-        # when decodes fall behind; submissions have their own thread so they never wait behind
-        # a crowd of live guesses. (Strokes, the live path, render inline: see `render`.)
+        # Pillow). Threads do it (and render huge stroke drawings) so the event loop stays free
+        # for I/O, replies and commits even when they fall behind; submissions have their own
+        # thread so they never wait behind a crowd of live guesses. Usual strokes render inline.
         self._renderers = {
             "live": ThreadPoolExecutor(max_workers=2, thread_name_prefix="render-live"),
             "submit": ThreadPoolExecutor(max_workers=1, thread_name_prefix="render-submit"),
@@ -185,9 +188,13 @@ class Game:
             if isinstance(drawing, PngDrawing):
                 png = _decode_png(drawing.png)
                 return Rendered(await loop.run_in_executor(renderer, png_to_image, png), png)
-            # Strokes render in a fraction of a millisecond, less than handing them to a thread
-            # and back would cost (numpy holds the GIL for most of it anyway).
-            return Rendered(strokes_to_image(drawing.strokes), None)
+            # A drawing of a few hundred points renders in a fraction of a millisecond, less than
+            # handing it to a thread and back costs. A huge one (up to 2,000 points, several ms)
+            # goes to a thread, which gives the GIL back to the event loop every switch interval.
+            if sum(len(stroke) for stroke in drawing.strokes) <= INLINE_POINTS:
+                return Rendered(strokes_to_image(drawing.strokes), None)
+            image = await loop.run_in_executor(renderer, strokes_to_image, drawing.strokes)
+            return Rendered(image, None)
         except DrawingError as error:
             raise ProtocolError(error.code, str(error)) from None
 

@@ -5,12 +5,13 @@
     job = await learning.launch("admin")   # TrainerBusy if one runs; returns at once
     learning.job.public()                  # live progress for GET /api/admin/trainer
 
-One job at a time, in a separate process with its CPU threads capped (server/trainer/), so the
-event loop only relays progress lines. When the candidate passes the gate and the job should open
-the next round, `Game.create_round(version, open_now=True)` swaps the predictor atomically, moves
-the old round to closing (its pending claims still settle) and pushes `round` to every client. A
-rejected candidate, a crash or a cancel leave the serving model alone; the reason is kept on the
-job (memory and database) and, for a rejected candidate, in the registry's gate verdict.
+One job at a time, in a separate process (server/trainer/) with its CPU threads capped and the
+lowest CPU priority, so serving keeps the CPU and the event loop only relays progress lines.
+When the candidate passes the gate and the job should open the next round,
+`Game.create_round(version, open_now=True)` swaps the predictor atomically, moves the old round
+to closing (its pending claims still settle) and pushes `round` to every client. A rejected
+candidate, a crash or a cancel leave the serving model alone; the reason is kept on the job
+(memory and database) and, for a rejected candidate, in the registry's gate verdict.
 
 The automatic trigger checks every few seconds whether `retrain.new_verified_threshold` drawings
 were verified since the last job started, and launches a job that opens the next round itself
@@ -24,6 +25,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import shutil
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -39,7 +41,7 @@ from server.model_metrics import heldout_accuracy, model_metrics
 from server.models import read_card
 from server.registry import JobRow, JobRunning, Registry, connect
 from server.trainer.job import TrainingJob
-from server.trainer.process import JobOutcome, TrainerProcess
+from server.trainer.process import WORKER_COMMAND, JobOutcome, TrainerProcess
 from server.trainer.protocol import ProgressMessage
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,15 @@ SETTINGS_ENV: dict[str, tuple[str, type]] = {
     "FTM_TRAINER_TIMEOUT": ("timeout_seconds", float),
     "FTM_RETRAIN_POLL_SECONDS": ("poll_seconds", float),
 }
+
+
+# The trainer runs under SCHED_IDLE (Linux `chrt --idle`): it gets only CPU time nothing else
+# wants, so serving keeps its latency and the training just takes longer. `nice -n 19` was not
+# enough: on two loaded cores it still cost live guesses 5× their p99
+# (bench/load_while_training.py).
+TRAINER_COMMAND = (
+    ("chrt", "--idle", "0", *WORKER_COMMAND) if shutil.which("chrt") else WORKER_COMMAND
+)
 
 
 class TrainerBusy(RuntimeError):
@@ -252,7 +263,9 @@ class Learning:
             test_limit=s.test_limit,
             gate=GateSettings(mnist_floor=s.mnist_floor),
         )
-        trainer = TrainerProcess(job, folder / "job.json", timeout_seconds=s.timeout_seconds)
+        trainer = TrainerProcess(
+            job, folder / "job.json", command=TRAINER_COMMAND, timeout_seconds=s.timeout_seconds
+        )
         return status, trainer
 
     def cancel(self) -> JobStatus:

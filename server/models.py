@@ -165,8 +165,11 @@ def list_models(layout: DataLayout) -> list[ModelCard]:
 
 
 def may_serve(card: ModelCard) -> bool:
-    """A candidate the gate refused never serves; a card without a verdict (bootstrap) may."""
-    return card.gate.get("passed") is not False
+    """A model may serve when the gate passed it, or when it is a bootstrap model (trained from
+    scratch, never gated). A fine-tuned candidate without a verdict (still being gated, or its
+    trainer died) may not."""
+    passed = card.gate.get("passed")
+    return passed is True or (passed is None and card.parent is None)
 
 
 def latest_model(layout: DataLayout) -> ModelCard | None:

@@ -94,15 +94,15 @@ _RAMP = np.arange(BOX, dtype=np.float32)
 def _centre(fitted: np.ndarray) -> np.ndarray:
     """Paste a fitted image (at most 20×20) into 28×28, its centre of mass in the middle."""
     fit_h, fit_w = fitted.shape
-    rows, cols = fitted.sum(axis=1), fitted.sum(axis=0)
-    total = float(rows.sum())
+    rows, cols = np.add.reduce(fitted, axis=1), np.add.reduce(fitted, axis=0)
+    total = float(np.add.reduce(rows))
     com_y = float(rows @ _RAMP[:fit_h]) / total
     com_x = float(cols @ _RAMP[:fit_w]) / total
     # Put the centre of mass at pixel (14, 14) as MNIST does, but never push ink off the frame.
     top = min(max(round(SIZE / 2 - com_y), 0), SIZE - fit_h)
     left = min(max(round(SIZE / 2 - com_x), 0), SIZE - fit_w)
     out = np.zeros((SIZE, SIZE), dtype=np.float32)
-    out[top : top + fit_h, left : left + fit_w] = fitted / fitted.max()
+    out[top : top + fit_h, left : left + fit_w] = fitted / np.maximum.reduce(fitted, axis=None)
     return out
 
 
@@ -110,8 +110,11 @@ def strokes_to_image(strokes: object) -> np.ndarray:
     """Render canvas polylines `[[[x, y], ...], ...]` (any scale or offset) as a 28×28 image."""
     polylines = _parse_strokes(strokes)
     points = polylines[0] if len(polylines) == 1 else np.concatenate(polylines)
-    low = points.min(axis=0)
-    width, height = (points.max(axis=0) - low).tolist()
+    # (This function runs for every live guess, on arrays of a few hundred numbers: it calls the
+    # ufunc reductions directly, since `.min()`, `.sum()` and `np.round` add a Python layer that
+    # costs more than the arithmetic.)
+    low = np.minimum.reduce(points)
+    width, height = (np.maximum.reduce(points) - low).tolist()
     extent = max(width, height)
     if extent == 0:  # a single dot: only the pen's disc, which then fills the box
         return _DOT.copy()
@@ -129,7 +132,7 @@ def strokes_to_image(strokes: object) -> np.ndarray:
     )
     # Rounding drops float noise (from the drawing's offset and scale) that would otherwise flip
     # pixels on the raster's edges; a thousandth of a pixel changes nothing visible.
-    lines = [np.round((line - low) * scale + origin, 3) for line in polylines]
+    lines = [((line - low) * scale + origin).round(3) for line in polylines]
     # Mark the pixels the pen's centre passes (each once, however often it passes), then stamp
     # the pen's disc on each of them.
     centres = np.zeros(_CANVAS * _CANVAS, dtype=bool)
@@ -138,8 +141,8 @@ def strokes_to_image(strokes: object) -> np.ndarray:
     canvas[(np.flatnonzero(centres)[:, None] + _PEN).ravel()] = 1.0
     # Sum each SUPERSAMPLE × SUPERSAMPLE block of the box (rows, then columns).
     box = canvas.reshape(_CANVAS, _CANVAS)[_PAD : _PAD + _SIDE, _PAD : _PAD + _SIDE]
-    rows = box.reshape(BOX, SUPERSAMPLE, _SIDE).sum(axis=1)
-    blocks = rows.reshape(BOX, BOX, SUPERSAMPLE).sum(axis=2)
+    rows = np.add.reduce(box.reshape(BOX, SUPERSAMPLE, _SIDE), axis=1)
+    blocks = np.add.reduce(rows.reshape(BOX, BOX, SUPERSAMPLE), axis=2)
     return _centre(blocks[:fit_h, :fit_w])
 
 
@@ -208,7 +211,7 @@ def _parse_strokes(strokes: object) -> list[np.ndarray]:
         if points.ndim != 2 or points.shape[1] != 2 or points.dtype.kind not in "iuf":
             raise DrawingError("bad_drawing", "Each point must be a pair of numbers [x, y].")
         points = points.astype(np.float64, copy=False)
-        if not np.abs(points).max() <= MAX_COORD:  # (NaN compares false)
+        if not np.maximum.reduce(np.abs(points), axis=None) <= MAX_COORD:  # (NaN: false)
             raise DrawingError(
                 "bad_drawing", f"Coordinates must be finite numbers within ±{MAX_COORD:g}."
             )
@@ -224,7 +227,7 @@ def _trace(lines: list[np.ndarray]) -> np.ndarray:
     deltas = np.concatenate([line[1:] for line in lines]) - starts
     # Every segment is cut into as many pieces as the longest needs: fewer numpy calls than
     # cutting each to its own length, and a long segment among short ones costs little.
-    longest = float(np.hypot(deltas[:, 0], deltas[:, 1]).max(initial=0.0))
+    longest = float(np.maximum.reduce(np.hypot(deltas[:, 0], deltas[:, 1]), initial=0.0))
     pieces = max(1, math.ceil(longest / TRACE_STEP))
     along = starts[:, None, :] + deltas[:, None, :] * (np.arange(pieces) / pieces)[:, None]
     # Each stroke's last point too (which for a one-point stroke is all of it).

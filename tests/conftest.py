@@ -80,6 +80,9 @@ def trained_model(tmp_path_factory: pytest.TempPathFactory, mnist: Mnist) -> Pat
     from server.training.train import TrainConfig
 
     data_dir = tmp_path_factory.mktemp("trained-model")
-    config = TrainConfig(epochs=3, train_limit=4000, test_limit=2000, show_progress=False)
+    # one thread: two crawl when other work shares the cores, and this model is small
+    config = TrainConfig(
+        epochs=3, train_limit=4000, test_limit=2000, threads=1, show_progress=False
+    )
     card = build_model(data_dir, config, mnist=mnist)
     return data_dir / "models" / f"{card.version}.onnx"

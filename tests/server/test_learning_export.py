@@ -153,7 +153,12 @@ async def test_the_admin_export_is_a_zip_and_refuses_bad_queries(
         assert (
             await admin.get("/api/admin/export", headers={"authorization": ""})
         ).status_code == 401
-    leftovers = [p.name for p in server.data_dir.iterdir() if p.name.startswith("export-")]
+    # The work directory goes once each response is sent (a background task after the body).
+    for _ in range(100):
+        leftovers = [p.name for p in server.data_dir.iterdir() if p.name.startswith("export-")]
+        if not leftovers:
+            break
+        await asyncio.sleep(0.05)
     assert leftovers == []
 
 
@@ -163,10 +168,15 @@ async def test_the_registry_knows_the_bootstrap_model_and_refuses_rejected_ones(
     linear_onnx_model: LinearModelFactory,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    layout = DataLayout(data_dir)
     add_model(data_dir, "v2", linear_onnx_model(seed=2))
-    card = read_card(DataLayout(data_dir).model_card_path("v2"))
+    card = read_card(layout.model_card_path("v2"))
     card.gate = {"passed": False, "reason": "MNIST accuracy 0.1 < floor 0.985"}
-    write_card(card, DataLayout(data_dir).model_card_path("v2"))
+    write_card(card, layout.model_card_path("v2"))
+    add_model(data_dir, "v3", linear_onnx_model(seed=3))  # fine-tuned, never judged by the gate
+    card = read_card(layout.model_card_path("v3"))
+    card.parent = "v1"
+    write_card(card, layout.model_card_path("v3"))
     monkeypatch.setenv("FTM_ADMIN_TOKEN", "test-admin-token")
     with ThreadServer(data_dir, limits) as server:
         async with httpx.AsyncClient(base_url=server.http, headers=admin_headers()) as admin:
@@ -175,6 +185,7 @@ async def test_the_registry_knows_the_bootstrap_model_and_refuses_rejected_ones(
             assert [(m["version"], m["status"]) for m in models] == [
                 ("v1", "serving"),
                 ("v2", "rejected"),
+                ("v3", "rejected"),
             ]
             created = await admin.post("/api/admin/rounds", json={"open": True})
             assert created.json()["model_version"] == "v1"  # the newest model that may serve

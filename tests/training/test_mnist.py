@@ -272,7 +272,10 @@ def test_restricted_unpickler_refuses_anything_but_numpy(tmp_path: Path) -> None
 
 
 def test_restricted_unpickler_accepts_numpy_arrays() -> None:
-    arrays = (np.arange(6, dtype=np.float32).reshape(2, 3), np.array([1, 2], dtype=np.int64))
+    arrays: tuple[np.ndarray, ...] = (
+        np.arange(6, dtype=np.float32).reshape(2, 3),
+        np.array([1, 2], dtype=np.int64),
+    )
     loaded = restricted_unpickle(pickle.dumps(arrays, protocol=4))
     for a, b in zip(loaded, arrays, strict=True):
         np.testing.assert_array_equal(a, b)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,7 @@ from server.models import (
 )
 
 
-def _card(version: str = "v1", **changes: object) -> ModelCard:
+def _card(version: str = "v1", **changes: Any) -> ModelCard:
     card = ModelCard(
         version=version,
         sha256="ab" * 32,

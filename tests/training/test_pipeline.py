@@ -40,7 +40,8 @@ def _copy_data_dir(trained_model: Path, tmp_path: Path) -> DataLayout:
 
 
 class _FakeTraining:
-    """Stands in for `train`: an untrained model at once, recording what it was asked."""
+    """Stands in for `train` (an untrained model at once, recording what it was asked) and for
+    the ONNX export, which takes seconds and has its own tests (test_export.py)."""
 
     def __init__(self) -> None:
         self.calls: list[dict[str, object]] = []
@@ -51,10 +52,16 @@ class _FakeTraining:
         return TrainResult(model=Classifier().eval(), test_accuracy=0.5, counts=counts)
 
 
+def _fake_export(model: object, path: Path, **kwargs: object) -> float:
+    path.write_bytes(b"onnx")
+    return 0.0
+
+
 @pytest.fixture
 def fake_training(monkeypatch: pytest.MonkeyPatch) -> _FakeTraining:
     fake = _FakeTraining()
     monkeypatch.setattr(pipeline, "train", fake)
+    monkeypatch.setattr(pipeline, "export_onnx", _fake_export)
     return fake
 
 
@@ -122,12 +129,7 @@ def _args(**options: object) -> argparse.Namespace:
 def test_train_command_options(
     tmp_path: Path, mnist: Mnist, fake_training: _FakeTraining, monkeypatch
 ) -> None:
-    def fake_export(model: object, path: Path, **kwargs: object) -> float:
-        path.write_bytes(b"onnx")
-        return 0.0
-
     monkeypatch.setattr(pipeline, "load_mnist", lambda *args, **kwargs: mnist)
-    monkeypatch.setattr(pipeline, "export_onnx", fake_export)
     output = tmp_path / "elsewhere" / "candidate.onnx"
 
     assert train_command(_args(quick=True, seed=5, output=str(output)), tmp_path / "data") == 0

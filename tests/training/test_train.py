@@ -10,6 +10,7 @@ import torch
 
 from server.mnist import Mnist
 from server.models import weights_path_for
+from server.training import train as train_module
 from server.training.data import Jitter, TrainingSet
 from server.training.model import Classifier
 from server.training.train import ExtraExample, Progress, TrainConfig, evaluate, train
@@ -18,7 +19,8 @@ TINY = {"train_limit": 500, "test_limit": 200, "epochs": 1, "batch_size": 64}
 
 
 def _config(**options: object) -> TrainConfig:
-    return TrainConfig(**{"show_progress": False, **options})  # type: ignore[arg-type]
+    # one thread: these trainings are tiny, and two threads crawl when other work shares the cores
+    return TrainConfig(**{"show_progress": False, "threads": 1, **options})  # type: ignore[arg-type]
 
 
 def _predict(model: Classifier, images: np.ndarray) -> np.ndarray:
@@ -73,12 +75,34 @@ def test_fine_tuning_on_extra_examples_learns_them(trained_model: Path, mnist: M
         ExtraExample(image / np.float32(255), int(label))
         for image, label in zip(images, flipped, strict=True)
     ]
-    config = _config(train_limit=500, epochs=4, lr=0.005, augment=False, extra_oversample=100)
+    config = _config(
+        train_limit=500, test_limit=200, epochs=4, lr=0.005, augment=False, extra_oversample=100
+    )
 
     tuned = train(mnist, config, extra=extra, init_weights=base_weights)
 
     assert tuned.counts["extra"] == 8
     assert (_predict(tuned.model, images) == flipped).sum() >= 7  # the base model had 0 of 8
+
+
+class _CountingJitter:
+    """Stands in for `Jitter`: leaves the batch alone and counts the batches it is given."""
+
+    calls = 0
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        _CountingJitter.calls += 1
+        return batch
+
+
+@pytest.mark.parametrize(("clean_fraction", "jittered_epochs"), [(0.0, 5), (0.2, 4), (0.5, 3)])
+def test_the_last_epochs_train_without_jitter(
+    mnist: Mnist, monkeypatch: pytest.MonkeyPatch, clean_fraction: float, jittered_epochs: int
+) -> None:
+    monkeypatch.setattr(train_module, "Jitter", _CountingJitter)
+    monkeypatch.setattr(_CountingJitter, "calls", 0)
+    train(mnist, _config(**(TINY | {"epochs": 5}), clean_fraction=clean_fraction))
+    assert _CountingJitter.calls == jittered_epochs * 8  # 500 images in batches of 64
 
 
 def test_extra_examples_are_drawn_in_proportion_to_weight() -> None:
@@ -135,6 +159,8 @@ def test_malformed_extra_examples_are_refused(
         {"test_limit": -5},
         {"threads": 0},
         {"extra_oversample": -1.0},
+        {"clean_fraction": -0.1},
+        {"clean_fraction": 1.5},
     ],
 )
 def test_invalid_configurations_are_refused(bad: dict[str, float]) -> None:
