@@ -72,7 +72,8 @@ def _rounds(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fool-the-model",
-        description="Fool the Model: draw digits that fool an MNIST CNN, validate others' drawings, "
+        description="Fool the Model: draw digits that fool an MNIST CNN, validate others' "
+        "drawings, "
         "and retrain the model on everything verified.",
     )
     parser.add_argument(
