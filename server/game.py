@@ -223,6 +223,8 @@ class Game:
             raise ProtocolError(
                 "no_open_round", "No round is open right now; wait for the next one."
             )
+        if await self.validation.is_banned(player.id):
+            raise ProtocolError("banned", "This player is banned; submissions are refused.")
         guess, rendered = await self.guess(drawing, kind="submit")
         attempt = NewAttempt(
             player_id=player.id,

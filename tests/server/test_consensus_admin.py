@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 from consensus_helpers import claim_task, counts, make_claim, next_of, prepare, query
-from live_server import LinearModelFactory, ThreadServer, add_model, admin_headers, join
+from live_server import SEVEN, LinearModelFactory, ThreadServer, add_model, admin_headers, join
 
 
 @pytest.fixture
@@ -56,6 +56,10 @@ async def test_ban_quarantine_review_and_export(server: ThreadServer) -> None:
         assert [v["counted"] for v in voided["votes"]] == [False]
         assert voided["posterior"] == voided["prior"]
         assert voided["outcome"] is None  # still pending, waiting for counted votes
+        refused = await grace.request(
+            {"type": "submit", "id": "s", "drawing": SEVEN, "label": 1}, "submitted"
+        )
+        assert refused["code"] == "banned"
 
         # Quarantine Mallory: her pending claim goes to admin review, and she is told.
         mallory_id = mallory_welcome["player"]["id"]
