@@ -14,7 +14,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
-import os
 import pickle
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from server.atomic import atomic_write
 from server.config import DataLayout
 
 try:  # numpy >= 2
@@ -101,16 +101,8 @@ def _read_cache(path: Path) -> Mnist:
 
 def _write_cache(mnist: Mnist, path: Path) -> None:
     """Write to a temporary file beside the cache, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **{name: getattr(mnist, name) for name in Mnist.__dataclass_fields__})
-        os.chmod(tmp_name, 0o644)  # mkstemp creates 0600; the cache is shared data
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, binary=True, permissions=0o644) as f:  # the cache is shared data
+        np.savez(f, **{name: getattr(mnist, name) for name in Mnist.__dataclass_fields__})
 
 
 def _check_arrays(mnist: Mnist) -> None:

@@ -12,14 +12,13 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from server.atomic import atomic_write
 from server.config import DataLayout
 
 log = logging.getLogger(__name__)
@@ -80,17 +79,9 @@ def weights_path_for(model_path: Path) -> Path:
 
 def write_card(card: ModelCard, path: Path) -> None:
     """Write `card` as JSON to `path` atomically (temporary file, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(dataclasses.asdict(card), indent=2, sort_keys=True) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, permissions=0o644) as f:
+        f.write(text)
 
 
 def read_card(path: Path) -> ModelCard:

@@ -7,13 +7,13 @@ a training weight (the consensus strength) and the number of the round it was dr
 
 from __future__ import annotations
 
-import os
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from server.atomic import atomic_write
 
 FIELDS = ("images", "labels", "weights", "rounds")
 
@@ -77,15 +77,8 @@ class ExampleSet:
     def save(self, path: Path) -> Path:
         """Write to `path` atomically (temporary file, then rename)."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **{name: getattr(self, name) for name in FIELDS})
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_write(path, binary=True) as f:
+            np.savez(f, **{name: getattr(self, name) for name in FIELDS})
         return path
 
     @classmethod

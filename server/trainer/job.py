@@ -8,13 +8,12 @@ such as `train_limit` and `test_limit` make a tiny job for tests.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from server.atomic import atomic_write
 from server.gate import GateSettings
 
 Version = Annotated[str, Field(pattern=r"^v[1-9][0-9]*$")]
@@ -42,15 +41,8 @@ class TrainingJob(BaseModel):
     def save(self, path: Path) -> Path:
         """Write the job as JSON to `path` atomically."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(self.model_dump_json(indent=2))
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_write(path) as f:
+            f.write(self.model_dump_json(indent=2))
         return path
 
     @classmethod
