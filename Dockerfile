@@ -1,5 +1,8 @@
-# Fool the Model — one image for the game server and the trainer worker.
-# The install steps mirror the Makefile (`make install`): the same pyproject extras, CPU-only torch.
+# Fool the Model — one image for the game server and the trainer worker (`fool-the-model trainer`;
+# compose.yaml runs both). The install steps mirror the Makefile's (`make install`): upgrade pip,
+# then `pip install -e '.[train,scale,…]'` — the same pyproject extras but `dev` (tests, linters),
+# with torch and torchvision pinned as in pyproject and installed first from the CPU-only index.
+# Keep the two in step: a dependency change goes to pyproject.toml, never here.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -8,12 +11,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     FTM_HOST=0.0.0.0 \
     FTM_PORT=8000
 
-RUN useradd --create-home --uid 10001 ftm
+RUN useradd --create-home --uid 10001 ftm \
+    && mkdir /data && chown ftm:ftm /data
 WORKDIR /app
 
 # CPU-only torch first, so the `train` extra does not pull a CUDA build: pass the PyTorch CPU
 # wheel index as a build argument (`--build-arg TORCH_INDEX_URL=...`); empty means plain PyPI.
 ARG TORCH_INDEX_URL=""
+RUN pip install --no-cache-dir --quiet --upgrade pip
 RUN pip install --no-cache-dir ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} \
         torch==2.14.1 torchvision==0.29.1
 COPY pyproject.toml README.md ./

@@ -6,7 +6,7 @@ FTM    := $(BIN)/fool-the-model
 STAMP  := $(VENV)/.installed
 export FTM_DATA_DIR ?= data
 
-.PHONY: run test install data model lint typecheck pytest browser bench clean
+.PHONY: run test install data model lint typecheck pytest browser services bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,8 +37,15 @@ typecheck: $(STAMP)
 browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
 
-pytest: $(STAMP) data browser
+# PostgreSQL and Redis for the scale-out tests; the tests start their own servers on loopback.
+services:
+	@command -v redis-server >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+	  { apt-get update -qq && apt-get install -y -qq postgresql redis-server; }
+
+# The whole suite on SQLite, then the server tests again on PostgreSQL.
+pytest: $(STAMP) data browser services
 	$(BIN)/pytest -q
+	FTM_TEST_DATABASE=postgresql $(BIN)/pytest -q tests/server
 
 test: lint typecheck pytest
 

@@ -1,13 +1,18 @@
 """Load benchmark: N simulated players streaming live guesses at 10 Hz while they draw.
 
 Each player connects over a websocket, joins, and every 100 ms sends its growing drawing as a
-`predict`; every few seconds it submits the drawing and starts a new one. The server runs as a
-child process (a temporary data directory with a copy of the newest model) unless `--url` points
-at one. Prints, per player count: round-trip percentiles of live guesses, guesses served per
-second, guesses dropped as superseded (latest-wins), submissions, errors, server RSS, the
-server's CPU time per served guess (all its threads; one core serves about 1000 / that per
-second), the client's own CPU use (it shares the machine with the server), and the machine's
-load average (other processes skew every number here).
+`predict`; every few seconds it submits the drawing and starts a new one. Prints, per run:
+round-trip percentiles of live guesses, guesses served per second, guesses dropped as superseded
+(latest-wins), submissions, errors, the servers' RSS and CPU time per served guess (all their
+processes and threads, model workers included), the client's own CPU use (it shares the machine
+with the servers), and the machine's load average (other processes skew every number here).
+
+Servers: by default this starts `--servers K` server processes (`fool-the-model serve`) on one
+temporary data directory (one game, one SQLite database in WAL mode) with a copy of the newest
+model, each on its own port, and deals the players round-robin over them. `--servers 1 2` starts
+a set of each and measures them side by side, taking turns run by run (with `--repeat`, medians
+and the ratio of served/s are printed at the end). `--url` (repeated, or a comma list) uses
+servers that are already running instead.
 
 The client is deliberately cheap, so that it measures the server rather than itself: each player
 is a bare RFC 6455 connection on an asyncio protocol, its frames pre-encoded byte strings, and a
@@ -15,10 +20,12 @@ reply is parsed only as far as its `id` (fully only when it is not a prediction)
 
     .venv/bin/python bench/load.py                       # 50, 200 and 500 players, 10 s each
     .venv/bin/python bench/load.py --players 200 --seconds 20 --clients 2
+    .venv/bin/python bench/load.py --players 400 --servers 1 2 --repeat 3 --clients 2
+    .venv/bin/python bench/load.py --url ws://127.0.0.1:8000/ws,ws://127.0.0.1:8001/ws
     .venv/bin/python bench/load.py --source /tmp/old-checkout   # the same run on another tree
 
 On a machine shared with other busy processes, Linux's autogroup scheduler gives this whole run
-(server and client) one session's share of the CPU whatever `nice` says; as root,
+(servers and client) one session's share of the CPU whatever `nice` says; as root,
 `echo -10 > /proc/self/autogroup` in the shell first gives it a steadier share.
 """
 
@@ -27,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import math
 import multiprocessing
@@ -34,6 +42,7 @@ import os
 import random
 import shutil
 import socket
+import statistics
 import struct
 import subprocess
 import sys
@@ -92,7 +101,7 @@ class Stroke:
     """One stroke as JSON, encoded once: the drawing of its first `n` points is a slice."""
 
     def __init__(self, points: list[list[float]]) -> None:
-        parts = [json.dumps(point, separators=(",", ":")).encode() for point in points]
+        parts = [b"[%r,%r]" % (x, y) for x, y in points]  # (finite floats: repr is their JSON)
         self.json = b",".join(parts)
         self.ends = [0]  # where the JSON of the first n points ends
         for part in parts:
@@ -225,10 +234,10 @@ class Player(asyncio.Protocol):
 
     # Drawing
 
-    def draw(self, seconds: float, hz: float, submit_every: float) -> None:
-        """Send a frame every 1/hz s for `seconds`, starting at a random phase."""
+    def draw(self, begin: float, seconds: float, hz: float, submit_every: float) -> None:
+        """Send a frame every 1/hz s for `seconds`, from a random phase after `begin`."""
         loop = asyncio.get_running_loop()
-        start = loop.time() + self.rng.uniform(0, 1 / hz)  # players are not in lockstep
+        start = begin + self.rng.uniform(0, 1 / hz)  # players are not in lockstep
         next_submit = start + self.rng.uniform(0.3, 1.0) * submit_every
         stroke, points = Stroke(stroke_points(self.rng, 150)), 4  # drawn a few points per tick
 
@@ -262,35 +271,43 @@ class Player(asyncio.Protocol):
 
 
 async def run_players(
-    url: str, names: list[str], seconds: float, hz: float, submit_every: float, seed: int
+    players: list[tuple[str, str]], seconds: float, hz: float, submit_every: float, seed: int
 ) -> Stats:
+    """Each (name, url) joins the server at url; then they all draw for `seconds`."""
     stats = Stats()
     cpu = time.process_time()
     loop = asyncio.get_running_loop()
-    host, _, rest = url.removeprefix("ws://").partition("/")
-    address, _, port = host.rpartition(":")
-    players = [Player(name, "/" + rest, host, stats, seed + i) for i, name in enumerate(names)]
 
-    async def join(player: Player) -> bool:
+    def player(index: int, name: str, url: str) -> tuple[Player, str, int]:
+        host, _, rest = url.removeprefix("ws://").partition("/")
+        address, _, port = host.rpartition(":")
+        return Player(name, "/" + rest, host, stats, seed + index), address, int(port)
+
+    async def join(player: Player, address: str, port: int) -> bool:
         try:
-            await loop.create_connection(lambda: player, address, int(port))
+            await loop.create_connection(lambda: player, address, port)
             return await asyncio.wait_for(player.welcomed, 30)
         except (OSError, TimeoutError):
             stats.disconnects += 1
             return False
 
-    joined = await asyncio.gather(*(join(player) for player in players))
-    for player, ok in zip(players, joined, strict=True):
+    joining = [player(i, name, url) for i, (name, url) in enumerate(players)]
+    joined = await asyncio.gather(*(join(*entry) for entry in joining))
+    # Everyone starts within one tick of the same moment, however long this loop takes (each
+    # player encodes its first drawing here): else the first ticks of the whole crowd, all
+    # overdue, would go out in one burst that no real crowd sends.
+    begin = loop.time() + 0.05 + 0.001 * len(joining)
+    for (one, _, _), ok in zip(joining, joined, strict=True):
         if ok:
-            player.draw(seconds, hz, submit_every)
-    await asyncio.sleep(seconds + 1 / hz + 0.5)  # the last replies arrive meanwhile
-    for player in players:
-        player.close()
+            one.draw(begin, seconds, hz, submit_every)
+    await asyncio.sleep(begin - loop.time() + seconds + 1 / hz + 0.5)  # last replies arrive
+    for one, _, _ in joining:
+        one.close()
     stats.client_cpu = time.process_time() - cpu
     return stats
 
 
-def client_process(args: tuple[str, list[str], float, float, float, int]) -> Stats:
+def client_process(args: tuple[list[tuple[str, str]], float, float, float, int]) -> Stats:
     return uvloop.run(run_players(*args))
 
 
@@ -301,33 +318,50 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
-def cpu_seconds(pid: int | None) -> float:
-    """User + system CPU time the server process has used so far."""
-    if pid is None:
-        return float("nan")
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (a server and its model worker)."""
+    tree, index = [pid], 0
+    while index < len(tree):
+        children = Path(f"/proc/{tree[index]}/task/{tree[index]}/children")
+        with contextlib.suppress(OSError):
+            tree += [int(child) for child in children.read_text().split()]
+        index += 1
+    return tree
 
 
-def rss_mb(pid: int | None) -> str:
-    if pid is None:
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time these processes and their descendants have used so far."""
+    total = 0.0
+    for pid in (p for root in pids for p in process_tree(root)):
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def rss_mb(pids: list[int]) -> str:
+    """Resident memory of these processes and their descendants, now and at peak, in MB."""
+    if not pids:
         return "n/a"
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        fields[key] = value.strip()
-    rss, peak = (int(fields[key].split()[0]) / 1024 for key in ("VmRSS", "VmHWM"))
-    return f"{rss:.0f} (peak {peak:.0f})"
+    now = peak = 0.0
+    for pid in (p for root in pids for p in process_tree(root)):
+        with contextlib.suppress(OSError):
+            fields = dict(
+                line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+            )
+            now += int(fields["VmRSS"].split()[0]) / 1024
+            peak += int(fields["VmHWM"].split()[0]) / 1024
+    return f"{now:.0f} (peak {peak:.0f})"
 
 
 def run(
-    url: str, players: int, clients: int, seconds: float, hz: float, submit_every: float
+    urls: list[str], players: int, clients: int, seconds: float, hz: float, submit_every: float
 ) -> Stats:
-    """All players, spread over `clients` processes (each one event loop)."""
+    """All players, dealt round-robin over `urls`, spread over `clients` processes."""
     run_id = f"{random.randrange(16**6):06x}"
-    names = [f"b{run_id}-{i}" for i in range(players)]
+    everyone = [(f"b{run_id}-{i}", urls[i % len(urls)]) for i in range(players)]
     shares = [
-        (url, names[k::clients], seconds, hz, submit_every, k * players) for k in range(clients)
+        (everyone[k::clients], seconds, hz, submit_every, k * players) for k in range(clients)
     ]
     stats = Stats()
     if clients == 1:
@@ -339,45 +373,155 @@ def run(
     return stats
 
 
-class ServerProcess:
-    def __init__(self, model: Path, source: Path) -> None:
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Servers:
+    """`count` `fool-the-model serve` processes on one temporary data directory (one game, one
+    SQLite database in WAL mode), each on its own port, started from the checkout `source`."""
+
+    def __init__(self, count: int, model: Path, source: Path) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="ftm-bench-"))
         layout = DataLayout(self.tmp)
         layout.models_dir.mkdir()
-        version = model.stem
-        shutil.copyfile(model, layout.model_path(version))
+        shutil.copyfile(model, layout.model_path(model.stem))
         card = model.with_suffix(".json")
         if card.exists():
-            shutil.copyfile(card, layout.model_card_path(version))
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.process = subprocess.Popen(
+            shutil.copyfile(card, layout.model_card_path(model.stem))
+        self.ports = [free_port() for _ in range(count)]
+        self.processes = [self._start(source, port) for port in self.ports]
+        try:
+            for port, process in zip(self.ports, self.processes, strict=True):
+                self._wait_ready(port, process)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, source: Path, port: int) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
             [sys.executable, "-m", "server.cli", "--data-dir", str(self.tmp), "serve",
-             "--port", str(self.port)],
+             "--port", str(port)],
             cwd=source,
             env={**os.environ, "FTM_ADMIN_TOKEN": "bench", "PYTHONPATH": str(source)},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )  # fmt: skip
+
+    @staticmethod
+    def _wait_ready(port: int, process: subprocess.Popen[bytes]) -> None:
         deadline = time.monotonic() + 60
         while True:
             try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).status_code == 200:
-                    break
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    return
             except httpx.HTTPError:
                 pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("the server did not start (try `fool-the-model serve` by hand)")
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("a server did not start (try `fool-the-model serve` by hand)")
             time.sleep(0.2)
 
+    @property
+    def urls(self) -> list[str]:
+        return [f"ws://127.0.0.1:{port}/ws" for port in self.ports]
+
+    @property
+    def pids(self) -> list[int]:
+        return [process.pid for process in self.processes]
+
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+@dataclass
+class Row:
+    servers: str  # how many server processes ("url" for servers this run did not start)
+    players: int
+    sent: float  # guesses offered per second
+    served: float  # guesses answered per second
+    dropped: int
+    p50: float
+    p95: float
+    p99: float
+    submits: int
+    submit_p99: float
+    errors: int
+    rss: str
+    cpu_ms: float  # server CPU per served guess (all its processes and threads)
+    client_cpu: float  # percent of one core
+    load: float
+
+    HEADER = (
+        f"{'servers':>7} {'players':>7} {'guesses/s':>9} {'served/s':>8} {'dropped':>7} "
+        f"{'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'submits':>7} {'sub p99':>7} {'errors':>6} "
+        f"{'RSS MB':>16} {'CPU ms/guess':>12} {'client CPU%':>11} {'load':>5}"
+    )
+
+    def __str__(self) -> str:
+        return (
+            f"{self.servers:>7} {self.players:>7} {self.sent:>9.0f} {self.served:>8.0f} "
+            f"{self.dropped:>7} {self.p50:>7.1f} {self.p95:>7.1f} {self.p99:>7.1f} "
+            f"{self.submits:>7} {self.submit_p99:>7.1f} {self.errors:>6} {self.rss:>16} "
+            f"{self.cpu_ms:>12.2f} {self.client_cpu:>11.0f} {self.load:>5.1f}"
+        )
+
+
+def measure(
+    label: str, urls: list[str], pids: list[int], players: int, args: argparse.Namespace
+) -> Row:
+    cpu_before = cpu_seconds(pids) if pids else float("nan")
+    stats = run(urls, players, args.clients, args.seconds, args.hz, args.submit_every)
+    cpu_used = cpu_seconds(pids) - cpu_before if pids else float("nan")
+    ms = [t * 1000 for t in stats.rtts]
+    if stats.errors or stats.disconnects:
+        print(f"  errors: {dict(stats.errors)}, disconnects: {stats.disconnects}")
+    return Row(
+        servers=label,
+        players=players,
+        sent=stats.sent / args.seconds,
+        served=stats.served / args.seconds,
+        dropped=stats.sent - stats.served,
+        p50=percentile(ms, 50),
+        p95=percentile(ms, 95),
+        p99=percentile(ms, 99),
+        submits=stats.submitted,
+        submit_p99=percentile([t * 1000 for t in stats.submit_rtts], 99),
+        errors=sum(stats.errors.values()) + stats.disconnects,
+        rss=rss_mb(pids),
+        cpu_ms=cpu_used * 1000 / max(1, stats.served),
+        client_cpu=stats.client_cpu * 100 / args.seconds,
+        load=os.getloadavg()[0],
+    )
+
+
+def summary(rows: list[Row]) -> list[str]:
+    """Medians of repeated runs, and how served/s grows with server processes."""
+    lines = []
+    groups: dict[tuple[str, int], list[Row]] = {}
+    for row in rows:
+        groups.setdefault((row.servers, row.players), []).append(row)
+    base: dict[int, float] = {}  # served/s of the first server count, per player count
+    for (servers, players), group in groups.items():
+        served = statistics.median(r.served for r in group)
+        p99 = statistics.median(r.p99 for r in group)
+        ratio = f" = {served / base[players]:.2f}× the first" if players in base else ""
+        base.setdefault(players, served)
+        lines.append(
+            f"{servers:>7} server(s), {players} players, {len(group)} runs: median served/s "
+            f"{served:.0f}{ratio}, median p99 {p99:.1f} ms, errors "
+            f"{sum(r.errors for r in group)}, load {min(r.load for r in group):.1f}–"
+            f"{max(r.load for r in group):.1f}"
+        )
+    return lines
 
 
 def main() -> int:
@@ -388,60 +532,70 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="drawing time per run")
     parser.add_argument("--hz", type=float, default=10.0, help="live guesses per player per second")
     parser.add_argument("--submit-every", type=float, default=5.0, help="seconds between submits")
-    parser.add_argument("--url", help="an already running server's ws URL (else one is started)")
+    parser.add_argument(
+        "--url",
+        action="append",
+        help="a running server's ws URL; repeat it (or give a comma list) to deal players "
+        "round-robin over several (else servers are started here)",
+    )
+    parser.add_argument(
+        "--servers",
+        type=int,
+        nargs="+",
+        default=[1],
+        help="server processes to start, sharing one data directory; several counts (e.g. 1 2) "
+        "are measured side by side, each run taking turns",
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each measurement")
     parser.add_argument("--model", type=Path, help="ONNX model (default: newest in the data dir)")
     parser.add_argument("--clients", type=int, default=1, help="client processes to spread over")
     parser.add_argument(
-        "--source", type=Path, default=REPO, help="run the server from this checkout (to compare)"
+        "--source", type=Path, default=REPO, help="run the servers from this checkout (to compare)"
     )
     args = parser.parse_args()
-    if max(args.players) > 2000 or args.seconds > 120 or not 1 <= args.clients <= 8:
-        parser.error("bounded: at most 2000 players, 120 s per run and 8 client processes")
+    if (
+        max(args.players) > 2000
+        or args.seconds > 120
+        or not 1 <= args.clients <= 8
+        or not all(1 <= k <= 4 for k in args.servers)
+        or not 1 <= args.repeat <= 10
+    ):
+        parser.error(
+            "bounded: at most 2000 players, 120 s per run, 8 client processes, 4 servers and "
+            "10 repeats"
+        )
 
-    server: ServerProcess | None = None
-    if args.url:
-        url, pid = args.url, None
-    else:
-        model = args.model
-        if model is None:
-            card = latest_model(DataLayout(resolve_data_dir()))
-            if card is None:
-                parser.error("no model in the data directory: run `make model` or pass --model")
-            model = DataLayout(resolve_data_dir()).model_path(card.version)
-        server = ServerProcess(model, args.source.resolve())
-        url, pid = f"ws://127.0.0.1:{server.port}/ws", server.process.pid
-        print(f"server pid {pid} on port {server.port}, model {model}, source {args.source}")
-
-    header = (
-        f"{'players':>7} {'guesses/s':>9} {'served/s':>8} {'dropped':>7} {'p50 ms':>7} "
-        f"{'p95 ms':>7} {'p99 ms':>7} {'submits':>7} {'sub p99':>7} {'errors':>6} "
-        f"{'RSS MB':>16} {'CPU ms/guess':>12} {'client CPU%':>11} {'load':>5}"
-    )
-    rows = []
+    setups: list[tuple[str, list[str], list[int]]] = []  # (label, urls, server pids)
+    started: list[Servers] = []
     try:
-        for players in args.players:
-            cpu_before = cpu_seconds(pid)
-            stats = run(url, players, args.clients, args.seconds, args.hz, args.submit_every)
-            cpu_used = cpu_seconds(pid) - cpu_before
-            cpu_ms_per_guess = cpu_used * 1000 / max(1, stats.served)
-            ms = [t * 1000 for t in stats.rtts]
-            errors = sum(stats.errors.values()) + stats.disconnects
-            sent, served = stats.sent / args.seconds, stats.served / args.seconds
-            rows.append(
-                f"{players:>7} {sent:>9.0f} {served:>8.0f} {stats.sent - stats.served:>7} "
-                f"{percentile(ms, 50):>7.1f} {percentile(ms, 95):>7.1f} {percentile(ms, 99):>7.1f} "
-                f"{stats.submitted:>7} "
-                f"{percentile([t * 1000 for t in stats.submit_rtts], 99):>7.1f} {errors:>6} "
-                f"{rss_mb(pid):>16} {cpu_ms_per_guess:>12.2f} "
-                f"{stats.client_cpu * 100 / args.seconds:>11.0f} "
-                f"{os.getloadavg()[0]:>5.1f}"
-            )
-            print(header, *rows, sep="\n", flush=True)
-            if stats.errors or stats.disconnects:
-                print(f"  errors: {dict(stats.errors)}, disconnects: {stats.disconnects}")
+        if args.url:
+            urls = [url.strip() for value in args.url for url in value.split(",") if url.strip()]
+            setups.append(("url", urls, []))
+        else:
+            model = args.model
+            if model is None:
+                layout = DataLayout(resolve_data_dir())
+                card = latest_model(layout)
+                if card is None:
+                    parser.error("no model in the data directory: run `make model` or pass --model")
+                model = layout.model_path(card.version)
+            for count in args.servers:
+                servers = Servers(count, model, args.source.resolve())
+                started.append(servers)
+                setups.append((str(count), servers.urls, servers.pids))
+                print(f"{count} server(s): pids {servers.pids}, {', '.join(servers.urls)}")
+            print(f"model {model}, source {args.source}")
+        rows = []
+        for _ in range(args.repeat):
+            for players in args.players:
+                for label, urls, pids in setups:
+                    rows.append(measure(label, urls, pids, players, args))
+                    print(Row.HEADER, *rows, sep="\n", flush=True)
+        if args.repeat > 1 or len(setups) > 1:
+            print("\n".join(summary(rows)))
     finally:
-        if server is not None:
-            server.stop()
+        for servers in started:
+            servers.stop()
     return 0
 
 

@@ -69,6 +69,12 @@ def _rounds(args: argparse.Namespace) -> int:
     return rounds_command(args, resolve_data_dir(args.data_dir))
 
 
+def _trainer(args: argparse.Namespace) -> int:
+    from server.trainer.worker import trainer_command
+
+    return trainer_command(args, resolve_data_dir(args.data_dir))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fool-the-model",
@@ -122,6 +128,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         help="only this outcome (repeatable): verified, relabelled, pending, model_won, …",
     )
+
+    p = add(
+        "trainer",
+        _trainer,
+        "run training jobs queued by servers started with FTM_TRAINER=external (any machine)",
+    )
+    p.add_argument("--once", action="store_true", help="take one job, run it, then exit")
+    p.add_argument("--poll-seconds", type=float, help="how often to look for a job (default: 2)")
+    p.add_argument("--name", help="this worker's name on the jobs it takes (default: host:pid)")
 
     add("models", _models, "the model registry with each version's metrics, as a table")
     add("rounds", _rounds, "every round with attempts, claims, verified fools, MER and vMER")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DATA_DIR_ENV = "FTM_DATA_DIR"
+DATABASE_URL_ENV = "FTM_DATABASE_URL"
 DEFAULT_DATA_DIR = Path("data")
 
 
@@ -44,7 +45,13 @@ class DataLayout:
 
     @property
     def database(self) -> Path:
+        """The embedded SQLite database, used unless `$FTM_DATABASE_URL` names another."""
         return self.root / "game.sqlite3"
+
+    @property
+    def database_url(self) -> str:
+        """`$FTM_DATABASE_URL` (postgresql://user:password@host/db), else the SQLite file."""
+        return os.environ.get(DATABASE_URL_ENV, "").strip() or f"sqlite:///{self.database}"
 
     @property
     def admin_token_file(self) -> Path:

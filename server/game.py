@@ -2,18 +2,22 @@
 sight (the session feeds it requests; the admin API calls its round operations).
 
 Errors a player can act on are raised as `ProtocolError` with the protocol's error code.
+
+Several server processes may share one game (one database). A round change is published on the
+broker (server/pubsub.py); every process, the one that made it included, then reloads the
+current round from the database, serves that round's model and tells its own clients
+(`_follow_loop`). A periodic check (`_check_loop`) catches what a lost message would have said.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
+import contextlib
 import json
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -25,8 +29,10 @@ from server.inference import ModelError, Overloaded, Predictor
 from server.metrics import Metrics
 from server.models import latest_model, list_models, may_serve
 from server.players import NameInvalid, clean_name, hash_token, name_key, new_token
-from server.preprocess import MAX_PNG_BYTES, DrawingError, png_to_image, strokes_to_image
-from server.protocol import Drawing, PngDrawing, ProtocolError, rounded
+from server.preprocess import DrawingError, png_from_base64
+from server.protocol import Drawing, PngDrawing, ProtocolError, client_id, rounded
+from server.pubsub import Broker
+from server.registry import Registry, RegistryError
 from server.storage import (
     NameTaken,
     NewAttempt,
@@ -40,8 +46,10 @@ from server.validation import Validation
 
 log = logging.getLogger(__name__)
 
+KINDS = ("live", "submit")  # of guesses: live while drawing, or a submission's
 
-INLINE_POINTS = 500  # drawings up to this many points render on the event loop (see `render`)
+
+CHECK_SECONDS = 3.0  # how often a process checks the database for what a lost message said
 
 
 class StartupError(RuntimeError):
@@ -72,58 +80,56 @@ class Submitted:
 
 @dataclass(frozen=True)
 class Rendered:
-    image: np.ndarray  # [28, 28] float32: what the model sees
+    image: np.ndarray | None  # [28, 28] float32: what the model saw (for submissions)
     png: bytes | None  # the decoded upload, when the drawing was a PNG
 
 
-def _decode_png(text: str) -> bytes:
-    if len(text) > (MAX_PNG_BYTES * 4) // 3 + 4:
-        raise ProtocolError("drawing_too_large", "The PNG is over 256 KiB.")
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise ProtocolError("bad_drawing", "`png` is not valid base64.") from None
-
-
 class Game:
-    def __init__(self, layout: DataLayout, repo: Repository, hub: Hub, metrics: Metrics) -> None:
+    def __init__(
+        self, layout: DataLayout, repo: Repository, hub: Hub, metrics: Metrics, broker: Broker
+    ) -> None:
         self.layout = layout
         self.repo = repo
         self.hub = hub
         self.metrics = metrics
+        self.broker = broker
         self.predictor: Predictor | None = None
         self.round: Round | None = None  # the open round, else the newest one
+        self.follow_error: str | None = None  # why this process cannot follow the current round
         self._rounds_lock = asyncio.Lock()
-        self.validation = Validation(layout, repo, lambda: self.round.id if self.round else None)
-        # Decoding a PNG costs about a millisecond of CPU, much of it outside the GIL (zlib,
-        # Pillow). Threads do it (and render huge stroke drawings) so the event loop stays free
-        # for I/O, replies and commits even when they fall behind; submissions have their own
-        # thread so they never wait behind a crowd of live guesses. Usual strokes render inline.
-        self._renderers = {
-            "live": ThreadPoolExecutor(max_workers=2, thread_name_prefix="render-live"),
-            "submit": ThreadPoolExecutor(max_workers=1, thread_name_prefix="render-submit"),
-        }
+        self.validation = Validation(
+            layout, repo, lambda: self.round.id if self.round else None, broker
+        )
+        # What the follower task has to do: rounds to announce (None: the current one), or a
+        # full resync after a gap.
+        self._heard_rounds: list[dict[str, object] | None] = []
+        self._resync = False
+        self._wake_follower = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        broker.subscribe("round", self._heard_round)
+        broker.on_resync(self._heard_gap)
+        self._latency = {kind: metrics.prediction_seconds.labels(kind) for kind in KINDS}
 
     # Lifecycle
 
     async def start(self) -> None:
-        rounds = await self.repo.rounds()
-        if not rounds:
+        self.round = await self.repo.current_round()
+        if self.round is None:
             card = latest_model(self.layout)
             if card is None:
                 raise StartupError(
                     f"No model in {self.layout.models_dir}: run `fool-the-model ensure-model` "
                     "(or `make model`) first."
                 )
-            rounds = [await self.repo.create_round(card.version, open_now=True)]
-            log.info("opened round 1", extra={"model_version": card.version})
-        self.round = next((r for r in rounds if r.state is RoundState.OPEN), rounds[0])
-        path = self.layout.model_path(self.round.model_version)
-        if not path.exists():
-            raise StartupError(
-                f"Round {self.round.number} is bound to model {self.round.model_version}, "
-                f"but {path} is missing: restore it, or run `fool-the-model ensure-model`."
-            )
+            # Another server process starting at the same time may open it first.
+            if await self.repo.open_first_round(card.version) is not None:
+                log.info("opened round 1", extra={"model_version": card.version})
+            self.round = await self.repo.current_round()
+            assert self.round is not None
+        try:
+            path = await self._model_file(self.round.model_version)
+        except RoundError as error:
+            raise StartupError(f"Round {self.round.number}: {error}") from None
         try:
             await self.validation.start()
         except SettingsError as error:
@@ -136,6 +142,10 @@ class Game:
         except ModelError as error:
             await self.validation.stop()
             raise StartupError(f"Cannot serve {path}: {error}") from None
+        self._tasks = [
+            asyncio.create_task(self._follow_loop()),
+            asyncio.create_task(self._check_loop()),
+        ]
 
     @property
     def serving_version(self) -> str | None:
@@ -143,11 +153,14 @@ class Game:
         return self.predictor.version if self.predictor else None
 
     async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await self.validation.stop()
         if self.predictor is not None:
             await self.predictor.close()
-        for renderer in self._renderers.values():
-            renderer.shutdown(wait=False, cancel_futures=True)
 
     async def current_round(self) -> Round | None:
         """The current round with fresh counts."""
@@ -180,39 +193,50 @@ class Game:
 
     # Drawings
 
-    async def render(self, drawing: Drawing, kind: str) -> Rendered:
-        """The drawing as the model's 28×28 input; `kind` is "live" or "submit"."""
-        loop = asyncio.get_running_loop()
-        renderer = self._renderers[kind]
-        try:
-            if isinstance(drawing, PngDrawing):
-                png = _decode_png(drawing.png)
-                return Rendered(await loop.run_in_executor(renderer, png_to_image, png), png)
-            # A drawing of a few hundred points renders in a fraction of a millisecond, less than
-            # handing it to a thread and back costs. A huge one (up to 2,000 points, several ms)
-            # goes to a thread, which gives the GIL back to the event loop every switch interval.
-            if sum(len(stroke) for stroke in drawing.strokes) <= INLINE_POINTS:
-                return Rendered(strokes_to_image(drawing.strokes), None)
-            image = await loop.run_in_executor(renderer, strokes_to_image, drawing.strokes)
-            return Rendered(image, None)
-        except DrawingError as error:
-            raise ProtocolError(error.code, str(error)) from None
+    async def answer_live(self, frame: str) -> str | None:
+        """The `prediction` reply to a raw `predict` frame, None if it is not one after all.
 
-    async def guess(self, drawing: Drawing, kind: str = "live") -> tuple[Guess, Rendered]:
+        The predictor's worker process parses the frame, draws it, guesses and writes the reply,
+        so under load the event loop only moves bytes (see server/inference.py). A frame it
+        refuses raises `ProtocolError`, as if it had been parsed here.
+        """
         assert self.predictor is not None, "Game.start() first"
         started = time.perf_counter()
-        rendered = await self.render(drawing, kind)
         try:
-            prediction = await self.predictor.predict(rendered.image)
+            reply = await self.predictor.answer_frame(frame)
+        except Overloaded:
+            raise ProtocolError(
+                "overloaded", "The model is busy; try again in a moment.", client_id(frame)
+            ) from None
+        self._latency["live"].observe(time.perf_counter() - started)
+        return reply
+
+    async def guess(self, drawing: Drawing, kind: str = "live") -> tuple[Guess, Rendered]:
+        """The model's guess for a drawing; `kind` is "live" or "submit" (which also gets the
+        28×28 the model saw). The predictor's worker process decodes and draws the drawing."""
+        assert self.predictor is not None, "Game.start() first"
+        started = time.perf_counter()
+        want_image = kind == "submit"
+        png = None
+        try:
+            if isinstance(drawing, PngDrawing):
+                png = png_from_base64(drawing.png)
+                prediction = await self.predictor.predict_png(png, want_image=want_image)
+            else:
+                prediction = await self.predictor.predict_strokes(
+                    drawing.strokes, want_image=want_image
+                )
+        except DrawingError as error:
+            raise ProtocolError(error.code, str(error)) from None
         except Overloaded:
             raise ProtocolError("overloaded", "The model is busy; try again in a moment.") from None
-        self.metrics.prediction_seconds.labels(kind).observe(time.perf_counter() - started)
+        self._latency[kind].observe(time.perf_counter() - started)
         guess = Guess(
-            label=int(prediction.label),
-            probs=rounded(list(prediction.probs)),
-            model_version=str(prediction.model_version),
+            label=prediction.label,
+            probs=rounded(prediction.probs),
+            model_version=prediction.model_version,
         )
-        return guess, rendered
+        return guess, Rendered(prediction.image, png)
 
     async def submit(self, player: Player, drawing: Drawing, label: int) -> Submitted:
         """Re-predict the drawing and commit it; return only once the row is committed."""
@@ -226,6 +250,7 @@ class Game:
         if await self.validation.is_banned(player.id):
             raise ProtocolError("banned", "This player is banned; submissions are refused.")
         guess, rendered = await self.guess(drawing, kind="submit")
+        assert rendered.image is not None
         attempt = NewAttempt(
             player_id=player.id,
             round_id=current.id,
@@ -262,8 +287,7 @@ class Game:
                 if card is None:
                     raise RoundError("There is no model; run `fool-the-model ensure-model`.")
                 model_version = card.version
-            if not self.layout.model_path(model_version).exists():
-                raise RoundError(f"No model {model_version!r} in {self.layout.models_dir}.")
+            await self._model_file(model_version)  # here, or fetched from the registry
             card = next((c for c in list_models(self.layout) if c.version == model_version), None)
             if card is not None and not may_serve(card):
                 raise RoundError(f"{model_version} failed the gate and may not serve.")
@@ -292,8 +316,7 @@ class Game:
             if target is RoundState.OPEN or (self.round is not None and self.round.id == moved.id):
                 self.round = moved
         log.info("round moved", extra={"round": moved.number, "state": str(moved.state)})
-        self.hub.broadcast({"type": "round", "round": moved.public()})
-        self.validation.boards.changed()  # the "round" board may now be another round's
+        self.broker.publish("round", {"round": moved.public()})  # to every process, this one too
         return moved
 
     async def _serve_model(self, version: str) -> None:
@@ -301,10 +324,95 @@ class Game:
         assert self.predictor is not None
         if self.serving_version == version:
             return
-        path = self.layout.model_path(version)
-        if not path.exists():
-            raise RoundError(f"The round's model {path} is missing.")
+        path = await self._model_file(version)
         try:
             await self.predictor.swap(path, version)
         except ModelError as error:
             raise RoundError(f"Cannot serve {path}: {error}") from None
+
+    async def _model_file(self, version: str) -> Path:
+        """DATA/models/{version}.onnx, fetched from the registry if another machine made it."""
+        path = self.layout.model_path(version)
+        if path.exists():
+            return path
+        try:
+            return await asyncio.to_thread(Registry(self.layout).fetch_model_file, version)
+        except RegistryError as error:
+            where = self.layout.models_dir
+            raise RoundError(f"model {version}, not in {where} nor fetchable: {error}") from None
+
+    # Following the round across server processes
+
+    def _heard_round(self, payload: dict[str, object]) -> None:
+        """`{"round": <the round moved>}`; any other payload announces the current round."""
+        moved = payload.get("round")
+        self._heard_rounds.append(moved if isinstance(moved, dict) else None)
+        self._wake_follower.set()
+
+    def _heard_gap(self) -> None:
+        self._resync = True
+        self._wake_follower.set()
+
+    async def follow_round(self) -> Round | None:
+        """Make this process serve the database's current round and its model."""
+        async with self._rounds_lock:
+            current = await self.repo.current_round()
+            if current is None:
+                return None
+            try:
+                await self._serve_model(current.model_version)
+            except RoundError as error:
+                self.follow_error = f"Round {current.number} needs {error}"
+                raise
+            self.follow_error = None
+            self.round = current
+            return current
+
+    async def _follow_loop(self) -> None:
+        """Reload the round, then tell this process's clients what they missed: the rounds
+        announced, or after a gap the current round and fresh leaderboards."""
+        while True:
+            await self._wake_follower.wait()
+            self._wake_follower.clear()
+            announced, self._heard_rounds = self._heard_rounds, []
+            resync, self._resync = self._resync, False
+            try:
+                current = await self.follow_round()
+            except Exception as error:
+                # Clients keep the round this process still serves until following works
+                # again (the check retries); then they get the current round and boards.
+                self._resync = True
+                if isinstance(error, RoundError):
+                    log.error("cannot follow the current round", extra={"error": str(error)})
+                else:
+                    log.exception("cannot follow the current round")
+                continue
+            if resync:
+                announced.append(None)
+            sent: list[dict[str, object]] = []
+            for moved in announced:
+                if moved is None and current is not None:
+                    moved = current.public()
+                if moved is not None and moved not in sent:
+                    self.hub.broadcast({"type": "round", "round": moved})
+                    sent.append(moved)
+            self.validation.boards.changed()  # the "round" board may now be another round's
+
+    async def _check_loop(self) -> None:
+        """Every few seconds, act on what a lost message would have said."""
+        while True:
+            await asyncio.sleep(CHECK_SECONDS)
+            try:
+                current = await self.repo.current_round()
+                here = self.round
+                if current is not None and (
+                    here is None
+                    or (current.id, current.state) != (here.id, here.state)
+                    or current.model_version != self.serving_version
+                ):
+                    self._heard_round({"round": current.public()})
+                elif self._resync:  # a resync that failed: try again
+                    self._wake_follower.set()
+                await self.validation.boards.catch_up()
+            except Exception as error:
+                log.warning("round and score check failed", extra={"error": str(error)})

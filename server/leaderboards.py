@@ -6,6 +6,9 @@ construction the rebuild's numbers. Pushes are coalesced: a change only marks th
 one pusher task wakes, sends each subscriber the latest snapshot, and sleeps
 `leaderboard.push_interval_seconds` before it may send again — at most one push per interval,
 however many votes land in it.
+
+Any process may have committed the events: `changed()` is called when the broker says so
+(server/pubsub.py), and `catch_up()` by the periodic check, in case that message was lost.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from game_rules.leaderboard import Row, board, ranked
-from game_rules.scoring import Scores, Tally
+from game_rules.scoring import Scores, Tally, awards
 from game_rules.settings import RuleSettings
 from server.hub import Connection
 from server.storage import Repository
@@ -52,9 +55,12 @@ class Leaderboards:
         self._subscribers: dict[Connection, Subscription] = {}
         self._dirty = asyncio.Event()
         self._pusher: asyncio.Task[None] | None = None
+        self._scored_seq = 0  # the newest folded event that moved a board
+        self._pushed_seq = 0  # `_scored_seq` when subscribers were last sent the boards
 
     async def start(self) -> None:
         await self.refresh()
+        self._pushed_seq = self._scored_seq
         self._pusher = asyncio.create_task(self._push_loop())
 
     async def stop(self) -> None:
@@ -70,6 +76,8 @@ class Leaderboards:
             events = await reads.events(after=self.scores.last_seq)
             for event in events:
                 self.scores.apply(event, self.settings)
+                if awards(event, self.settings):
+                    self._scored_seq = event.seq
             missing = {p for p in self.scores.stats if p not in self.names}
             missing |= {p for p in self.scores.all_time if p not in self.names}
             if missing:
@@ -78,6 +86,12 @@ class Leaderboards:
     def changed(self) -> None:
         """Scores changed: subscribers get the new boards at the next push."""
         self._dirty.set()
+
+    async def catch_up(self) -> None:
+        """Fold in what is new; if it moved a board since the last push, push again."""
+        await self.refresh()
+        if self._scored_seq != self._pushed_seq:
+            self._dirty.set()
 
     def tallies(self, name: str, round_id: int | None = None) -> Mapping[int, Tally]:
         if name == "all":
@@ -170,6 +184,7 @@ class Leaderboards:
             self._dirty.clear()
             try:
                 await self.refresh()
+                self._pushed_seq = self._scored_seq
                 self._push()
             except Exception:
                 log.exception("leaderboard push failed")

@@ -2,159 +2,73 @@
 
     learning = Learning(game, LearningSettings.from_env(rules))
     await learning.start()                 # registers the models on disk, starts the auto trigger
-    job = await learning.launch("admin")   # TrainerBusy if one runs; returns at once
-    learning.job.public()                  # live progress for GET /api/admin/trainer
+    job = await learning.launch("admin")   # TrainerBusy if one is queued or runs; returns at once
+    (await learning.status()).public()     # live progress for GET /api/admin/trainer
 
-One job at a time, in a separate process (server/trainer/) with its CPU threads capped and the
-lowest CPU priority, so serving keeps the CPU and the event loop only relays progress lines.
+One job at a time (server/trainer/runner.py runs it). By default this server runs it, in a
+separate process (server/trainer/) with its CPU threads capped and the lowest CPU priority, so
+serving keeps the CPU and the event loop only relays progress lines. With `FTM_TRAINER=external`
+it only queues the job in the database and `fool-the-model trainer` (server/trainer/worker.py)
+runs it, on any machine. Either way the job's row carries a heartbeat, the progress and a cancel
+request, so every server process shows and cancels it alike, and a job whose trainer went
+silent for `heartbeat_timeout` is failed (by the automatic trigger's periodic look).
+
 When the candidate passes the gate and the job should open the next round,
 `Game.create_round(version, open_now=True)` swaps the predictor atomically, moves the old round
-to closing (its pending claims still settle) and pushes `round` to every client. A rejected
-candidate, a crash or a cancel leave the serving model alone; the reason is kept on the job
-(memory and database) and, for a rejected candidate, in the registry's gate verdict.
+to closing (its pending claims still settle) and pushes `round` to every client (the worker
+opens the round in the database and publishes `round`). A rejected candidate, a crash or a
+cancel leave the serving model alone; the reason is kept on the job and, for a rejected
+candidate, in the registry's gate verdict.
 
 The automatic trigger checks every few seconds whether `retrain.new_verified_threshold` drawings
 were verified since the last job started, and launches a job that opens the next round itself
-or leaves the candidate for an admin (`retrain.auto_open_next_round`).
+or leaves the candidate for an admin (`retrain.auto_open_next_round`). Several server processes
+queue one job for the same drawings: a job starts only if the newest job is still the one the
+decision was based on, and at most one is queued or running (a unique index).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
-import os
-import shutil
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
-from game_rules.heldout import percent_of
-from game_rules.settings import RuleSettings
-from server.game import Game, RoundError
-from server.gate import GateSettings
+from server.game import Game
 from server.learning_data import round_stats, verified_count, verified_drawings
 from server.model_metrics import heldout_accuracy, model_metrics
-from server.models import read_card
-from server.registry import JobRow, JobRunning, Registry, connect
-from server.trainer.job import TrainingJob
-from server.trainer.process import WORKER_COMMAND, JobOutcome, TrainerProcess
-from server.trainer.protocol import ProgressMessage
+from server.registry import JobRow, JobRunning, Registry
+from server.storage.sync import connect
+from server.trainer.process import TrainerProcess
+from server.trainer.runner import (
+    SETTINGS_ENV,
+    TRAINER_COMMAND,
+    JobRun,
+    JobStatus,
+    LearningSettings,
+    worker_name,
+)
+
+__all__ = [
+    "SETTINGS_ENV",
+    "JobStatus",
+    "Learning",
+    "LearningSettings",
+    "NoJobRunning",
+    "TrainerBusy",
+]
 
 log = logging.getLogger(__name__)
 
-# Environment variables that size a job, and the LearningSettings field each one sets.
-SETTINGS_ENV: dict[str, tuple[str, type]] = {
-    "FTM_TRAIN_EPOCHS": ("epochs", int),
-    "FTM_TRAIN_LIMIT": ("train_limit", int),
-    "FTM_TEST_LIMIT": ("test_limit", int),
-    "FTM_GATE_MNIST_FLOOR": ("mnist_floor", float),
-    "FTM_TRAINER_THREADS": ("threads", int),
-    "FTM_TRAINER_TIMEOUT": ("timeout_seconds", float),
-    "FTM_RETRAIN_POLL_SECONDS": ("poll_seconds", float),
-}
-
-
-# The trainer runs under SCHED_IDLE (Linux `chrt --idle`): it gets only CPU time nothing else
-# wants, so serving keeps its latency and the training just takes longer. `nice -n 19` was not
-# enough: on two loaded cores it still cost live guesses 5× their p99
-# (bench/load_while_training.py).
-TRAINER_COMMAND = (
-    ("chrt", "--idle", "0", *WORKER_COMMAND) if shutil.which("chrt") else WORKER_COMMAND
-)
-
 
 class TrainerBusy(RuntimeError):
-    """A training job is already running."""
+    """A training job is already queued or running."""
 
 
 class NoJobRunning(RuntimeError):
     """Cancel, with nothing to cancel."""
-
-
-@dataclass(frozen=True)
-class LearningSettings:
-    """The rules' retrain section plus how big a job is; `from_env` reads `SETTINGS_ENV`
-    (tests and small deployments make a tiny job with them)."""
-
-    retrain_after: int  # retrain.new_verified_threshold
-    auto_open: bool  # retrain.auto_open_next_round
-    heldout_percent: int  # retrain.heldout_fraction, as a percentage
-    epochs: int = 2
-    train_limit: int | None = None  # first N MNIST training digits (None: all)
-    test_limit: int | None = None  # first N MNIST test digits for the gate (None: all)
-    mnist_floor: float = GateSettings.mnist_floor
-    threads: int = 1
-    timeout_seconds: float = 3600.0
-    poll_seconds: float = 5.0  # how often the automatic trigger looks
-
-    @classmethod
-    def from_env(cls, rules: RuleSettings, env: Mapping[str, str] = os.environ) -> LearningSettings:
-        base = cls(
-            retrain_after=rules.retrain.new_verified_threshold,
-            auto_open=rules.retrain.auto_open_next_round,
-            heldout_percent=percent_of(rules.retrain.heldout_fraction),
-        )
-        values: dict[str, Any] = {}
-        for name, (attribute, kind) in SETTINGS_ENV.items():
-            raw = env.get(name, "").strip()
-            if not raw:
-                continue
-            try:
-                values[attribute] = kind(raw)
-            except ValueError:
-                raise ValueError(f"${name} must be {kind.__name__}, not {raw!r}") from None
-            if values[attribute] < 0 or (values[attribute] == 0 and attribute != "mnist_floor"):
-                raise ValueError(f"${name} must be positive, not {raw!r}")
-        return dataclasses.replace(base, **values)
-
-
-@dataclass
-class JobStatus:
-    """One job as the admin console sees it. `state` uses the console's words: running, then
-    succeeded (passed the gate), failed (rejected by the gate, or no candidate) or cancelled;
-    `outcome` says which of passed/rejected/failed/cancelled it was."""
-
-    id: int
-    trigger: str
-    parent: str | None
-    examples: dict[str, int]
-    state: str = "running"
-    outcome: str | None = None
-    epoch: int = 0
-    epochs: int = 0
-    step: int = 0
-    steps: int = 0
-    loss: float | None = None
-    eta_seconds: float | None = None
-    version: str | None = None
-    gate: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None
-    opened_round: int | None = None
-
-    @classmethod
-    def from_row(cls, row: JobRow) -> JobStatus:
-        outcome = None if row.state == "running" else row.state
-        return cls(
-            id=row.id,
-            trigger=row.trigger,
-            parent=row.parent,
-            examples=row.examples,
-            state=_console_state(outcome),
-            outcome=outcome,
-            version=row.version,
-            error=None if row.state == "passed" else row.reason,
-        )
-
-    def public(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-def _console_state(outcome: str | None) -> str:
-    return {None: "running", "passed": "succeeded", "cancelled": "cancelled"}.get(outcome, "failed")
 
 
 HELDOUT_MAX_AGE = 60.0  # seconds
@@ -174,27 +88,28 @@ class Learning:
         self.layout = game.layout
         self.settings = settings
         self.registry = Registry(game.layout)
-        self.job: JobStatus | None = None  # the running job, else the last one
-        self._trainer: TrainerProcess | None = None
-        self._task: asyncio.Task[None] | None = None
+        self.job: JobStatus | None = None  # the job this process runs, else the last one seen
+        self._run: JobRun | None = None
+        self._task: asyncio.Task[JobStatus] | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._launching = False
         self._heldout: HeldoutCache | None = None
         self._metrics_lock = asyncio.Lock()
 
     @property
+    def _trainer(self) -> TrainerProcess | None:
+        """The trainer process of the job this process runs (tests kill it)."""
+        return self._run.trainer if self._run is not None else None
+
+    @property
     def running(self) -> bool:
+        """This process is starting or running a job (in-process trainer)."""
         return self._launching or (self._task is not None and not self._task.done())
 
     async def start(self) -> None:
         await asyncio.to_thread(self.registry.sync)
-        stale = await asyncio.to_thread(
-            self.registry.fail_running_jobs, "the server stopped while the job ran"
-        )
-        if stale:
-            log.warning("marked %d interrupted training job(s) as failed", stale)
-        jobs = await asyncio.to_thread(self.registry.jobs, 1)
-        self.job = JobStatus.from_row(jobs[0]) if jobs else None
+        await self._fail_stale()
+        await self.status()
         self._watcher = asyncio.create_task(self._watch())
 
     async def stop(self) -> None:
@@ -202,16 +117,29 @@ class Learning:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watcher
-        if self._trainer is not None and self.running:
-            self._trainer.cancel()
+        if self._run is not None and self.running:
+            self._run.cancel()
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
+    async def _fail_stale(self) -> None:
+        """A job whose trainer (this server before a restart, another server, a worker) stopped
+        writing heartbeats is failed; a live one elsewhere is left alone."""
+        stale = await asyncio.to_thread(
+            self.registry.fail_stale_jobs, self.settings.heartbeat_timeout
+        )
+        if stale:
+            log.warning("marked %d silent training job(s) as failed", stale)
+
     # Jobs
 
-    async def launch(self, trigger: str = "admin", open_next: bool = True) -> JobStatus:
-        """Start a job fine-tuning the serving model on every verified drawing; return at once."""
+    async def launch(
+        self, trigger: str = "admin", open_next: bool = True, after: int | None = None
+    ) -> JobStatus:
+        """Start a job fine-tuning the serving model on every verified drawing (queue it, with
+        `FTM_TRAINER=external`); return at once. `after`: only if the newest job is still that
+        one (the automatic trigger decided on it)."""
         if self.running:
             running = f" (#{self.job.id})" if self.job and self.job.state == "running" else ""
             raise TrainerBusy(
@@ -220,111 +148,106 @@ class Learning:
             )
         self._launching = True  # set before the first await: a second launch sees it
         try:
-            status, trainer = await self._prepare(trigger)
+            drawings = await asyncio.to_thread(
+                verified_drawings, self.layout.database_url, self.settings.heldout_percent
+            )
+            examples = {"train": len(drawings.train), "heldout": len(drawings.heldout)}
+            args = (trigger, self.game.serving_version, drawings.total, examples)
+            try:
+                if self.settings.external:
+                    row = await asyncio.to_thread(
+                        lambda: self.registry.enqueue_job(*args, open_next=open_next, after=after)
+                    )
+                else:
+                    row = await asyncio.to_thread(
+                        lambda: self.registry.start_job(
+                            *args, open_next=open_next, worker=worker_name(), after=after
+                        )
+                    )
+            except JobRunning as error:  # this or another server process has one
+                raise TrainerBusy(
+                    f"{error} Wait for it, or cancel it with POST /api/admin/trainer/cancel."
+                ) from None
+            if self.settings.external:
+                self.job = JobStatus.from_row(row)
+                self.job.epochs = self.settings.epochs
+                log.info("training job queued", extra={"job": row.id, "trigger": trigger})
+                return self.job
+            run = JobRun(
+                self.layout,
+                self.settings,
+                self.registry,
+                row,
+                self._open_round,
+                drawings=drawings,
+                command=TRAINER_COMMAND,
+            )
+            self.job, self._run = run.status, run
+            try:
+                await run.prepare()
+            except Exception as error:
+                run.status.state = run.status.outcome = "failed"
+                run.status.error = str(error)
+                await asyncio.to_thread(
+                    self.registry.finish_job, row.id, "failed", str(error), None
+                )
+                raise
+            self._task = asyncio.create_task(self._run_job(run))
         finally:
             self._launching = False
-        self.job, self._trainer = status, trainer
-        self._task = asyncio.create_task(self._run(status, trainer, open_next))
-        log.info("training job started", extra={"job": status.id, "trigger": trigger})
+        log.info("training job started", extra={"job": row.id, "trigger": trigger})
+        return run.status
+
+    async def _run_job(self, run: JobRun) -> JobStatus:
+        status = await run.run()
+        self._heldout = None
         return status
 
-    async def _prepare(self, trigger: str) -> tuple[JobStatus, TrainerProcess]:
-        s = self.settings
-        parent = self.game.serving_version
-        drawings = await asyncio.to_thread(
-            verified_drawings, self.layout.database, s.heldout_percent
-        )
-        examples = {"train": len(drawings.train), "heldout": len(drawings.heldout)}
-        try:
-            row = await asyncio.to_thread(
-                self.registry.start_job, trigger, parent, drawings.total, examples
-            )
-        except JobRunning as error:  # another server process runs one
-            raise TrainerBusy(str(error)) from None
-        status = JobStatus(row.id, trigger, parent, examples, epochs=s.epochs)
-        folder = self.layout.root / "training" / f"job-{row.id}"
-        try:
-            extra = await asyncio.to_thread(drawings.train.save, folder / "train.npz")
-            heldout = await asyncio.to_thread(drawings.heldout.save, folder / "heldout.npz")
-        except OSError as error:
-            status.outcome, status.state = "failed", "failed"
-            status.error = f"cannot write the training data to {folder}: {error}"
-            await asyncio.to_thread(self.registry.finish_job, row.id, "failed", status.error, None)
-            self.job = status
-            raise
-        job = TrainingJob(
-            data_dir=str(self.layout.root),
-            parent=parent,
-            extra_path=str(extra),
-            heldout_path=str(heldout),
-            threads=s.threads,
-            epochs=s.epochs,
-            train_limit=s.train_limit,
-            test_limit=s.test_limit,
-            gate=GateSettings(mnist_floor=s.mnist_floor),
-        )
-        trainer = TrainerProcess(
-            job, folder / "job.json", command=TRAINER_COMMAND, timeout_seconds=s.timeout_seconds
-        )
-        return status, trainer
+    async def _open_round(self, version: str) -> int:
+        opened = await self.game.create_round(version, open_now=True)
+        return opened.number
 
-    def cancel(self) -> JobStatus:
-        training = self._task is not None and not self._task.done()
-        if not training or self._trainer is None or self.job is None:
-            raise NoJobRunning("No training job is running.")
-        self._trainer.cancel()
+    async def status(self) -> JobStatus | None:
+        """The newest job: the one this process runs (live, with the gate's details), else as
+        the database has it — queued, running elsewhere (progress from its heartbeats), or
+        finished."""
+        rows = await asyncio.to_thread(self.registry.jobs, 1)
+        if not rows:
+            return None
+        if self._run is not None and self._run.status.id == rows[0].id:
+            self.job = self._run.status
+        else:
+            self.job = await asyncio.to_thread(self._status_of, rows[0])
         return self.job
 
-    async def _run(self, status: JobStatus, trainer: TrainerProcess, open_next: bool) -> None:
-        def progress(message: ProgressMessage) -> None:
-            status.epoch, status.epochs = message.epoch, message.epochs
-            status.step, status.steps = message.step, message.steps
-            status.loss, status.eta_seconds = message.loss, message.eta_seconds
+    def _status_of(self, row: JobRow) -> JobStatus:
+        model = self.registry.model(row.version) if row.version else None
+        status = JobStatus.from_row(row, model.gate if model else None)
+        if not status.epochs:
+            status.epochs = self.settings.epochs
+        return status
 
-        outcome = await trainer.run(progress)
-        try:
-            await self._finish(status, outcome, open_next)
-        except Exception as error:  # never leave a job 'running' behind
-            log.exception("finishing training job %d failed", status.id)
-            status.outcome, status.error = "failed", f"after training: {error}"
-        reason = status.error or (outcome.reason if status.outcome == "passed" else "")
-        await asyncio.to_thread(
-            self.registry.finish_job, status.id, status.outcome or "failed", reason, status.version
-        )
-        self._heldout = None
-        # Last: whoever sees the job finished can launch the next one at once.
-        status.state = _console_state(status.outcome)
-        log.info(
-            "training job finished",
-            extra={"job": status.id, "outcome": status.outcome, "reason": reason},
-        )
-
-    async def _finish(self, status: JobStatus, outcome: JobOutcome, open_next: bool) -> None:
-        status.outcome = outcome.status
-        if outcome.result is None:
-            status.error = outcome.reason
-            return
-        status.version, status.gate = outcome.result.version, outcome.result.gate
-        card = await asyncio.to_thread(read_card, Path(outcome.result.card_path))
-        await asyncio.to_thread(self.registry.register, card)
-        if outcome.status != "passed":
-            status.error = outcome.reason
-            return
-        if open_next:
-            try:
-                opened = await self.game.create_round(card.version, open_now=True)
-            except RoundError as error:
-                status.outcome, status.error = "failed", f"{card.version} passed the gate: {error}"
-                return
-            status.opened_round = opened.number
+    async def cancel(self) -> JobStatus:
+        """Cancel the queued or running job, whichever process runs it."""
+        if self.running and self._run is not None:
+            self._run.cancel()
+            return self._run.status
+        row = await asyncio.to_thread(self.registry.request_cancel)
+        if row is None:
+            raise NoJobRunning("No training job is queued or running.")
+        return await asyncio.to_thread(self._status_of, row)
 
     # The automatic trigger
 
-    def _new_verified(self) -> int:
+    def _new_verified(self) -> tuple[int, int | None]:
+        """Verified drawings since the newest job started, and that job's id."""
         jobs = self.registry.jobs(1)
-        with connect(self.layout.database) as db:
+        with connect(self.layout.database_url) as db:
             total = verified_count(db)
-        return total - (jobs[0].verified_seen if jobs else 0)
+        newest = jobs[0] if jobs else None
+        if newest is None:
+            return total, None
+        return total - newest.verified_seen, newest.id
 
     async def _watch(self) -> None:
         while True:
@@ -332,8 +255,10 @@ class Learning:
             if self.running:
                 continue
             try:
-                if await asyncio.to_thread(self._new_verified) >= self.settings.retrain_after:
-                    await self.launch("automatic", open_next=self.settings.auto_open)
+                await self._fail_stale()
+                new, newest = await asyncio.to_thread(self._new_verified)
+                if new >= self.settings.retrain_after:
+                    await self.launch("automatic", open_next=self.settings.auto_open, after=newest)
             except TrainerBusy:
                 pass
             except Exception:
@@ -349,8 +274,8 @@ class Learning:
 
         def compute() -> list[dict[str, Any]]:
             models = self.registry.models()
-            rounds = round_stats(self.layout.database)
-            with connect(self.layout.database) as db:
+            rounds = round_stats(self.layout.database_url)
+            with connect(self.layout.database_url) as db:
                 verified = verified_count(db)
             versions = tuple(m.version for m in models)
             cached = self._heldout
@@ -363,7 +288,8 @@ class Learning:
                 )
             )
             if stale:
-                drawings = verified_drawings(self.layout.database, self.settings.heldout_percent)
+                percent = self.settings.heldout_percent
+                drawings = verified_drawings(self.layout.database_url, percent)
                 accuracies = {
                     m.version: heldout_accuracy(self.layout, m.version, drawings.heldout)
                     for m in models

@@ -59,12 +59,12 @@ class LearningApi:
         return JSONResponse(job.public(), status_code=202)
 
     async def trainer(self, request: Request) -> Response:
-        job = self._learning.job
+        job = await self._learning.status()
         return JSONResponse(job.public() if job else {})
 
     async def cancel(self, request: Request) -> Response:
         try:
-            job = self._learning.cancel()
+            job = await self._learning.cancel()
         except NoJobRunning as error:
             return api_error(409, "no_job", str(error))
         return JSONResponse(job.public())

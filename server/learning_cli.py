@@ -26,14 +26,14 @@ from server.validation import load_rules
 def _open(data_dir: Path) -> DataLayout:
     """The data directory's layout, its database brought up to the current schema."""
     layout = DataLayout(data_dir)
-    if not layout.database.is_file():
+    if layout.database_url == f"sqlite:///{layout.database}" and not layout.database.is_file():
         raise RegistryError(
             f"No game database at {layout.database}: start the server once (`fool-the-model "
             "serve`) or pass the right --data-dir."
         )
 
     async def migrate() -> None:
-        repo = await open_repository(layout.database)
+        repo = await open_repository(layout.database_url)
         await repo.close()
 
     asyncio.run(migrate())
@@ -66,11 +66,11 @@ def models_command(args: argparse.Namespace, data_dir: Path) -> int:
         registry.sync()
         models = registry.models()
         percent = percent_of(load_rules(layout).retrain.heldout_fraction)
-        heldout = verified_drawings(layout.database, percent).heldout
+        heldout = verified_drawings(layout.database_url, percent).heldout
         accuracies = {
             m.version: heldout_accuracy(layout, m.version, heldout) for m in models if m.accepted
         }
-        metrics = model_metrics(models, round_stats(layout.database), accuracies)
+        metrics = model_metrics(models, round_stats(layout.database_url), accuracies)
     except (RegistryError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -80,7 +80,7 @@ def models_command(args: argparse.Namespace, data_dir: Path) -> int:
 
 def rounds_command(args: argparse.Namespace, data_dir: Path) -> int:
     try:
-        rounds = round_stats(_open(data_dir).database)
+        rounds = round_stats(_open(data_dir).database_url)
     except RegistryError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -7,14 +7,14 @@ Which verified drawings are held out is `game_rules.heldout.is_held_out`, with t
 from the rules (`retrain.heldout_fraction`): the trainer never sees them, the gate and the
 metrics judge with them.
 
-Plain sqlite3 (see server/registry.py for why).
+Synchronous (server/storage/sync.py): the command line and the trainer call it directly, the
+server in a thread.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +33,7 @@ from server.dataset_export import (
     export_dataset,
     load_or_create_salt,
 )
-from server.registry import connect
+from server.storage.sync import Connection, connect
 from server.trainer.examples import ExampleSet
 
 SALT_FILE = "export_salt"  # the secret that anonymises player ids in exports
@@ -49,15 +49,18 @@ OUTCOMES = (
     "rejected_not_digit",
     "disputed",
 )
-# The posterior of the consensus label; a claim an admin decided counts as certain.
-_STRENGTH = (
-    "CASE WHEN c.by_admin THEN 1.0"
-    " ELSE coalesce(json_extract(c.consensus, '$.posterior[' || c.label || ']'), 1.0) END"
-)
 _VERIFIED = f"c.state IN {VERIFIED_STATES!r} AND c.label BETWEEN 0 AND 9"
 
 
-def verified_count(db: sqlite3.Connection) -> int:
+def strength(label: int, by_admin: int, consensus: str | None) -> float:
+    """The posterior of the consensus label; a claim an admin decided counts as certain."""
+    if by_admin or not consensus:
+        return 1.0
+    posterior = json.loads(consensus).get("posterior")
+    return float(posterior[label]) if posterior and label < len(posterior) else 1.0
+
+
+def verified_count(db: Connection) -> int:
     row = db.execute(f"SELECT count(*) FROM claims c WHERE {_VERIFIED}").fetchone()
     return int(row[0])
 
@@ -69,11 +72,11 @@ class VerifiedDrawings:
     total: int  # verified drawings in the database when read
 
 
-def verified_drawings(database: Path, percent: int) -> VerifiedDrawings:
+def verified_drawings(database_url: str, percent: int) -> VerifiedDrawings:
     """Every verified drawing, split into the training extras and the held-out sets."""
-    with connect(database) as db:
+    with connect(database_url) as db:
         rows = db.execute(
-            f"SELECT a.id, r.number, a.image, c.label, {_STRENGTH}"
+            "SELECT a.id, r.number, a.image, c.label, c.by_admin, c.consensus"
             " FROM claims c JOIN attempts a ON a.id = c.attempt_id"
             f" JOIN rounds r ON r.id = a.round_id WHERE {_VERIFIED} ORDER BY a.id"
         ).fetchall()
@@ -92,7 +95,7 @@ def _examples(rows: list[tuple[Any, ...]]) -> ExampleSet:
     return ExampleSet.of(
         np.clip(images, 0.0, 1.0).astype(np.float32),
         [int(r[3]) for r in rows],
-        weights=[float(r[4]) for r in rows],
+        weights=[strength(int(r[3]), int(r[4]), r[5]) for r in rows],
         rounds=[int(r[1]) for r in rows],
     )
 
@@ -129,9 +132,9 @@ class RoundStats:
         }
 
 
-def round_stats(database: Path) -> list[RoundStats]:
+def round_stats(database_url: str) -> list[RoundStats]:
     """Every round, oldest first, with its counts."""
-    with connect(database) as db:
+    with connect(database_url) as db:
         rows = db.execute(
             "SELECT r.number, r.state, r.model_version,"
             " (SELECT count(*) FROM attempts a WHERE a.round_id = r.id),"
@@ -152,7 +155,7 @@ _ATTEMPTS = """
 """
 _RECORD_QUERY = f"""
     SELECT a.id, a.image, a.strokes, a.label, a.predicted, a.model_version, a.player_id,
-           r.number, {_OUTCOME}, c.label, CASE WHEN {_VERIFIED} THEN {_STRENGTH} END
+           r.number, {_OUTCOME}, c.label, c.by_admin, c.consensus
     {_ATTEMPTS}
 """
 
@@ -177,10 +180,10 @@ def _filters(
 
 
 def count_records(
-    database: Path, rounds: Collection[int] | None, outcomes: Collection[str] | None
+    database_url: str, rounds: Collection[int] | None, outcomes: Collection[str] | None
 ) -> int:
     where, params = _filters(rounds, outcomes)
-    with connect(database) as db:
+    with connect(database_url) as db:
         return int(
             db.execute(
                 f"SELECT count(*) {_ATTEMPTS}{where}",
@@ -190,31 +193,38 @@ def count_records(
 
 
 def export_records(
-    database: Path,
+    database_url: str,
     salt: bytes,
     rounds: Collection[int] | None = None,
     outcomes: Collection[str] | None = None,
 ) -> Iterator[ExportRecord]:
     """The attempts as export records, oldest first, streamed from the database."""
     where, params = _filters(rounds, outcomes)
-    with connect(database) as db:
+    with connect(database_url) as db:
         votes: dict[int, list[int]] = {}
         for attempt_id, answer, count in db.execute(
-            "SELECT attempt_id, answer, count(*) FROM votes WHERE counted GROUP BY 1, 2"
-        ):
+            "SELECT attempt_id, answer, count(*) FROM votes WHERE counted = 1"
+            " GROUP BY attempt_id, answer"
+        ).fetchall():
             votes.setdefault(int(attempt_id), [0] * 11)[int(answer)] = int(count)
         for row in db.execute(f"{_RECORD_QUERY}{where} ORDER BY a.id", params):
             attempt_id, image, strokes, claimed, predicted, version, player, number = row[:8]
-            outcome, consensus_label, strength = row[8:]
-            verified = outcome in VERIFIED_STATES and consensus_label is not None
+            outcome, consensus_label, by_admin, consensus = row[8:]
+            verified = (
+                outcome in VERIFIED_STATES
+                and consensus_label is not None
+                and 0 <= consensus_label <= 9
+            )
             yield ExportRecord(
                 attempt_id=int(attempt_id),
                 image=np.frombuffer(image, dtype="<f4").reshape(28, 28),
                 strokes=json.loads(strokes) if strokes else None,
-                label=int(consensus_label) if verified and consensus_label <= 9 else None,
+                label=int(consensus_label) if verified else None,
                 claimed_label=int(claimed),
                 predicted=int(predicted),
-                consensus_strength=None if strength is None else float(strength),
+                consensus_strength=(
+                    strength(int(consensus_label), int(by_admin), consensus) if verified else None
+                ),
                 round=int(number),
                 model_version=str(version),
                 player=anonymous_player_id(int(player), salt),
@@ -244,9 +254,9 @@ def export_to(
         )
     salt = load_or_create_salt(layout.root / SALT_FILE)
     summary = export_dataset(
-        export_records(layout.database, salt, rounds, outcomes),
+        export_records(layout.database_url, salt, rounds, outcomes),
         out,
-        total=count_records(layout.database, rounds, outcomes),
+        total=count_records(layout.database_url, rounds, outcomes),
         show_progress=show_progress,
     )
     for name, part in EXPORT_FORMATS.items():

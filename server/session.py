@@ -1,9 +1,10 @@
 """One websocket connection, from `hello` to close.
 
 The reader loop validates each frame and answers through the connection's send queue. Live
-guesses are latest-wins: the reader only parks the newest `predict` in a one-slot mailbox, and a
-per-connection worker serves whatever is there when it is free, so an older unserved guess is
-replaced (dropped), never queued. Submissions queue (a few at most) for their own worker.
+guesses are latest-wins: the reader only parks the newest raw `predict` frame in a one-slot
+mailbox, and a per-connection task has whatever is there answered when it is free (parsed and
+guessed by the model worker process), so an older unserved guess is replaced (dropped), never
+queued. Submissions queue (a few at most) for their own task.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from server.protocol import (
     Submit,
     Task,
     Vote,
+    client_id,
+    encode,
     error,
     parse,
 )
@@ -47,32 +50,44 @@ PREDICT = re.compile(r'\{\s*"type"\s*:\s*"predict"')
 
 
 class LiveGuesses:
-    """A one-slot mailbox for `predict` frames plus the worker that parses and serves them."""
+    """A one-slot mailbox for raw `predict` frames, and the task that has the newest one
+    answered whenever the previous answer is out. The game's model worker parses the frame,
+    guesses and writes the reply (server/inference.py): the event loop only moves bytes."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
-        self._latest: str | Predict | None = None  # a raw frame, or one already parsed
+        self._latest: str | None = None
         self._ready = asyncio.Event()
         self._task = asyncio.create_task(self._serve())
 
-    def offer(self, message: str | Predict) -> None:
+    def offer(self, frame: str) -> None:
         if self._latest is not None:
             self.session.metrics.guesses_dropped.inc()
-        self._latest = message
+        self._latest = frame
         self._ready.set()
 
     async def _serve(self) -> None:
         while True:
             await self._ready.wait()
             self._ready.clear()
-            latest, self._latest = self._latest, None
+            frame, self._latest = self._latest, None
+            if frame is None:
+                continue
             try:
-                message = parse(latest) if isinstance(latest, str) else latest
+                reply = await self.session.game.answer_live(frame)
             except ProtocolError as refused:
                 self.session.refuse(refused)
                 continue
-            if isinstance(message, Predict):  # (duplicate `type` keys could make it another)
-                await self.session.answer(message, self.session.predict)
+            except Exception:
+                log.exception("live guess failed")
+                self.session.refuse(
+                    ProtocolError(
+                        "internal", "Something broke on our side; it is logged.", client_id(frame)
+                    )
+                )
+                continue
+            if reply is not None:  # (duplicate `type` keys can make it another message)
+                self.session.connection.send_text(reply)
 
     async def stop(self) -> None:
         self._task.cancel()
@@ -119,6 +134,7 @@ class Session:
         self.metrics = metrics
         self.connection = Connection(websocket, limits.send_queue, metrics)
         self.buckets = limits.buckets()
+        self.predicts_received = metrics.messages.labels("predict")
         self.strikes = 0
         self.player: Player | None = None
         self.joined = False
@@ -168,9 +184,9 @@ class Session:
         if self._limited("message", "messages", None):
             return
         if self.player is not None and isinstance(frame, str) and PREDICT.match(frame):
-            # A live guess is parsed only if it is still the latest when its turn comes: under
-            # load most are superseded, and parsing them first would be the server's main cost.
-            self.metrics.messages.labels("predict").inc()
+            # A live guess is parsed only if it is still the latest when its turn comes, and then
+            # by the model worker process, not here: this loop's time is the scarce resource.
+            self.predicts_received.inc()
             if not self._limited("predict", "live guesses", None):
                 self.live.offer(frame)
             return
@@ -217,7 +233,8 @@ class Session:
             raise ProtocolError("spectator", "Spectators can watch but not play.", message.id)
         if isinstance(message, Predict):
             if not self._limited("predict", "live guesses", message.id):
-                self.live.offer(message)
+                drawing = message.drawing.model_dump()
+                self.live.offer(encode({"type": "predict", "id": message.id, "drawing": drawing}))
         elif isinstance(message, Submit):
             if not self._limited("submit", "submissions", message.id) and not (
                 self.submissions.offer(message)
@@ -274,18 +291,6 @@ class Session:
         how = "spectates" if self.player is None else "joined" if token else "resumed"
         log.info(how, extra={"player": self.player.id if self.player else None})
         self.connection.send(welcome)
-
-    async def predict(self, message: Predict) -> None:
-        guess, _ = await self.game.guess(message.drawing)
-        self.connection.send(
-            {
-                "type": "prediction",
-                "id": message.id,
-                "probs": guess.probs,
-                "label": guess.label,
-                "model_version": guess.model_version,
-            }
-        )
 
     async def submit(self, message: Submit) -> None:
         assert self.player is not None

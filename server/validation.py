@@ -3,7 +3,8 @@
 The rules live in `game_rules` (pure); this module loads what they need from storage, asks them,
 and stores what they decide — each vote, settlement, decision or ban in ONE transaction, so a
 crash leaves either all of it or none, and a player hears `voted` only after the commit. After a
-commit it pushes `claim_settled` to the drawer's connections and tells the leaderboards.
+commit it publishes `claim_settled` for the drawer (who may be connected to another server
+process) and `scores` for the leaderboards, through the broker (server/pubsub.py).
 
 Tasks are blind: every task is the 28×28 image the model saw, as a PNG (white ink on black), for
 claims and for gold alike, so nothing about a task tells a live claim from a gold item.
@@ -17,7 +18,6 @@ import logging
 import os
 import random
 import secrets
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -57,7 +57,8 @@ from server.hub import Connection
 from server.leaderboards import Leaderboards
 from server.preprocess import image_to_png
 from server.protocol import ProtocolError
-from server.storage import Player, Repository
+from server.pubsub import Broker
+from server.storage import Conflict, Player, Repository
 from server.storage.consensus import ClaimRow, ConsensusStore, TaskRow
 
 log = logging.getLogger(__name__)
@@ -87,16 +88,23 @@ def image_png(image: bytes) -> str:
 
 class Validation:
     def __init__(
-        self, layout: DataLayout, repo: Repository, round_id: Callable[[], int | None]
+        self,
+        layout: DataLayout,
+        repo: Repository,
+        round_id: Callable[[], int | None],
+        broker: Broker,
     ) -> None:
         self.layout = layout
         self.repo = repo
         self.round_id = round_id
+        self.broker = broker
         self.rng = random.Random(secrets.randbits(64))
         self.settings = load_settings()
         self.boards = Leaderboards(repo, self.settings, round_id)
         self._players: dict[int, set[Connection]] = {}
         self._owners: dict[Connection, int] = {}
+        broker.subscribe("claim_settled", self._deliver)
+        broker.subscribe("scores", lambda _: self.boards.changed())
 
     async def start(self) -> None:
         """Load the rules (raises `SettingsError`), seed MNIST gold, fold the score events."""
@@ -147,8 +155,19 @@ class Validation:
                 del self._players[player_id]
 
     def _push(self, player_id: int, message: dict[str, Any]) -> None:
+        """For the player's connections, on whichever server process they are."""
+        self.broker.publish("claim_settled", {"player_id": player_id, "message": message})
+
+    def _deliver(self, payload: dict[str, Any]) -> None:
+        player_id, message = payload.get("player_id"), payload.get("message")
+        if not isinstance(player_id, int) or not isinstance(message, dict):
+            log.warning("ignored a malformed claim_settled message")
+            return
         for connection in list(self._players.get(player_id, ())):
             connection.send(message)
+
+    def _scores_changed(self) -> None:
+        self.broker.publish("scores", {})
 
     # Tasks and votes
 
@@ -225,14 +244,12 @@ class Validation:
                     await self._answer_gold(store, task, answer)
                 else:
                     settled = await self._answer_claim(store, task, row, answer)
-        except sqlite3.IntegrityError as error:
-            if "UNIQUE" not in str(error):
-                raise
+        except Conflict:
             # Two tasks for the same item (asked for concurrently), both answered.
             raise ProtocolError("already_voted", "You already answered this drawing.") from None
         if settled is not None:
             self._push(settled["drawer_id"], settled["message"])
-        self.boards.changed()
+        self._scores_changed()
 
     async def _answer_gold(self, store: ConsensusStore, task: TaskRow, answer: int) -> None:
         assert task.gold_id is not None
@@ -332,7 +349,7 @@ class Validation:
             await store.save_claim(decided, by_admin=True)
             settled = await self._settle(store, row, decided, by_admin=True)
         self._push(settled["drawer_id"], settled["message"])
-        self.boards.changed()
+        self._scores_changed()
         return settled["message"]
 
     async def moderate(self, player_id: int, status: Status) -> dict[str, Any]:
@@ -364,7 +381,7 @@ class Validation:
                     disputed += 1
         for push in pushes:
             self._push(push["drawer_id"], push["message"])
-        self.boards.changed()
+        self._scores_changed()
         return {
             "player_id": player_id,
             "status": str(status),

@@ -7,12 +7,14 @@ model which *reads digits* use `trained_model` instead (a quick training on a sm
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
+from services import PostgresServer, RedisServer, ServiceUnavailable
 
 if TYPE_CHECKING:
     from server.mnist import Mnist
@@ -86,3 +88,40 @@ def trained_model(tmp_path_factory: pytest.TempPathFactory, mnist: Mnist) -> Pat
     )
     card = build_model(data_dir, config, mnist=mnist)
     return data_dir / "models" / f"{card.version}.onnx"
+
+
+def _service_or_skip(start: Callable[[], object]) -> object:
+    """The started service; without one the test is skipped, except in CI (`$CI` set), where
+    the servers are always installed (`make services`) and a missing one is a failure."""
+    try:
+        return start()
+    except ServiceUnavailable as error:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(str(error))
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    server = _service_or_skip(lambda: PostgresServer().start())
+    assert isinstance(server, PostgresServer)
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = _service_or_skip(lambda: RedisServer().start())
+    assert isinstance(server, RedisServer)
+    yield server
+    server.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty game database on each backend in turn: a SQLite file, or a fresh PostgreSQL
+    database on the session's server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'game.sqlite3'}"
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return server.new_database()

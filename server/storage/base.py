@@ -1,4 +1,4 @@
-"""What the game stores, as an interface: SQLite implements it today, PostgreSQL can later.
+"""What the game stores, as an interface: SQLite and PostgreSQL implement it (server/storage/).
 
 Every method that writes is one transaction: it either happens completely or not at all.
 """
@@ -8,9 +8,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from game_rules.rounds import RoundState
-from server.storage.consensus import ConsensusStore
+
+if TYPE_CHECKING:
+    from server.storage.consensus import ConsensusStore
 
 
 class StorageError(Exception):
@@ -19,6 +22,10 @@ class StorageError(Exception):
 
 class NameTaken(StorageError):
     pass
+
+
+class Conflict(StorageError):
+    """A write broke a UNIQUE constraint (the same thing stored twice)."""
 
 
 class RoundNotOpen(StorageError):
@@ -105,6 +112,15 @@ class Repository(ABC):
 
     @abstractmethod
     async def round(self, round_id: int) -> Round | None: ...
+
+    @abstractmethod
+    async def current_round(self) -> Round | None:
+        """The open round, else the newest; None before the first."""
+
+    @abstractmethod
+    async def open_first_round(self, model_version: str) -> Round | None:
+        """Open round 1 if there is no round at all (one transaction, so two server processes
+        starting together open one round); None if a round exists."""
 
     @abstractmethod
     async def create_round(self, model_version: str, open_now: bool = False) -> Round:

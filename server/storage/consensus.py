@@ -1,10 +1,11 @@
 """SQL for the consensus phase: tasks, votes, gold, reliability records and score events.
 
-A `ConsensusStore` wraps one connection. The repository hands out one bound to the writer inside
-a `BEGIN IMMEDIATE` transaction (`repo.consensus()`: every read in it sees the latest state and
-every write commits together or not at all), or one bound to the reader (`repo.consensus_reads()`,
-for read-only queries that never wait for the writer). The rules' records (`Voter`, `Drawer`,
-`Pair`, `Claim`, scoring events) go in and out as the dataclasses `game_rules` defines.
+A `ConsensusStore` wraps one `Database` (server/storage/sql.py). The repository hands out one
+bound to a write transaction (`repo.consensus()`: writers take turns, every read in it sees the
+latest state and every write commits together or not at all), or one for reads
+(`repo.consensus_reads()`, for read-only queries that never wait for the writer). The rules'
+records (`Voter`, `Drawer`, `Pair`, `Claim`, scoring events) go in and out as the dataclasses
+`game_rules` defines.
 """
 
 from __future__ import annotations
@@ -16,12 +17,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
-import aiosqlite
-
 from game_rules.assignment import Candidate, GoldCandidate
 from game_rules.consensus import Claim, Outcome
 from game_rules.reliability import Drawer, Pair, Status, Voter
 from game_rules.scoring import AttemptMade, ClaimSettled, Event, GoldAnswered
+from server.storage.sql import Database
 
 CANDIDATE_LIMIT = 100  # the neediest pending claims the assigner chooses from
 
@@ -122,16 +122,14 @@ def _event_body(event: Event) -> tuple[str, str]:
 
 
 class ConsensusStore:
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
 
     async def _one(self, sql: str, params: Iterable[object] = ()) -> Any:
-        async with self.db.execute(sql, tuple(params)) as cursor:
-            return await cursor.fetchone()
+        return await self.db.fetchone(sql, params)
 
     async def _all(self, sql: str, params: Iterable[object] = ()) -> list[Any]:
-        async with self.db.execute(sql, tuple(params)) as cursor:
-            return list(await cursor.fetchall())
+        return await self.db.fetchall(sql, params)
 
     # Players and their records
 
@@ -345,13 +343,15 @@ class ConsensusStore:
         """(MNIST test index, label, 28×28 PNG) rows; ones already there are kept."""
         now = time.time()
         await self.db.executemany(
-            "INSERT OR IGNORE INTO gold (mnist_index, truth, png, created_at) VALUES (?, ?, ?, ?)",
+            "INSERT INTO gold (mnist_index, truth, png, created_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT DO NOTHING",
             [(index, label, png, now) for index, label, png in digits],
         )
 
     async def add_claim_gold(self, attempt_id: int, truth: int) -> None:
         await self.db.execute(
-            "INSERT OR IGNORE INTO gold (attempt_id, truth, created_at) VALUES (?, ?, ?)",
+            "INSERT INTO gold (attempt_id, truth, created_at) VALUES (?, ?, ?)"
+            " ON CONFLICT DO NOTHING",
             (attempt_id, truth, time.time()),
         )
 
@@ -419,12 +419,13 @@ class ConsensusStore:
     async def append_event(self, event: Event) -> int:
         """Append `event` (its `seq` is ignored: the database assigns it); return the seq."""
         kind, body = _event_body(event)
-        cursor = await self.db.execute(
-            "INSERT INTO score_events (kind, round_id, body, created_at) VALUES (?, ?, ?, ?)",
+        row = await self.db.fetchone(
+            "INSERT INTO score_events (kind, round_id, body, created_at) VALUES (?, ?, ?, ?)"
+            " RETURNING seq",
             (kind, event.round_id, body, time.time()),
         )
-        assert cursor.lastrowid is not None
-        return int(cursor.lastrowid)
+        assert row is not None
+        return int(row[0])
 
     async def events(self, after: int = 0) -> list[Event]:
         rows = await self._all(

@@ -65,6 +65,7 @@ class TrainConfig:
     clean_fraction: float = 0.2  # of the epochs: the last ones are trained without jitter
     extra_oversample: float = 20.0  # draws per epoch of each extra example, per unit of weight
     show_progress: bool = True  # the tqdm bar on stderr
+    device: str = "cpu"  # "cuda" on a trainer with a GPU; batches are prepared on the CPU
 
     def __post_init__(self) -> None:
         positive = [self.epochs, self.batch_size, self.lr]
@@ -125,7 +126,7 @@ def train(
         model = Classifier()
         if init_weights is not None:
             model.load_state_dict(torch.load(init_weights, weights_only=True))
-        model = model.to(memory_format=torch.channels_last)
+        model = model.to(config.device).to(memory_format=torch.channels_last)
 
         epoch_size = data.mnist_count + data.extra_draws(config.extra_oversample)
         steps_per_epoch = math.ceil(epoch_size / config.batch_size)
@@ -145,8 +146,8 @@ def train(
                 images = data.images[batch]
                 if jitter is not None and epoch <= jittered_epochs:
                     images = jitter(images)
-                images = images.contiguous(memory_format=torch.channels_last)
-                labels = data.labels[batch]
+                images = images.contiguous(memory_format=torch.channels_last).to(config.device)
+                labels = data.labels[batch].to(config.device)
                 log_probs = model(images)
                 loss = F.nll_loss(log_probs, labels)
                 optimizer.zero_grad(set_to_none=True)
@@ -156,7 +157,7 @@ def train(
                 correct = int((log_probs.argmax(1) == labels).sum())
                 reporter.step(epoch, loss.item() * len(batch), correct, len(batch))
         reporter.close()
-        model = model.to(memory_format=torch.contiguous_format).eval()
+        model = model.to("cpu").to(memory_format=torch.contiguous_format).eval()
         test_n = len(mnist.test_labels) if config.test_limit is None else config.test_limit
         accuracy = evaluate(model, mnist.test_images[:test_n], mnist.test_labels[:test_n])
     counts = {"mnist_train": data.mnist_count, "extra": len(extra), "mnist_test": test_n}

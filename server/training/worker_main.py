@@ -1,9 +1,10 @@
 """The trainer process: `python -m server.training.worker_main [--exit-with-stdin] JOB.json`.
 
 Reads a `TrainingJob`, trains (fine-tuning from the parent's weights on MNIST plus the extra
-drawings), exports ONNX, runs the gate against the parent, records the gate on the model card and
-reports, one JSON line at a time, on stdout (protocol: server/trainer/protocol.py). Started by
-`server.trainer.TrainerProcess`; runnable by hand too.
+drawings; on a GPU when torch sees one, else on the CPU), exports ONNX, runs the gate against
+the parent, records the gate on the model card and reports, one JSON line at a time, on stdout
+(protocol: server/trainer/protocol.py). Started by `server.trainer.TrainerProcess`; runnable by
+hand too.
 
 Stdout belongs to the protocol: anything else that prints (torch's exporter does) is sent to
 stderr. With `--exit-with-stdin` (what `TrainerProcess` passes) the process exits when its stdin
@@ -99,6 +100,7 @@ def run_job(job: TrainingJob, reporter: Reporter) -> ResultMessage:
         test_limit=job.test_limit,
         threads=job.threads,
         show_progress=False,
+        device="cuda" if torch.cuda.is_available() else "cpu",
     )
 
     def on_progress(p: Progress) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +10,15 @@ import pytest
 from live_server import ADMIN_TOKEN, LinearModelFactory, ThreadServer, add_model
 
 from server.limits import Limits
+
+
+@pytest.fixture(autouse=True)
+def game_database(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`FTM_TEST_DATABASE=postgresql` runs every server test on a fresh PostgreSQL database
+    (`make test` runs this folder on both); by default the data directory's SQLite file."""
+    if os.environ.get("FTM_TEST_DATABASE") == "postgresql":
+        server = request.getfixturevalue("postgres_server")
+        monkeypatch.setenv("FTM_DATABASE_URL", server.new_database())
 
 
 @pytest.fixture

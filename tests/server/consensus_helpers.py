@@ -3,13 +3,10 @@ up on gold (a test may read the gold truth from the database; players cannot), a
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from typing import Any
 
-from live_server import SEVEN, Client, join
-
-from server.config import DataLayout
+from live_server import SEVEN, Client, db_rows, join
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "data" / "mnist"
 
@@ -49,18 +46,13 @@ def prepare(data_dir: Path, rules: str = TEST_RULES) -> None:
     (data_dir / "mnist").symlink_to(SHARED_MNIST, target_is_directory=True)
 
 
-def query(data_dir: Path, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
-    with sqlite3.connect(DataLayout(data_dir).database) as db:
-        return db.execute(sql, params).fetchall()
-
-
 def counts(data_dir: Path) -> dict[str, int]:
-    return {t: query(data_dir, f"SELECT count(*) FROM {t}")[0][0] for t in TABLES}
+    return {t: db_rows(data_dir, f"SELECT count(*) FROM {t}")[0][0] for t in TABLES}
 
 
 def gold_truth(data_dir: Path, task_id: str) -> int | None:
     """The known answer of a gold task, or None if the task is a claim."""
-    rows = query(
+    rows = db_rows(
         data_dir,
         "SELECT g.truth FROM tasks t JOIN gold g ON g.id = t.gold_id WHERE t.id = ?",
         (task_id,),

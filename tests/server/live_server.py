@@ -4,16 +4,16 @@ thread of this process or as a child process that a test can kill -9) and real w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
 import socket
-import sqlite3
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from server.app import create_app
 from server.config import DataLayout
 from server.limits import Limits
 from server.models import ModelCard, now_iso, sha256_file, write_card
+from server.storage.sync import connect as connect_database
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -63,12 +64,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def db_rows(data_dir: Path, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+    """Rows from the game database of `data_dir` (SQLite, or `$FTM_DATABASE_URL`)."""
+    with connect_database(DataLayout(data_dir).database_url) as db:
+        return [tuple(row) for row in db.execute(sql, params).fetchall()]
+
+
 def row_counts(data_dir: Path) -> dict[str, int]:
-    with sqlite3.connect(DataLayout(data_dir).database) as db:
-        return {
-            table: db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-            for table in ("players", "rounds", "attempts", "claims")
-        }
+    return {
+        table: db_rows(data_dir, f"SELECT count(*) FROM {table}")[0][0]
+        for table in ("players", "rounds", "attempts", "claims")
+    }
 
 
 class ThreadServer:
@@ -114,15 +120,27 @@ class ThreadServer:
 
 
 class ProcessServer:
-    """`fool-the-model serve` as a child process, so a test can kill -9 it."""
+    """`fool-the-model serve` as a child process, so a test can kill -9 it.
 
-    def __init__(self, data_dir: Path) -> None:
+    `env` adds to the environment (FTM_DATABASE_URL, FTM_REDIS_URL, ...); `log` receives the
+    server's stderr (its JSON log lines) instead of /dev/null."""
+
+    def __init__(
+        self, data_dir: Path, env: dict[str, str] | None = None, log: Path | None = None
+    ) -> None:
         self.data_dir = data_dir
+        self.env = env or {}
+        self.log = log
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> ProcessServer:
-        env = {**os.environ, "FTM_ADMIN_TOKEN": ADMIN_TOKEN, "PYTHONPATH": str(REPO)}
+        return self.launch().wait_until_ready()
+
+    def launch(self) -> ProcessServer:
+        """Start the process without waiting (to start several at once)."""
+        env = {**os.environ, "FTM_ADMIN_TOKEN": ADMIN_TOKEN, "PYTHONPATH": str(REPO), **self.env}
+        log = self.log.open("ab") if self.log is not None else None
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -137,8 +155,14 @@ class ProcessServer:
             env=env,
             cwd=REPO,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=log if log is not None else subprocess.DEVNULL,
         )
+        if log is not None:
+            log.close()  # the child has its own copy
+        return self
+
+    def wait_until_ready(self) -> ProcessServer:
+        assert self.process is not None
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -155,6 +179,15 @@ class ProcessServer:
         self.process.kill()  # SIGKILL: no shutdown code runs
         self.process.wait(timeout=30)
 
+    def stop(self) -> None:
+        """A graceful shutdown (SIGTERM), as a deployment stops it."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
     @property
     def http(self) -> str:
         return f"http://127.0.0.1:{self.port}"
@@ -162,6 +195,25 @@ class ProcessServer:
     @property
     def ws(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws"
+
+
+@contextlib.contextmanager
+def server_processes(
+    data_dirs: list[Path], env: dict[str, str], logs: Path
+) -> Iterator[list[ProcessServer]]:
+    """A server process per data directory (the same one repeated: processes on one machine),
+    sharing one game (`env` names its database and Redis), launched at once (so their startups
+    race) and stopped gracefully at the end; their logs in `logs/server-N.log`."""
+    servers = [ProcessServer(d, env, logs / f"server-{i}.log") for i, d in enumerate(data_dirs)]
+    try:
+        for server in servers:
+            server.launch()
+        for server in servers:
+            server.wait_until_ready()
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
 
 
 class Client:
@@ -208,6 +260,13 @@ async def join(url: str, name: str) -> tuple[Client, dict[str, Any]]:
     welcome = await client.request({"type": "hello", "v": 1, "name": name}, "welcome")
     assert welcome["type"] == "welcome", welcome
     return client, welcome
+
+
+async def spectate(url: str) -> Client:
+    client = await open_client(url)
+    welcome = await client.request({"type": "hello", "v": 1, "spectator": True}, "welcome")
+    assert welcome["type"] == "welcome", welcome
+    return client
 
 
 def admin_headers(token: str = ADMIN_TOKEN) -> dict[str, str]:

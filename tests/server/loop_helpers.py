@@ -8,7 +8,6 @@ import asyncio
 import base64
 import json
 import shutil
-import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,13 +15,14 @@ from typing import Any
 
 import httpx
 import numpy as np
-from consensus_helpers import as_answer, gold_truth, query
-from live_server import REPO, Client, ThreadServer, admin_headers, join
+from consensus_helpers import as_answer, gold_truth
+from live_server import REPO, Client, ThreadServer, admin_headers, db_rows, join
 
 from game_rules.consensus import Claim, Outcome
 from server.config import DataLayout
 from server.mnist import Mnist
 from server.preprocess import image_to_png
+from server.storage.sync import connect as connect_database
 
 # Tiny jobs: a slice of MNIST, one epoch, a floor the slice can reach.
 SMALL_JOB = {
@@ -67,7 +67,7 @@ async def submit_png(client: Client, image: np.ndarray, label: int) -> dict[str,
 
 def settle(data_dir: Path, attempt_id: int, outcome: Outcome, label: int, strength: float) -> None:
     """Settle a claim as the consensus would (the row the validation service writes)."""
-    with sqlite3.connect(DataLayout(data_dir).database) as db:
+    with connect_database(DataLayout(data_dir).database_url) as db:
         claimed, predicted, player = db.execute(
             "SELECT label, predicted, player_id FROM attempts WHERE id = ?", (attempt_id,)
         ).fetchone()
@@ -217,7 +217,7 @@ async def verify_by_votes(server: ThreadServer, voters: int = 3) -> int:
 
 
 def claimed_label(data_dir: Path, task_id: str) -> int:
-    rows = query(
+    rows = db_rows(
         data_dir,
         "SELECT a.label FROM tasks t JOIN attempts a ON a.id = t.attempt_id WHERE t.id = ?",
         (task_id,),

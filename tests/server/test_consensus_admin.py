@@ -8,8 +8,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-from consensus_helpers import claim_task, counts, make_claim, next_of, prepare, query
-from live_server import SEVEN, LinearModelFactory, ThreadServer, add_model, admin_headers, join
+from consensus_helpers import claim_task, counts, make_claim, next_of, prepare
+from live_server import (
+    SEVEN,
+    LinearModelFactory,
+    ThreadServer,
+    add_model,
+    admin_headers,
+    db_rows,
+    join,
+)
 
 
 @pytest.fixture
@@ -22,7 +30,7 @@ def data_dir(tmp_path: Path, linear_onnx_model: LinearModelFactory) -> Path:
 
 
 def consensus(data_dir: Path, attempt_id: int) -> dict[str, object]:
-    row = query(data_dir, "SELECT consensus FROM claims WHERE attempt_id = ?", (attempt_id,))
+    row = db_rows(data_dir, "SELECT consensus FROM claims WHERE attempt_id = ?", (attempt_id,))
     return dict(json.loads(row[0][0]))
 
 
@@ -99,7 +107,7 @@ async def test_ban_quarantine_review_and_export(server: ThreadServer) -> None:
         assert pushed["outcome"] == "verified" and pushed["points"] > 0
         assert (await http.post(url, json={"label": 3})).status_code == 409
         assert (await http.get("/api/admin/review")).json() == []
-        state = query(
+        state = db_rows(
             data,
             "SELECT state, by_admin FROM claims WHERE attempt_id = ?",
             (mallory_claim["attempt_id"],),

@@ -7,13 +7,14 @@ from typing import Any
 
 import httpx
 import pytest
-from consensus_helpers import claim_task, counts, make_claim, prepare, query
+from consensus_helpers import claim_task, counts, make_claim, prepare
 from live_server import (
     Client,
     LinearModelFactory,
     ThreadServer,
     add_model,
     admin_headers,
+    db_rows,
     join,
     open_client,
 )
@@ -80,7 +81,7 @@ async def test_bad_votes_are_refused_and_change_nothing(server: ThreadServer) ->
     first = await grace.request(vote, "voted")
     assert first["type"] == "voted"
     assert await refused(grace, vote, data) == "already_voted"
-    assert query(data, "SELECT voter_id, answer FROM votes") == [(2, claimed)]
+    assert db_rows(data, "SELECT voter_id, answer FROM votes") == [(2, claimed)]
 
     # A banned player's vote and task requests are refused.
     async with httpx.AsyncClient(base_url=server.http, headers=admin_headers()) as http:
@@ -95,7 +96,7 @@ async def test_bad_votes_are_refused_and_change_nothing(server: ThreadServer) ->
     for name, client in (("linus", linus), ("alan", alan)):
         reply = await client.request({**vote, "task_id": tasks[name]}, "voted")
         assert reply["type"] == "voted", reply
-    assert query(data, "SELECT state FROM claims") == [("verified",)]
+    assert db_rows(data, "SELECT state FROM claims") == [("verified",)]
     assert await refused(joan, {**vote, "task_id": tasks["joan"]}, data) == "task_settled"
 
     # Spectators cannot vote or ask for tasks.

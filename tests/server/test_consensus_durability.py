@@ -9,8 +9,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from consensus_helpers import claim_task, make_claim, next_of, prepare, query
-from live_server import LinearModelFactory, ProcessServer, add_model, join
+from consensus_helpers import claim_task, make_claim, next_of, prepare
+from live_server import LinearModelFactory, ProcessServer, add_model, db_rows, join
 from websockets.exceptions import ConnectionClosed
 
 pytestmark = pytest.mark.slow
@@ -58,9 +58,9 @@ async def test_acknowledged_votes_and_scores_survive_kill_9(data_dir: Path) -> N
     assert settled["outcome"] == "verified"
     assert before["round"] and before["validators"], before
 
-    stored = {row[0] for row in query(data_dir, "SELECT task_id FROM votes")}
+    stored = {row[0] for row in db_rows(data_dir, "SELECT task_id FROM votes")}
     assert set(acknowledged) <= stored
-    assert query(data_dir, "SELECT state FROM claims") == [("verified",)]
+    assert db_rows(data_dir, "SELECT state FROM claims") == [("verified",)]
 
     server.start()
     try:

@@ -17,9 +17,8 @@ from consensus_helpers import (
     make_claim,
     next_of,
     prepare,
-    query,
 )
-from live_server import LinearModelFactory, ThreadServer, add_model, join, open_client
+from live_server import LinearModelFactory, ThreadServer, add_model, db_rows, join, open_client
 
 from game_rules.leaderboard import board
 from game_rules.scoring import Scores
@@ -50,7 +49,7 @@ async def test_a_claim_is_verified_by_three_validators(server: ThreadServer) -> 
         task = await claim_task(client, server.data_dir)
         validators.append((client, task))
     tasks = {t["task_id"] for _, t in validators}
-    assigned = query(
+    assigned = db_rows(
         server.data_dir,
         f"SELECT DISTINCT attempt_id FROM tasks WHERE id IN ({','.join('?' * len(tasks))})",
         tuple(tasks),
@@ -89,13 +88,13 @@ async def test_a_claim_is_verified_by_three_validators(server: ThreadServer) -> 
     assert pushed["you"]["score"] == settled["points"]
     assert pushed["top"][0]["name"] == "Ada"
 
-    assert query(server.data_dir, "SELECT state, label, votes FROM claims") == [
+    assert db_rows(server.data_dir, "SELECT state, label, votes FROM claims") == [
         ("verified", claimed, 3)
     ]
-    consensus = json.loads(query(server.data_dir, "SELECT consensus FROM claims")[0][0])
+    consensus = json.loads(db_rows(server.data_dir, "SELECT consensus FROM claims")[0][0])
     assert [v["counted"] for v in consensus["votes"]] == [True, True, True]
     assert consensus["posterior"][claimed] >= 0.999  # sure enough to become gold itself
-    assert query(server.data_dir, "SELECT attempt_id, truth FROM gold WHERE attempt_id > 0") == [
+    assert db_rows(server.data_dir, "SELECT attempt_id, truth FROM gold WHERE attempt_id > 0") == [
         (attempt_id, claimed)
     ]
 
@@ -140,7 +139,9 @@ async def resume(server: ThreadServer, token: str) -> dict[str, Any]:
 
 def assert_rebuilt_scores_match(server: ThreadServer) -> None:
     """Fold the stored score events from scratch: every board equals the live one."""
-    rows = query(server.data_dir, "SELECT seq, kind, round_id, body FROM score_events ORDER BY seq")
+    rows = db_rows(
+        server.data_dir, "SELECT seq, kind, round_id, body FROM score_events ORDER BY seq"
+    )
     rebuilt = Scores.rebuild(
         (event_from_row(*row) for row in rows), load_rules(server.app.state.server.layout)
     )
@@ -169,7 +170,7 @@ async def test_votes_racing_on_one_claim_settle_it_exactly_once(server: ThreadSe
     replies = [await client.reply("voted") for client, _ in validators]
     outcomes = sorted(r["type"] if r["type"] == "voted" else r["code"] for r in replies)
     assert outcomes == ["task_settled"] * 3 + ["voted"] * 3
-    assert query(server.data_dir, "SELECT state, votes FROM claims") == [("verified", 3)]
+    assert db_rows(server.data_dir, "SELECT state, votes FROM claims") == [("verified", 3)]
     assert counts(server.data_dir)["votes"] == 3
     settled = await next_of(ada, "claim_settled")
     assert settled["outcome"] == "verified"

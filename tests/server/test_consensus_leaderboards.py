@@ -4,13 +4,12 @@ a subscriber gets one push, carrying the latest snapshot."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Any
 
 from game_rules.scoring import GoldAnswered
 from game_rules.settings import load_settings, with_changes
 from server.leaderboards import Leaderboards
-from server.storage import SqliteRepository
+from server.storage import open_repository
 
 
 class Recorder:
@@ -31,8 +30,8 @@ async def wait_for(condition: Any) -> None:
     raise AssertionError("condition never came true")
 
 
-async def test_many_changes_make_one_push_with_the_latest_scores(tmp_path: Path) -> None:
-    repo = await SqliteRepository.open(tmp_path / "game.sqlite3")
+async def test_many_changes_make_one_push_with_the_latest_scores(database_url: str) -> None:
+    repo = await open_repository(database_url)
     # A long interval: a second push within the test would mean pushes are not coalesced.
     settings = with_changes(load_settings(), leaderboard={"push_interval_seconds": 3600.0})
     player = await repo.create_player("Grace", "grace", "hash")

@@ -5,21 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
 from pathlib import Path
 
 import pytest
-from live_server import ONE, SEVEN, ProcessServer, join, open_client, row_counts
+from live_server import ONE, SEVEN, ProcessServer, db_rows, join, open_client, row_counts
 from websockets.exceptions import ConnectionClosed
-
-from server.config import DataLayout
 
 pytestmark = pytest.mark.slow
 
 
 def attempt_ids(data_dir: Path) -> set[int]:
-    with sqlite3.connect(DataLayout(data_dir).database) as db:
-        return {row[0] for row in db.execute("SELECT id FROM attempts")}
+    return {row[0] for row in db_rows(data_dir, "SELECT id FROM attempts")}
 
 
 async def test_acknowledged_rows_survive_kill_9(data_dir: Path) -> None:

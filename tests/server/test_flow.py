@@ -5,13 +5,10 @@ from __future__ import annotations
 import base64
 import io
 import json
-import sqlite3
 
 import numpy as np
-from live_server import ONE, SEVEN, ThreadServer, join, open_client, row_counts
+from live_server import ONE, SEVEN, ThreadServer, db_rows, join, open_client, row_counts
 from PIL import Image
-
-from server.config import DataLayout
 
 
 def png_of_bar() -> str:
@@ -56,12 +53,12 @@ async def test_hello_predict_submit(server: ThreadServer) -> None:
     assert agreed["outcome"] == "model_won"
     await client.close()
 
-    with sqlite3.connect(DataLayout(server.data_dir).database) as db:
-        rows = db.execute(
-            "SELECT id, player_id, round_id, label, predicted, model_version, outcome, strokes,"
-            " length(image), probs FROM attempts ORDER BY id"
-        ).fetchall()
-        claims = db.execute("SELECT attempt_id, state FROM claims").fetchall()
+    rows = db_rows(
+        server.data_dir,
+        "SELECT id, player_id, round_id, label, predicted, model_version, outcome, strokes,"
+        " length(image), probs FROM attempts ORDER BY id",
+    )
+    claims = db_rows(server.data_dir, "SELECT attempt_id, state FROM claims")
     assert [r[0] for r in rows] == [submitted["attempt_id"], agreed["attempt_id"]]
     first = rows[0]
     assert first[1] == welcome["player"]["id"]
@@ -85,8 +82,7 @@ async def test_png_submission_is_stored(server: ThreadServer) -> None:
         {"type": "submit", "id": "s", "drawing": {"png": png}, "label": 1}, "submitted"
     )
     assert submitted["type"] == "submitted"
-    with sqlite3.connect(DataLayout(server.data_dir).database) as db:
-        stored, strokes = db.execute("SELECT png, strokes FROM attempts").fetchone()
+    [(stored, strokes)] = db_rows(server.data_dir, "SELECT png, strokes FROM attempts")
     assert stored == base64.b64decode(png)
     assert strokes is None
 

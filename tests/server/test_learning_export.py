@@ -6,15 +6,21 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import sqlite3
 import zipfile
 from pathlib import Path
-from typing import Any
 
 import httpx
 import numpy as np
 import pytest
-from live_server import SEVEN, LinearModelFactory, ThreadServer, add_model, admin_headers, join
+from live_server import (
+    SEVEN,
+    LinearModelFactory,
+    ThreadServer,
+    add_model,
+    admin_headers,
+    db_rows,
+    join,
+)
 from loop_helpers import rotated_digits, settle, submit_png
 from PIL import Image
 
@@ -34,11 +40,6 @@ def limits() -> Limits:
 async def cli(argv: list[str]) -> int:
     """`fool-the-model ARGV` (in a thread: it runs its own event loop)."""
     return await asyncio.to_thread(main, argv)
-
-
-def db_rows(data_dir: Path, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
-    with sqlite3.connect(DataLayout(data_dir).database) as db:
-        return db.execute(sql, params).fetchall()
 
 
 async def seed_game(server: ThreadServer, mnist: Mnist) -> dict[int, tuple[str, int | None]]:
@@ -209,7 +210,10 @@ async def test_the_registry_knows_the_bootstrap_model_and_refuses_rejected_ones(
 
 
 async def test_the_cli_tables(
-    server: ThreadServer, mnist: Mnist, capsys: pytest.CaptureFixture[str]
+    server: ThreadServer,
+    mnist: Mnist,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     expected = await seed_game(server, mnist)
     assert await cli(["--data-dir", str(server.data_dir), "rounds"]) == 0
@@ -239,5 +243,6 @@ async def test_the_cli_tables(
     assert await cli(["--data-dir", str(server.data_dir), "models"]) == 0
     models = capsys.readouterr().out.splitlines()
     assert models[2].split()[:3] == ["v1", "serving", "–"]
+    monkeypatch.delenv("FTM_DATABASE_URL", raising=False)  # the data directory's own SQLite
     assert await cli(["--data-dir", str(server.data_dir / "nowhere"), "rounds"]) == 1
     assert "No game database" in capsys.readouterr().err

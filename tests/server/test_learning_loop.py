@@ -8,13 +8,12 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from consensus_helpers import TEST_RULES, query
-from live_server import ADMIN_TOKEN, ThreadServer, join
+from consensus_helpers import TEST_RULES
+from live_server import ADMIN_TOKEN, ThreadServer, db_rows, join
 from loop_helpers import (
     SMALL_JOB,
     Predictors,
@@ -73,7 +72,7 @@ async def test_next_round_trains_gates_and_swaps_without_a_failed_prediction(
     with start_server() as server:
         claims = await submit_claims(server, mnist, wanted=40)
         assert await verify_by_votes(server, voters=3) == 3 * 40
-        states = query(loop_dir, "SELECT state, label, consensus FROM claims ORDER BY attempt_id")
+        states = db_rows(loop_dir, "SELECT state, label, consensus FROM claims ORDER BY attempt_id")
         assert [(state, label) for state, label, _ in states] == [
             ("verified", c["label"]) for c in claims
         ]
@@ -159,10 +158,9 @@ async def test_a_refused_candidate_leaves_the_old_model_serving(
             )
             assert direct.status_code == 409
             assert [m["version"] for m in (await admin.get("/api/models/metrics")).json()] == ["v1"]
-    with sqlite3.connect(DataLayout(loop_dir).database) as db:
-        assert db.execute("SELECT state, version, reason FROM training_jobs").fetchall() == [
-            ("rejected", "v2", job["error"])
-        ]
+    assert db_rows(loop_dir, "SELECT state, version, reason FROM training_jobs") == [
+        ("rejected", "v2", job["error"])
+    ]
 
 
 async def test_a_crashed_trainer_is_reported_and_the_game_goes_on(

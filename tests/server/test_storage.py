@@ -1,8 +1,10 @@
-"""The SQLite repository on its own: migrations, pragmas, constraints, one transaction per write."""
+"""The repository on its own, on SQLite and on PostgreSQL (`database_url` runs each test on both):
+migrations, constraints, one transaction per write, group commits."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import pytest
 
 from game_rules.rounds import RoundState
 from server.storage import (
+    Conflict,
     NameTaken,
     NewAttempt,
     RoundChanged,
@@ -17,7 +20,8 @@ from server.storage import (
     SqliteRepository,
     open_repository,
 )
-from server.storage.migrations import MIGRATIONS
+from server.storage.migrations import POSTGRES, SQLITE
+from server.storage.sync import connect
 
 
 def attempt(player_id: int, round_id: int, label: int, predicted: int) -> NewAttempt:
@@ -34,21 +38,44 @@ def attempt(player_id: int, round_id: int, label: int, predicted: int) -> NewAtt
     )
 
 
-async def test_migrations_apply_once_and_set_the_pragmas(tmp_path: Path) -> None:
-    path = tmp_path / "game.sqlite3"
-    repo = await open_repository(path)
+async def test_migrations_apply_once(database_url: str) -> None:
+    repo = await open_repository(database_url)
     await repo.close()
-    repo = await open_repository(path)  # a second open applies nothing twice
+    repo = await open_repository(database_url)  # a second open applies nothing twice
+    await repo.close()
+    with connect(database_url) as db:
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(len(SQLITE),)]
+
+
+async def test_servers_starting_at_once_migrate_one_after_the_other(database_url: str) -> None:
+    repos = await asyncio.gather(*(open_repository(database_url) for _ in range(3)))
+    for repo in repos:
+        await repo.close()
+    with connect(database_url) as db:
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(len(SQLITE),)]
+
+
+def test_every_migration_has_a_postgresql_twin_with_the_same_tables() -> None:
+    assert len(POSTGRES) == len(SQLITE)
+    for lite, pg in zip(SQLITE, POSTGRES, strict=True):
+        tables = [re.findall(r"CREATE TABLE (\w+)", sql) for sql in (lite, pg)]
+        indexes = [re.findall(r"CREATE (?:UNIQUE )?INDEX (\w+)", sql) for sql in (lite, pg)]
+        triggers = [re.findall(r"CREATE TRIGGER (\w+)", sql) for sql in (lite, pg)]
+        assert tables[0] == tables[1] and indexes[0] == indexes[1]
+        assert triggers[0] == triggers[1]
+
+
+async def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
+    path = tmp_path / "game.sqlite3"
+    repo = await open_repository(f"sqlite:///{path}")
     assert isinstance(repo, SqliteRepository)
     await repo.close()
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT version FROM schema_version").fetchall() == [(len(MIGRATIONS),)]
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
-async def test_writes_are_checked_and_atomic(tmp_path: Path) -> None:
-    path = tmp_path / "game.sqlite3"
-    repo = await open_repository(path)
+async def test_writes_are_checked_and_atomic(database_url: str) -> None:
+    repo = await open_repository(database_url)
     try:
         ada = await repo.create_player("Ada", "ada", "h1")
         with pytest.raises(NameTaken):
@@ -64,7 +91,7 @@ async def test_writes_are_checked_and_atomic(tmp_path: Path) -> None:
         await repo.add_attempt(attempt(ada.id, first.id, label=7, predicted=7))
         with pytest.raises(RoundNotOpen):
             await repo.add_attempt(attempt(ada.id, second.id, label=7, predicted=1))
-        with pytest.raises(sqlite3.IntegrityError):  # foreign keys are enforced
+        with pytest.raises(Exception, match=r"(?i)foreign key"):  # foreign keys are enforced
             await repo.add_attempt(attempt(999, first.id, label=7, predicted=1))
 
         # Opening round 2 moves round 1 to closing in the same transaction.
@@ -78,18 +105,20 @@ async def test_writes_are_checked_and_atomic(tmp_path: Path) -> None:
     finally:
         await repo.close()
 
-    with sqlite3.connect(path) as db:
+    with connect(database_url) as db:
         assert db.execute("SELECT attempt_id, state FROM claims").fetchall() == [
             (fooled, "pending")
         ]
         assert db.execute("SELECT count(*) FROM attempts").fetchone() == (2,)
-        with pytest.raises(sqlite3.IntegrityError):  # never two open rounds
+        assert db.execute("SELECT count(*) FROM score_events").fetchone() == (2,)
+        with pytest.raises(Conflict):  # never two open rounds
             db.execute("UPDATE rounds SET state = 'open'")
 
 
-async def test_concurrent_submissions_share_a_commit_and_keep_their_own_ids(tmp_path: Path) -> None:
-    path = tmp_path / "game.sqlite3"
-    repo = await open_repository(path)
+async def test_concurrent_submissions_share_a_commit_and_keep_their_own_ids(
+    database_url: str,
+) -> None:
+    repo = await open_repository(database_url)
     try:
         ada = await repo.create_player("Ada", "ada", "h1")
         closed = await repo.create_round("v1")  # scheduled: accepts nothing
@@ -106,7 +135,7 @@ async def test_concurrent_submissions_share_a_commit_and_keep_their_own_ids(tmp_
 
     refused = [i for i, r in enumerate(results) if isinstance(r, RoundNotOpen)]
     assert refused == list(range(0, 40, 5))
-    with sqlite3.connect(path) as db:
+    with connect(database_url) as db:
         stored = dict(db.execute("SELECT id, label FROM attempts").fetchall())
         claimed = {row[0] for row in db.execute("SELECT attempt_id FROM claims")}
     accepted = {r: attempts[i].label for i, r in enumerate(results) if isinstance(r, int)}

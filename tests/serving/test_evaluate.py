@@ -6,9 +6,8 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import SHARED_DATA_DIR
 from PIL import Image
-from serving_helpers import digit_on_canvas, png_bytes
+from serving_helpers import SHARED_DATA_DIR, digit_on_canvas, png_bytes
 
 from server.config import DataLayout
 from server.evaluate import accuracy, eval_command, predict_command

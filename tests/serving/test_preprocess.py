@@ -3,6 +3,7 @@ must look like MNIST, and every malformed input must end in a specific DrawingEr
 
 from __future__ import annotations
 
+import base64
 import zlib
 
 import numpy as np
@@ -16,7 +17,10 @@ from server import preprocess
 from server.preprocess import (
     DrawingError,
     image_to_png,
+    parse_strokes,
+    png_from_base64,
     png_to_image,
+    render,
     strokes_to_image,
     to_mnist,
 )
@@ -132,6 +136,21 @@ def test_malformed_strokes_get_a_specific_error(strokes, code):
         strokes_to_image(strokes)
     assert caught.value.code == code
     assert caught.value.message  # a sentence for the player
+
+
+def test_a_batch_draws_each_drawing_as_it_would_be_drawn_alone():
+    # Serving draws many drawings in one `render` call: none may leak into another.
+    drawings = [
+        SEVEN,
+        [[[5, 5]]],  # a dot
+        [[[0, 50], [100, 50]]],  # a flat line
+        [[[i, (i * 7) % 50] for i in range(31)] for _ in range(3)],
+        [[[1e5, -1e5], [-1e5, 1e5]]],  # corner to corner of the coordinate range
+    ]
+    batch = render([parse_strokes(strokes) for strokes in drawings])
+    alone = np.stack([strokes_to_image(strokes) for strokes in drawings])
+    assert batch.shape == (5, 28, 28) and batch.dtype == np.float32
+    assert np.array_equal(batch, alone)
 
 
 def test_limits_themselves_are_allowed():
@@ -277,6 +296,19 @@ def test_corrupt_pixel_data_is_a_bad_drawing():
     with pytest.raises(DrawingError) as caught:
         png_to_image(bytes(data))
     assert caught.value.code == "bad_drawing"
+
+
+def test_base64_png_text_is_checked_before_decoding():
+    png = valid_png()
+    assert png_from_base64(base64.b64encode(png).decode()) == png
+    for text, code in [
+        ("%%%", "bad_drawing"),
+        ("abc", "bad_drawing"),  # not a whole number of base64 quanta
+        ("A" * (preprocess.MAX_PNG_BYTES * 4 // 3 + 8), "drawing_too_large"),
+    ]:
+        with pytest.raises(DrawingError) as caught:
+            png_from_base64(text)
+        assert caught.value.code == code
 
 
 @pytest.mark.parametrize("colour", [0, 255])

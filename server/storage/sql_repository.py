@@ -1,0 +1,239 @@
+"""The repository written once over `Database` (server/storage/sql.py); the subclasses for
+SQLite and PostgreSQL only connect, migrate and say how a write transaction begins.
+
+Writers take turns: each write is one transaction, and only one runs at a time across every
+process sharing the database (SQLite's write lock; a PostgreSQL advisory lock). That keeps the
+consensus rules' read-then-write steps simple, and makes `score_events.seq` order commit order.
+Reads never wait for the writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from abc import abstractmethod
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+from game_rules.rounds import RoundState
+from server.storage.base import (
+    Conflict,
+    NameTaken,
+    NewAttempt,
+    Player,
+    Repository,
+    Round,
+    RoundChanged,
+    RoundNotOpen,
+)
+from server.storage.consensus import ConsensusStore
+from server.storage.sql import Database, Row
+
+MAX_GROUP = 500  # submissions per group commit (11 parameters each, well under either limit)
+
+_ROUND_COLUMNS = """
+    r.id, r.number, r.state, r.model_version,
+    (SELECT count(*) FROM claims c WHERE c.round_id = r.id AND c.state = 'verified'),
+    (SELECT count(*) FROM attempts a WHERE a.round_id = r.id)
+"""
+
+
+def _round(row: Row) -> Round:
+    id_, number, state, model_version, fools, attempts = row
+    return Round(
+        id=int(id_),
+        number=int(number),
+        state=RoundState(state),
+        model_version=str(model_version),
+        fools=int(fools),
+        attempts=int(attempts),
+    )
+
+
+class SqlRepository(Repository):
+    def __init__(self, reads: Database) -> None:
+        self._reads = reads
+        # Group commit: submissions waiting for the next transaction, and the task writing them.
+        self._waiting: list[tuple[NewAttempt, asyncio.Future[int]]] = []
+        self._committer: asyncio.Task[None] | None = None
+
+    @abstractmethod
+    def _transaction(self) -> AbstractAsyncContextManager[Database]:
+        """One write transaction, this process's and every other's writes waiting their turn."""
+
+    async def _finish_commits(self) -> None:
+        if self._committer is not None:
+            await self._committer
+
+    async def ping(self) -> None:
+        await self._reads.fetchone("SELECT 1")
+
+    @asynccontextmanager
+    async def consensus(self) -> AsyncIterator[ConsensusStore]:
+        async with self._transaction() as db:
+            yield ConsensusStore(db)
+
+    def consensus_reads(self) -> ConsensusStore:
+        return ConsensusStore(self._reads)
+
+    async def create_player(self, name: str, name_key: str, token_hash: str) -> Player:
+        try:
+            async with self._transaction() as db:
+                row = await db.fetchone(
+                    "INSERT INTO players (name, name_key, token_hash, created_at)"
+                    " VALUES (?, ?, ?, ?) RETURNING id",
+                    (name, name_key, token_hash, time.time()),
+                )
+        except Conflict as error:
+            if "name_key" in str(error):
+                raise NameTaken(name) from None
+            raise
+        assert row is not None
+        return Player(id=int(row[0]), name=name)
+
+    async def player_by_token_hash(self, token_hash: str) -> Player | None:
+        row = await self._reads.fetchone(
+            "SELECT id, name FROM players WHERE token_hash = ?", (token_hash,)
+        )
+        return Player(id=int(row[0]), name=str(row[1])) if row else None
+
+    async def rounds(self) -> list[Round]:
+        rows = await self._reads.fetchall(
+            f"SELECT {_ROUND_COLUMNS} FROM rounds r ORDER BY r.number DESC"
+        )
+        return [_round(row) for row in rows]
+
+    async def round(self, round_id: int) -> Round | None:
+        row = await self._reads.fetchone(
+            f"SELECT {_ROUND_COLUMNS} FROM rounds r WHERE r.id = ?", (round_id,)
+        )
+        return _round(row) if row else None
+
+    async def current_round(self) -> Round | None:
+        row = await self._reads.fetchone(
+            f"SELECT {_ROUND_COLUMNS} FROM rounds r"
+            " ORDER BY CASE WHEN r.state = 'open' THEN 0 ELSE 1 END, r.number DESC LIMIT 1"
+        )
+        return _round(row) if row else None
+
+    async def open_first_round(self, model_version: str) -> Round | None:
+        now = time.time()
+        async with self._transaction() as db:
+            row = await db.fetchone(
+                "INSERT INTO rounds (number, state, model_version, created_at, opened_at)"
+                " SELECT 1, 'open', ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM rounds)"
+                " RETURNING id",
+                (model_version, now, now),
+            )
+        return await self.round(int(row[0])) if row else None
+
+    async def create_round(self, model_version: str, open_now: bool = False) -> Round:
+        now = time.time()
+        state = RoundState.OPEN if open_now else RoundState.SCHEDULED
+        async with self._transaction() as db:
+            if open_now:
+                await db.execute("UPDATE rounds SET state = 'closing' WHERE state = 'open'")
+            row = await db.fetchone(
+                "INSERT INTO rounds (number, state, model_version, created_at, opened_at) "
+                "VALUES ((SELECT coalesce(max(number), 0) + 1 FROM rounds), ?, ?, ?, ?) "
+                "RETURNING id",
+                (str(state), model_version, now, now if open_now else None),
+            )
+        assert row is not None
+        created = await self.round(int(row[0]))
+        assert created is not None
+        return created
+
+    async def move_round(self, round_id: int, expected: RoundState, target: RoundState) -> Round:
+        now = time.time()
+        opened_at = now if target is RoundState.OPEN else None
+        closed_at = now if target is RoundState.CLOSED else None
+        async with self._transaction() as db:
+            if target is RoundState.OPEN:
+                await db.execute(
+                    "UPDATE rounds SET state = 'closing' WHERE state = 'open' AND id != ?",
+                    (round_id,),
+                )
+            changed = await db.execute(
+                "UPDATE rounds SET state = ?, opened_at = coalesce(?, opened_at),"
+                " closed_at = coalesce(?, closed_at) WHERE id = ? AND state = ?",
+                (str(target), opened_at, closed_at, round_id, str(expected)),
+            )
+            if changed != 1:
+                raise RoundChanged(f"round {round_id} is no longer {expected}")
+        moved = await self.round(round_id)
+        assert moved is not None
+        return moved
+
+    async def add_attempt(self, attempt: NewAttempt) -> int:
+        """Wait for the next group commit to store `attempt` (see `_commit_waiting`)."""
+        stored: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._waiting.append((attempt, stored))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_waiting())
+        return await stored
+
+    async def _commit_waiting(self) -> None:
+        """Store every waiting submission in one transaction (one fsync), until none wait.
+
+        Under load, committing each submission on its own costs an fsync and a few round trips
+        to the database apiece; one transaction for all who arrived meanwhile costs the same
+        for any number of them. Each caller hears back only after COMMIT.
+        """
+        while self._waiting:
+            batch, self._waiting = self._waiting[:MAX_GROUP], self._waiting[MAX_GROUP:]
+            try:
+                ids = await self._insert_attempts([attempt for attempt, _ in batch])
+            except Exception as error:
+                for _, stored in batch:
+                    if not stored.done():
+                        stored.set_exception(error)
+                continue
+            for (attempt, stored), attempt_id in zip(batch, ids, strict=True):
+                if stored.done():
+                    continue
+                if attempt_id is None:
+                    stored.set_exception(RoundNotOpen(f"round {attempt.round_id} is not open"))
+                else:
+                    stored.set_result(attempt_id)
+
+    async def _insert_attempts(self, attempts: list[NewAttempt]) -> list[int | None]:
+        """Insert the attempts whose round is open (claims and score events follow by
+        trigger); their ids in order, None for the others."""
+        now = time.time()
+        async with self._transaction() as db:
+            row = await db.fetchone("SELECT id FROM rounds WHERE state = 'open'")
+            open_round = row[0] if row else None
+            accepted = [a for a in attempts if a.round_id == open_round]
+            returned: list[Row] = []
+            if accepted:
+                rows = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(accepted))
+                values: list[Any] = [
+                    value
+                    for a in accepted
+                    for value in (
+                        a.player_id,
+                        a.round_id,
+                        now,
+                        a.strokes_json,
+                        a.png,
+                        a.image,
+                        a.label,
+                        a.predicted,
+                        json.dumps(a.probs),
+                        a.model_version,
+                        "pending" if a.fooled else "model_won",
+                    )
+                ]
+                returned = await db.fetchall(
+                    "INSERT INTO attempts (player_id, round_id, created_at, strokes, png, image,"
+                    f" label, predicted, probs, model_version, outcome) VALUES {rows}"
+                    " RETURNING id",
+                    values,
+                )
+        # Ids are handed out in VALUES order while we hold the write turn, but RETURNING may
+        # list them in any order: sorted, they line up with `accepted`.
+        ids = iter(sorted(int(r[0]) for r in returned))
+        return [next(ids) if a.round_id == open_round else None for a in attempts]

@@ -1,0 +1,194 @@
+"""Helpers for the trainer-worker tests: a real server in external-trainer mode and real
+`fool-the-model trainer` workers, each a child process, sharing one database (SQLite file or
+PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from learning_helpers import make_data_dir
+
+from server.config import DataLayout
+from server.mnist import Mnist
+from server.storage.sync import connect
+
+REPO = Path(__file__).resolve().parents[2]
+ADMIN_TOKEN = "worker-test-token"
+# Tiny jobs: a slice of MNIST, one epoch, a floor the slice can reach; no automatic trigger.
+SMALL_JOB = {
+    "FTM_TRAIN_LIMIT": "1000",
+    "FTM_TEST_LIMIT": "500",
+    "FTM_TRAIN_EPOCHS": "1",
+    "FTM_GATE_MNIST_FLOOR": "0.5",
+    "FTM_RETRAIN_POLL_SECONDS": "3600",
+}
+JOB_TIMEOUT = 240.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def server_data_dir(root: Path, trained_model: Path) -> Path:
+    """A server's data directory: the shared MNIST cache and model v1 (ONNX, card, weights)."""
+    make_data_dir(root)
+    models = DataLayout(root).models_dir
+    models.mkdir()
+    for suffix in (".onnx", ".json", ".pt"):
+        shutil.copyfile(trained_model.with_suffix(suffix), models / f"v1{suffix}")
+    return root
+
+
+def environment(database_url: str, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        **SMALL_JOB,
+        "PYTHONPATH": str(REPO),
+        "FTM_DATABASE_URL": database_url,
+        "FTM_ADMIN_TOKEN": ADMIN_TOKEN,
+        **extra,
+    }
+
+
+class Child:
+    """A `python -m server.cli` child process whose output goes to a log file."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.log = log
+        self._log_file = log.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "server.cli", *args],
+            env=env,
+            cwd=REPO,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+        )
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def signal(self, signum: int) -> None:
+        self.process.send_signal(signum)
+
+    def wait(self, timeout: float = JOB_TIMEOUT) -> int:
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            tail = self.output()[-3000:]
+            raise AssertionError(f"{self.log.name} did not exit:\n{tail}") from None
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(30)
+        self._log_file.close()
+
+
+class Server(Child):
+    """`fool-the-model serve`, with `FTM_TRAINER=external` unless `env` says otherwise."""
+
+    def __init__(self, data_dir: Path, database_url: str, **env: str) -> None:
+        env = {"FTM_TRAINER": "external", **env}
+        self.port = free_port()
+        self.http = f"http://127.0.0.1:{self.port}"
+        super().__init__(
+            ["--data-dir", str(data_dir), "serve", "--port", str(self.port)],
+            environment(database_url, **env),
+            data_dir.parent / f"server-{self.port}.log",
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{self.http}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"the server did not start:\n{self.output()[-3000:]}")
+            time.sleep(0.1)
+        self.admin = httpx.Client(
+            base_url=self.http, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30
+        )
+
+    def job(self) -> dict[str, Any]:
+        reply = self.admin.get("/api/admin/trainer")
+        assert reply.status_code == 200, reply.text
+        job: dict[str, Any] = reply.json()
+        return job
+
+    def wait_for_job(self, *states: str) -> dict[str, Any]:
+        deadline = time.monotonic() + JOB_TIMEOUT
+        while time.monotonic() < deadline:
+            job = self.job()
+            if job.get("state") in states:
+                return job
+            time.sleep(0.2)
+        raise AssertionError(f"the job never reached {states}: {self.job()}")
+
+    def close(self) -> None:
+        self.admin.close()
+        super().close()
+
+
+def start_worker(data_dir: Path, database_url: str, name: str, *args: str, **env: str) -> Child:
+    """`fool-the-model trainer --name NAME ARGS` on its own data directory (another machine)."""
+    return Child(
+        ["--data-dir", str(data_dir), "trainer", "--name", name, "--poll-seconds", "0.2", *args],
+        environment(database_url, **env),
+        data_dir.parent / f"worker-{name}.log",
+    )
+
+
+def seed_verified(database_url: str, mnist: Mnist, count: int) -> list[int]:
+    """`count` drawings (MNIST test digits) verified by an admin in the open round, written as
+    the game writes them; their attempt ids."""
+    with connect(database_url) as db:
+        (round_id,) = db.execute("SELECT id FROM rounds WHERE state = 'open'").fetchone()
+        (player,) = db.execute(
+            "INSERT INTO players (name, name_key, token_hash, created_at)"
+            " VALUES ('Drawer', 'drawer', 'hash', ?) RETURNING id",
+            (time.time(),),
+        ).fetchone()
+        ids = []
+        for index in range(count):
+            image = mnist.test_images[index].astype("<f4") / 255.0
+            label = int(mnist.test_labels[index])
+            (attempt,) = db.execute(
+                "INSERT INTO attempts (player_id, round_id, created_at, strokes, image, label,"
+                " predicted, probs, model_version, outcome)"
+                " VALUES (?, ?, ?, '[]', ?, ?, ?, ?, 'v1', 'pending') RETURNING id",
+                (
+                    player,
+                    round_id,
+                    time.time(),
+                    np.ascontiguousarray(image, dtype="<f4").tobytes(),
+                    label,
+                    (label + 1) % 10,
+                    json.dumps([0.1] * 10),
+                ),
+            ).fetchone()
+            db.execute(
+                "UPDATE claims SET state = 'verified', label = ?, by_admin = 1, settled_at = ?"
+                " WHERE attempt_id = ?",
+                (label, time.time(), attempt),
+            )
+            ids.append(int(attempt))
+    return ids
+
+
+def query(database_url: str, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+    with connect(database_url) as db:
+        return [tuple(row) for row in db.execute(sql, params).fetchall()]

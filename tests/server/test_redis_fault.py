@@ -1,0 +1,182 @@
+"""Redis restarts while players submit and vote on two server processes: nothing acknowledged
+is lost (the database is the truth, Redis only carries hints), and afterwards every client's
+leaderboard converges to the boards rebuilt from the stored score events."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from consensus_helpers import as_answer, gold_truth, prepare
+from live_server import (
+    SEVEN,
+    Client,
+    LinearModelFactory,
+    add_model,
+    db_rows,
+    join,
+    open_client,
+    server_processes,
+)
+from services import PostgresServer, RedisServer
+
+from game_rules.leaderboard import board
+from game_rules.scoring import Scores
+from server.config import DataLayout
+from server.storage.consensus import event_from_row
+from server.validation import load_rules
+
+TURNS = 8  # each turn: every drawer submits once, every validator answers up to two tasks
+RESTART_AT = 3  # the turn during which Redis goes away
+CONVERGE_SECONDS = 20.0  # a resync or the periodic database check must land well within this
+
+
+@pytest.fixture
+def game(
+    tmp_path: Path,
+    linear_onnx_model: LinearModelFactory,
+    postgres_server: PostgresServer,
+    redis_server: RedisServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[tuple[str, str, Path]]:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    add_model(data_dir, "v1", linear_onnx_model(seed=1))
+    prepare(data_dir)
+    url = postgres_server.new_database()
+    monkeypatch.setenv("FTM_DATABASE_URL", url)
+    env = {"FTM_DATABASE_URL": url, "FTM_REDIS_URL": redis_server.url}
+    with server_processes([data_dir, data_dir], env, tmp_path) as (a, b):
+        yield a.ws, b.ws, data_dir
+
+
+class Player:
+    def __init__(self, client: Client, player_id: int, token: str) -> None:
+        self.client = client
+        self.player_id = player_id
+        self.token = token
+        self.submitted: list[int] = []  # acknowledged attempt ids
+        self.voted: list[str] = []  # acknowledged task ids (claims and gold)
+
+
+async def player(url: str, name: str) -> Player:
+    client, welcome = await join(url, name)
+    joined = Player(client, welcome["player"]["id"], welcome["token"])
+    await client.request({"type": "leaderboard", "id": "l", "board": "all"}, "leaderboard")
+    return joined
+
+
+async def submit(drawer: Player, claimed: int) -> None:
+    """Submit a claim, waiting out the rate limit (one a second) as the browser would."""
+    for _ in range(5):
+        reply = await drawer.client.request(
+            {"type": "submit", "id": "s", "drawing": SEVEN, "label": claimed}, "submitted"
+        )
+        if reply["type"] != "error" or reply["code"] != "rate_limited":
+            break
+        await asyncio.sleep(1.0)
+    assert reply["type"] == "submitted", reply
+    assert reply["outcome"] == "pending"
+    drawer.submitted.append(reply["attempt_id"])
+
+
+async def answer_a_task(validator: Player, data_dir: Path, claimed: int) -> None:
+    """Ask for a task and answer it truthfully: the claim is right, gold by its truth."""
+    client = validator.client
+    task = await client.request({"type": "task", "id": "t"}, "task", "no_task")
+    if task["type"] == "no_task":
+        return
+    truth = gold_truth(data_dir, task["task_id"])
+    answer = claimed if truth is None else as_answer(truth)
+    reply = await client.request(
+        {"type": "vote", "id": "v", "task_id": task["task_id"], "answer": answer}, "voted"
+    )
+    if reply["type"] == "voted":
+        validator.voted.append(task["task_id"])
+    else:  # three others settled the claim first: not acknowledged, so not counted
+        assert reply["code"] == "task_settled", reply
+
+
+def truth(data_dir: Path) -> list[tuple[int, int]]:
+    """The all-time board folded from every stored score event: (player id, score) in rank order."""
+    rows = db_rows(data_dir, "SELECT seq, kind, round_id, body FROM score_events ORDER BY seq")
+    scores = Scores.rebuild(
+        (event_from_row(*row) for row in rows), load_rules(DataLayout(data_dir))
+    )
+    return [(row.player_id, row.score) for row in board(scores.all_time, 100).top]
+
+
+def shown(message: dict[str, Any]) -> list[tuple[int, int]]:
+    return [(row["player_id"], row["score"]) for row in message["top"]]
+
+
+async def converges(joined: Player, expected: list[tuple[int, int]]) -> None:
+    """The client's newest leaderboard push becomes `expected` (reading pushes as they come)."""
+    client = joined.client
+    pushes = [m for m in client.pushes if m["type"] == "leaderboard"]
+    latest = pushes[-1] if pushes else None
+    deadline = time.monotonic() + CONVERGE_SECONDS
+    while latest is None or shown(latest) != expected:
+        left = deadline - time.monotonic()
+        assert left > 0, f"player {joined.player_id} still shows {latest and shown(latest)}"
+        try:
+            message = await asyncio.wait_for(client.recv(), left)
+        except TimeoutError:
+            continue
+        if message["type"] == "leaderboard":
+            latest = message
+    assert latest["you"] is None or (joined.player_id, latest["you"]["score"]) in expected
+
+
+async def test_a_redis_restart_during_play_loses_nothing_and_boards_converge(
+    game: tuple[str, str, Path], redis_server: RedisServer
+) -> None:
+    a, b, data_dir = game
+    drawers = [await player(a, "Ada"), await player(b, "Bob")]
+    validators = [await player(url, f"Val {side}{i}") for side, url in (("A", a), ("B", b))
+                  for i in range(2)]  # fmt: skip
+    guess = await drawers[0].client.request(
+        {"type": "predict", "id": "p", "drawing": SEVEN}, "prediction"
+    )
+    claimed = (guess["label"] + 1) % 10  # every claim fools the model; the crowd confirms it
+
+    restart: asyncio.Future[None] | None = None
+    for turn in range(TURNS):
+        if turn == RESTART_AT:
+            restart = asyncio.ensure_future(asyncio.to_thread(redis_server.restart, 1.0))
+        await asyncio.gather(*(submit(d, claimed) for d in drawers))
+        for _ in range(2):
+            await asyncio.gather(*(answer_a_task(v, data_dir, claimed) for v in validators))
+    assert restart is not None
+    await restart
+    # Settle what is left, after Redis is back.
+    for _ in range(10):
+        await asyncio.gather(*(answer_a_task(v, data_dir, claimed) for v in validators))
+
+    # Nothing acknowledged is lost.
+    acknowledged = sorted(i for d in drawers for i in d.submitted)
+    assert len(acknowledged) == TURNS * len(drawers)
+    assert [r[0] for r in db_rows(data_dir, "SELECT id FROM attempts ORDER BY id")] == acknowledged
+    votes = {r[0] for r in db_rows(data_dir, "SELECT task_id FROM votes")}
+    gold = {r[0] for r in db_rows(data_dir, "SELECT task_id FROM gold_answers")}
+    assert votes.isdisjoint(gold)
+    assert votes | gold == {t for v in validators for t in v.voted}
+    settled = db_rows(data_dir, "SELECT count(*) FROM claims WHERE state = 'verified'")[0][0]
+    assert settled > TURNS  # claims from both sides of the outage were verified
+
+    # Every client, on either process, ends up showing the database's board.
+    expected = truth(data_dir)
+    assert len(expected) == len(drawers) + len(validators)
+    await asyncio.gather(*(converges(p, expected) for p in (*drawers, *validators)))
+    # And a player who reconnects, to either process, is welcomed with the same score.
+    for p in (*drawers, *validators):
+        await p.client.close()
+        for url in (a, b):
+            again = await open_client(url)
+            welcome = await again.request({"type": "hello", "v": 1, "token": p.token}, "welcome")
+            assert (p.player_id, welcome["stats"]["all_score"]) in expected
+            await again.close()
