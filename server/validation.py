@@ -18,6 +18,7 @@ import logging
 import os
 import random
 import secrets
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,12 @@ log = logging.getLogger(__name__)
 RULES_ENV = "FTM_RULES"
 GOLD_DIGITS = 500  # MNIST test digits kept as gold (a seeded sample)
 HISTORY = 20  # settled claims shown to a returning drawer
+# After a gap in pub/sub, claim outcomes settled this recently are told again to drawers who
+# did not hear them; twice, because the other server processes reconnect a few seconds apart
+# (server/pubsub.py backs off up to 5 s) and their outcomes from meanwhile are missed too.
+RETELL_WINDOW = 600.0
+RETELL_AFTER = (0.0, 10.0)
+TOLD_LIMIT = 10_000  # outcomes remembered before the ones older than RETELL_WINDOW are dropped
 
 
 class ReviewError(ValueError):
@@ -103,7 +110,12 @@ class Validation:
         self.boards = Leaderboards(repo, self.settings, round_id)
         self._players: dict[int, set[Connection]] = {}
         self._owners: dict[Connection, int] = {}
+        # (attempt id, outcome) → when its drawer heard of it here (a disputed claim is told
+        # again once an admin decides it)
+        self._told: dict[tuple[int, str], float] = {}
+        self._retelling: set[asyncio.Task[None]] = set()
         broker.subscribe("claim_settled", self._deliver)
+        broker.on_resync(self._heard_gap)
         broker.subscribe("scores", lambda _: self.boards.changed())
 
     async def start(self) -> None:
@@ -163,8 +175,41 @@ class Validation:
         if not isinstance(player_id, int) or not isinstance(message, dict):
             log.warning("ignored a malformed claim_settled message")
             return
+        attempt_id, outcome = message.get("attempt_id"), message.get("outcome")
+        if isinstance(attempt_id, int) and isinstance(outcome, str):
+            if (attempt_id, outcome) in self._told:  # already told after a gap
+                return
+            self._told[attempt_id, outcome] = time.monotonic()
+            if len(self._told) > TOLD_LIMIT:
+                self._forget_told()
         for connection in list(self._players.get(player_id, ())):
             connection.send(message)
+
+    def _heard_gap(self) -> None:
+        task = asyncio.create_task(self._retell())
+        self._retelling.add(task)
+        task.add_done_callback(self._retelling.discard)
+
+    async def _retell(self) -> None:
+        """Tell connected drawers the outcomes a gap in pub/sub may have swallowed (each
+        outcome once: `_told` remembers what was heard here, by message or in `welcome`)."""
+        for delay in RETELL_AFTER:
+            await asyncio.sleep(delay)
+            self._forget_told()
+            since = time.time() - RETELL_WINDOW
+            reads = self.repo.consensus_reads()
+            try:
+                for player_id in list(self._players):
+                    for row in await reads.decided_claims(player_id, HISTORY):
+                        if row.settled_at is not None and row.settled_at >= since:
+                            message = {"type": "claim_settled", **self._told_of(row)}
+                            self._deliver({"player_id": player_id, "message": message})
+            except Exception:
+                log.exception("telling drawers the outcomes they missed failed")
+
+    def _forget_told(self) -> None:
+        horizon = time.monotonic() - RETELL_WINDOW
+        self._told = {told: at for told, at in self._told.items() if at >= horizon}
 
     def _scores_changed(self) -> None:
         self.broker.publish("scores", {})
@@ -449,29 +494,33 @@ class Validation:
 
     async def history(self, player_id: int) -> list[dict[str, Any]]:
         """The player's latest settled or disputed claims, as `claim_settled` messages."""
-        reads = self.repo.consensus_reads()
-        messages = []
-        for row in await reads.decided_claims(player_id, HISTORY):
-            message: dict[str, Any] = {
-                "attempt_id": row.attempt_id,
-                "outcome": row.state,
-                "label": row.claimed,
-                "consensus_label": None if row.label is None else format_answer(row.label),
-                "points": 0,
-            }
-            if row.label is not None:
-                event = ClaimSettled(
-                    1,
-                    row.round_id,
-                    row.attempt_id,
-                    row.drawer_id,
-                    Outcome(row.state),
-                    row.label,
-                    row.model_confidence,
-                )
-                message["points"] = self.drawer_points(event)
-            messages.append(message)
-        return messages
+        rows = await self.repo.consensus_reads().decided_claims(player_id, HISTORY)
+        now = time.monotonic()
+        for row in rows:  # the drawer sees these now: a retell after a gap need not repeat them
+            self._told.setdefault((row.attempt_id, row.state), now)
+        return [self._told_of(row) for row in rows]
+
+    def _told_of(self, row: ClaimRow) -> dict[str, Any]:
+        """A decided claim as in its drawer's `claim_settled` message."""
+        message: dict[str, Any] = {
+            "attempt_id": row.attempt_id,
+            "outcome": row.state,
+            "label": row.claimed,
+            "consensus_label": None if row.label is None else format_answer(row.label),
+            "points": 0,
+        }
+        if row.label is not None:
+            event = ClaimSettled(
+                1,
+                row.round_id,
+                row.attempt_id,
+                row.drawer_id,
+                Outcome(row.state),
+                row.label,
+                row.model_confidence,
+            )
+            message["points"] = self.drawer_points(event)
+        return message
 
     async def votes_export(self) -> list[dict[str, Any]]:
         """Settled claims with their raw votes; player ids anonymised (HMAC, per-deployment)."""

@@ -5,6 +5,7 @@ leaderboard converges to the boards rebuilt from the stored score events."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +34,7 @@ from server.validation import load_rules
 TURNS = 8  # each turn: every drawer submits once, every validator answers up to two tasks
 RESTART_AT = 3  # the turn during which Redis goes away
 CONVERGE_SECONDS = 20.0  # a resync or the periodic database check must land well within this
+RETOLD_SECONDS = 20.0  # claim outcomes missed in the gap are told again within this
 
 
 @pytest.fixture
@@ -129,7 +131,33 @@ async def converges(joined: Player, expected: list[tuple[int, int]]) -> None:
             continue
         if message["type"] == "leaderboard":
             latest = message
+        else:
+            client.pushes.append(message)
     assert latest["you"] is None or (joined.player_id, latest["you"]["score"]) in expected
+
+
+async def hears_every_outcome_once(drawer: Player, data_dir: Path) -> None:
+    decided = {
+        (attempt_id, state)
+        for attempt_id, state in db_rows(
+            data_dir,
+            "SELECT c.attempt_id, c.state FROM claims c JOIN attempts a ON a.id = c.attempt_id"
+            " WHERE a.player_id = ? AND c.state != 'pending'",
+            (drawer.player_id,),
+        )
+    }
+    deadline = time.monotonic() + RETOLD_SECONDS
+    while True:
+        told = [
+            (m["attempt_id"], m["outcome"])
+            for m in drawer.client.pushes
+            if m["type"] == "claim_settled"
+        ]
+        if set(told) >= decided or time.monotonic() > deadline:
+            break
+        with contextlib.suppress(TimeoutError):
+            drawer.client.pushes.append(await asyncio.wait_for(drawer.client.recv(), 1.0))
+    assert sorted(told) == sorted(decided), f"player {drawer.player_id}"
 
 
 async def test_a_redis_restart_during_play_loses_nothing_and_boards_converge(
@@ -172,6 +200,9 @@ async def test_a_redis_restart_during_play_loses_nothing_and_boards_converge(
     expected = truth(data_dir)
     assert len(expected) == len(drawers) + len(validators)
     await asyncio.gather(*(converges(p, expected) for p in (*drawers, *validators)))
+    # Each drawer hears every outcome of their claims once, including those settled on the
+    # other process while Redis was away.
+    await asyncio.gather(*(hears_every_outcome_once(d, data_dir) for d in drawers))
     # And a player who reconnects, to either process, is welcomed with the same score.
     for p in (*drawers, *validators):
         await p.client.close()
