@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 
 import asyncpg
 
@@ -49,26 +49,30 @@ class PostgresDatabase:
         self.target = target
 
     async def fetchone(self, sql: str, params: Iterable[object] = ()) -> Row | None:
-        try:
+        with _conflicts():
             row = await self.target.fetchrow(numbered(sql), *params)
-        except asyncpg.UniqueViolationError as error:
-            raise Conflict(str(error)) from None
         return tuple(row) if row is not None else None
 
     async def fetchall(self, sql: str, params: Iterable[object] = ()) -> list[Row]:
-        return [tuple(row) for row in await self.target.fetch(numbered(sql), *params)]
+        with _conflicts():
+            return [tuple(row) for row in await self.target.fetch(numbered(sql), *params)]
 
     async def execute(self, sql: str, params: Iterable[object] = ()) -> int:
-        try:
+        with _conflicts():
             return _changed(await self.target.execute(numbered(sql), *params))
-        except asyncpg.UniqueViolationError as error:
-            raise Conflict(str(error)) from None
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[object]]) -> None:
-        try:
+        with _conflicts():
             await self.target.executemany(numbered(sql), [tuple(row) for row in rows])
-        except asyncpg.UniqueViolationError as error:
-            raise Conflict(str(error)) from None
+
+
+@contextmanager
+def _conflicts() -> Iterator[None]:
+    """A broken UNIQUE constraint as `Conflict`."""
+    try:
+        yield
+    except asyncpg.UniqueViolationError as error:
+        raise Conflict(str(error)) from None
 
 
 async def migrate(connection: asyncpg.Connection) -> int:

@@ -11,7 +11,8 @@ only in server/storage/migrations.py.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 import aiosqlite
@@ -41,30 +42,32 @@ class SqliteDatabase:
         self.connection = connection
 
     async def fetchone(self, sql: str, params: Iterable[object] = ()) -> Row | None:
-        try:
+        with _conflicts():
             async with self.connection.execute(sql, tuple(params)) as cursor:
                 row = await cursor.fetchone()
-        except sqlite3.IntegrityError as error:
-            raise _conflict_or(error) from None
         return tuple(row) if row is not None else None
 
     async def fetchall(self, sql: str, params: Iterable[object] = ()) -> list[Row]:
-        async with self.connection.execute(sql, tuple(params)) as cursor:
-            return [tuple(row) for row in await cursor.fetchall()]
+        with _conflicts():
+            async with self.connection.execute(sql, tuple(params)) as cursor:
+                return [tuple(row) for row in await cursor.fetchall()]
 
     async def execute(self, sql: str, params: Iterable[object] = ()) -> int:
-        try:
+        with _conflicts():
             async with self.connection.execute(sql, tuple(params)) as cursor:
                 return cursor.rowcount
-        except sqlite3.IntegrityError as error:
-            raise _conflict_or(error) from None
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[object]]) -> None:
-        try:
+        with _conflicts():
             await self.connection.executemany(sql, [tuple(row) for row in rows])
-        except sqlite3.IntegrityError as error:
-            raise _conflict_or(error) from None
 
 
-def _conflict_or(error: sqlite3.IntegrityError) -> Exception:
-    return Conflict(str(error)) if "UNIQUE" in str(error) else error
+@contextmanager
+def _conflicts() -> Iterator[None]:
+    """A broken UNIQUE constraint as `Conflict`; other integrity errors as they are."""
+    try:
+        yield
+    except sqlite3.IntegrityError as error:
+        if "UNIQUE" not in str(error):
+            raise
+        raise Conflict(str(error)) from None

@@ -32,23 +32,23 @@ class Cursor(Protocol):
 
 
 class Connection:
-    def __init__(self, raw: Any, dialect: str) -> None:
+    """`raw` is a sqlite3 or psycopg connection; `conflicts` are its errors that mean a broken
+    UNIQUE constraint (for sqlite3, only those whose message says so)."""
+
+    def __init__(self, raw: Any, dialect: str, conflicts: type[Exception]) -> None:
         self.raw = raw
         self.dialect = dialect
+        self.conflicts = conflicts
 
     def execute(self, sql: str, params: Iterable[object] = ()) -> Cursor:
         if self.dialect == "postgresql":
             sql = sql.replace("%", "%%").replace("?", "%s")
         try:
             cursor: Cursor = self.raw.execute(sql, tuple(params))
-        except sqlite3.IntegrityError as error:
-            if "UNIQUE" in str(error):
-                raise Conflict(str(error)) from None
-            raise
-        except Exception as error:
-            if type(error).__name__ == "UniqueViolation":  # psycopg.errors.UniqueViolation
-                raise Conflict(str(error)) from None
-            raise
+        except self.conflicts as error:
+            if self.dialect == "sqlite" and "UNIQUE" not in str(error):
+                raise
+            raise Conflict(str(error)) from None
         return cursor
 
 
@@ -64,7 +64,7 @@ def connect(url: str) -> Iterator[Connection]:
         lite = sqlite3.connect(path, timeout=10, isolation_level=None)
         try:
             lite.execute("PRAGMA foreign_keys = ON")
-            yield Connection(lite, "sqlite")
+            yield Connection(lite, "sqlite", sqlite3.IntegrityError)
         finally:
             lite.close()
         return
@@ -75,6 +75,6 @@ def connect(url: str) -> Iterator[Connection]:
     except psycopg.OperationalError as error:
         raise MissingDatabase(f"Cannot connect to {redacted(url)}: {error}") from None
     try:
-        yield Connection(pg, "postgresql")
+        yield Connection(pg, "postgresql", psycopg.errors.UniqueViolation)
     finally:
         pg.close()

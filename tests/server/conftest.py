@@ -7,7 +7,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from live_server import ADMIN_TOKEN, LinearModelFactory, ThreadServer, add_model
+from consensus_helpers import prepare
+from live_server import (
+    ADMIN_TOKEN,
+    LinearModelFactory,
+    SharedGame,
+    ThreadServer,
+    add_model,
+    server_processes,
+)
+from services import PostgresServer, RedisServer
 
 from server.limits import Limits
 
@@ -42,3 +51,24 @@ def server(
     monkeypatch.setenv("FTM_ADMIN_TOKEN", ADMIN_TOKEN)
     with ThreadServer(data_dir, limits) as running:
         yield running
+
+
+@pytest.fixture
+def shared_game(
+    tmp_path: Path,
+    linear_onnx_model: LinearModelFactory,
+    postgres_server: PostgresServer,
+    redis_server: RedisServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[SharedGame]:
+    """Processes A and B on one data directory (models, rules, MNIST gold), one fresh
+    PostgreSQL database and the session's Redis. The test reads the same database (`db_rows`)."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    add_model(data_dir, "v1", linear_onnx_model(seed=1))
+    prepare(data_dir)
+    url = postgres_server.new_database()
+    monkeypatch.setenv("FTM_DATABASE_URL", url)
+    env = {"FTM_DATABASE_URL": url, "FTM_REDIS_URL": redis_server.url}
+    with server_processes([data_dir, data_dir], env, tmp_path) as (a, b):
+        yield SharedGame(a, b, data_dir, url)

@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -271,3 +272,13 @@ async def spectate(url: str) -> Client:
 
 def admin_headers(token: str = ADMIN_TOKEN) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+@dataclass
+class SharedGame:
+    """Two server processes on one data directory and one database (the `shared_game` fixture)."""
+
+    a: ProcessServer
+    b: ProcessServer
+    data_dir: Path
+    database_url: str

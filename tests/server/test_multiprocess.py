@@ -4,19 +4,18 @@ claim outcomes and rounds cross from one process to the other."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from consensus_helpers import claim_task, make_claim, next_of, prepare
+from consensus_helpers import claim_task, make_claim, next_of
 from live_server import (
     SEVEN,
     Client,
     LinearModelFactory,
     ProcessServer,
+    SharedGame,
     add_model,
     admin_headers,
     db_rows,
@@ -34,35 +33,6 @@ from server.models import read_card
 from server.pubsub import RedisBroker
 from server.registry import Registry
 from server.storage import open_repository
-
-
-@dataclass
-class SharedGame:
-    a: ProcessServer
-    b: ProcessServer
-    data_dir: Path
-    database_url: str
-
-
-@pytest.fixture
-def shared_game(
-    tmp_path: Path,
-    linear_onnx_model: LinearModelFactory,
-    postgres_server: PostgresServer,
-    redis_server: RedisServer,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[SharedGame]:
-    """Processes A and B on one data directory (models, rules, MNIST gold), one fresh
-    PostgreSQL database and the session's Redis. The test reads the same database (`db_rows`)."""
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    add_model(data_dir, "v1", linear_onnx_model(seed=1))
-    prepare(data_dir)
-    url = postgres_server.new_database()
-    monkeypatch.setenv("FTM_DATABASE_URL", url)
-    env = {"FTM_DATABASE_URL": url, "FTM_REDIS_URL": redis_server.url}
-    with server_processes([data_dir, data_dir], env, tmp_path) as (a, b):
-        yield SharedGame(a, b, data_dir, url)
 
 
 async def validators(url: str, data_dir: Path, names: list[str]) -> list[tuple[Client, str]]:

@@ -7,23 +7,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-from consensus_helpers import as_answer, gold_truth, prepare
+from consensus_helpers import as_answer, gold_truth
 from live_server import (
     SEVEN,
     Client,
-    LinearModelFactory,
-    add_model,
+    SharedGame,
     db_rows,
     join,
     open_client,
-    server_processes,
 )
-from services import PostgresServer, RedisServer
+from services import RedisServer
 
 from game_rules.leaderboard import board
 from game_rules.scoring import Scores
@@ -35,25 +31,6 @@ TURNS = 8  # each turn: every drawer submits once, every validator answers up to
 RESTART_AT = 3  # the turn during which Redis goes away
 CONVERGE_SECONDS = 20.0  # a resync or the periodic database check must land well within this
 RETOLD_SECONDS = 20.0  # claim outcomes missed in the gap are told again within this
-
-
-@pytest.fixture
-def game(
-    tmp_path: Path,
-    linear_onnx_model: LinearModelFactory,
-    postgres_server: PostgresServer,
-    redis_server: RedisServer,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[tuple[str, str, Path]]:
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    add_model(data_dir, "v1", linear_onnx_model(seed=1))
-    prepare(data_dir)
-    url = postgres_server.new_database()
-    monkeypatch.setenv("FTM_DATABASE_URL", url)
-    env = {"FTM_DATABASE_URL": url, "FTM_REDIS_URL": redis_server.url}
-    with server_processes([data_dir, data_dir], env, tmp_path) as (a, b):
-        yield a.ws, b.ws, data_dir
 
 
 class Player:
@@ -161,9 +138,9 @@ async def hears_every_outcome_once(drawer: Player, data_dir: Path) -> None:
 
 
 async def test_a_redis_restart_during_play_loses_nothing_and_boards_converge(
-    game: tuple[str, str, Path], redis_server: RedisServer
+    shared_game: SharedGame, redis_server: RedisServer
 ) -> None:
-    a, b, data_dir = game
+    a, b, data_dir = shared_game.a.ws, shared_game.b.ws, shared_game.data_dir
     drawers = [await player(a, "Ada"), await player(b, "Bob")]
     validators = [await player(url, f"Val {side}{i}") for side, url in (("A", a), ("B", b))
                   for i in range(2)]  # fmt: skip
