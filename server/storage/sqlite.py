@@ -25,10 +25,13 @@ from server.storage.sql_repository import SqlRepository
 
 async def _connect(path: Path) -> aiosqlite.Connection:
     db = await aiosqlite.connect(path, isolation_level=None)
-    await db.execute("PRAGMA journal_mode = WAL")
-    await db.execute("PRAGMA synchronous = FULL")
-    await db.execute("PRAGMA foreign_keys = ON")
-    await db.execute("PRAGMA busy_timeout = 5000")
+    try:
+        await db.execute("PRAGMA busy_timeout = 5000")
+        await db.execute("PRAGMA synchronous = FULL")
+        await db.execute("PRAGMA foreign_keys = ON")
+    except BaseException:
+        await db.close()  # an open connection's thread would keep the process from exiting
+        raise
     return db
 
 
@@ -74,6 +77,9 @@ class SqliteRepository(SqlRepository):
         writer = await _connect(path)
         try:
             async with _migration_lock(path):
+                # Switching to WAL needs the file to itself (the busy timeout does not apply),
+                # so it happens here, one server at a time; the mode then stays with the file.
+                await writer.execute("PRAGMA journal_mode = WAL")
                 await migrate(writer)
             reader = await _connect(path)
         except BaseException:
