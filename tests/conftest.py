@@ -7,6 +7,7 @@ model which *reads digits* use `trained_model` instead (a quick training on a sm
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,6 +25,16 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA_DIR = REPO / "data"
 
 LinearModelFactory = Callable[..., Path]
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Stop the threads of aiosqlite connections a failed test left open. They are not daemon
+    threads, so one test failing between opening and closing a repository would otherwise keep
+    pytest from ever exiting: the failure would show up as a CI timeout instead of a report."""
+    import aiosqlite
+
+    for leaked in [obj for obj in gc.get_objects() if isinstance(obj, aiosqlite.Connection)]:
+        leaked.stop()
 
 
 def build_linear_onnx(path: Path, seed: int = 0, scale: float = 1.0) -> Path:
