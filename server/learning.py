@@ -153,15 +153,22 @@ class Learning:
             )
             examples = {"train": len(drawings.train), "heldout": len(drawings.heldout)}
             args = (trigger, self.game.serving_version, drawings.total, examples)
+            recipe = self.settings.recipe()
             try:
                 if self.settings.external:
                     row = await asyncio.to_thread(
-                        lambda: self.registry.enqueue_job(*args, open_next=open_next, after=after)
+                        lambda: self.registry.enqueue_job(
+                            *args, open_next=open_next, after=after, recipe=recipe
+                        )
                     )
                 else:
                     row = await asyncio.to_thread(
                         lambda: self.registry.start_job(
-                            *args, open_next=open_next, worker=worker_name(), after=after
+                            *args,
+                            open_next=open_next,
+                            worker=worker_name(),
+                            after=after,
+                            recipe=recipe,
                         )
                     )
             except JobRunning as error:  # this or another server process has one

@@ -99,6 +99,7 @@ class JobRow:
     progress: dict[str, Any]
     cancel_requested: bool
     opened_round: int | None
+    recipe: dict[str, Any]  # how big a job the queuing server asked for (runner.JobRecipe)
 
 
 _MODEL_QUERY = """
@@ -118,7 +119,8 @@ _MODEL_QUERY = """
 
 _JOB_COLUMNS = (
     "id, state, trigger, parent, version, verified_seen, examples, reason, open_next, queued_at,"
-    " started_at, finished_at, worker, heartbeat_at, progress, cancel_requested, opened_round"
+    " started_at, finished_at, worker, heartbeat_at, progress, cancel_requested, opened_round,"
+    " recipe"
 )
 
 
@@ -144,7 +146,7 @@ def _optional_float(value: Any) -> float | None:
 
 def _job(row: tuple[Any, ...]) -> JobRow:
     (id_, state, trigger, parent, version, seen, examples, reason, open_next, queued) = row[:10]
-    started, finished, worker, heartbeat, progress, cancel, opened = row[10:]
+    started, finished, worker, heartbeat, progress, cancel, opened, recipe = row[10:]
     return JobRow(
         id=int(id_),
         state=state,
@@ -163,6 +165,7 @@ def _job(row: tuple[Any, ...]) -> JobRow:
         progress=json.loads(progress) if progress else {},
         cancel_requested=bool(cancel),
         opened_round=None if opened is None else int(opened),
+        recipe=json.loads(recipe) if recipe else {},
     )
 
 
@@ -314,6 +317,7 @@ class Registry:
         open_next: bool,
         after: int | None,
         worker: str | None,
+        recipe: dict[str, Any] | None,
     ) -> JobRow:
         now = time.time()
         running = state == "running"
@@ -333,13 +337,14 @@ class Registry:
             now if running else None,
             now if running else None,
             worker,
+            None if recipe is None else json.dumps(recipe),
         ]
         with connect(self.layout.database_url) as db:
             try:
                 row = db.execute(
                     "INSERT INTO training_jobs (state, trigger, parent, verified_seen, examples,"
-                    " open_next, queued_at, started_at, heartbeat_at, worker)"
-                    f" SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?{unchanged} RETURNING {_JOB_COLUMNS}",
+                    " open_next, queued_at, started_at, heartbeat_at, worker, recipe)"
+                    f" SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?{unchanged} RETURNING {_JOB_COLUMNS}",
                     params if after is None else [*params, after],
                 ).fetchone()
             except Conflict:
@@ -358,11 +363,12 @@ class Registry:
         open_next: bool = True,
         worker: str | None = None,
         after: int | None = None,
+        recipe: dict[str, Any] | None = None,
     ) -> JobRow:
         """Record a job this process runs now; `JobRunning` if one is queued or running, or
         (with `after`, the newest job id the caller decided on) if another job came since."""
         return self._new_job(
-            "running", trigger, parent, verified_seen, examples, open_next, after, worker
+            "running", trigger, parent, verified_seen, examples, open_next, after, worker, recipe
         )
 
     def enqueue_job(
@@ -374,10 +380,12 @@ class Registry:
         *,
         open_next: bool = True,
         after: int | None = None,
+        recipe: dict[str, Any] | None = None,
     ) -> JobRow:
-        """Queue a job for a trainer worker; `JobRunning` as for `start_job`."""
+        """Queue a job for a trainer worker, with the `recipe` it is to follow (the worker's
+        own settings for what it leaves out); `JobRunning` as for `start_job`."""
         return self._new_job(
-            "queued", trigger, parent, verified_seen, examples, open_next, after, None
+            "queued", trigger, parent, verified_seen, examples, open_next, after, None, recipe
         )
 
     def claim_job(self, worker: str) -> JobRow | None:

@@ -33,7 +33,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     pytest from ever exiting: the failure would show up as a CI timeout instead of a report."""
     import aiosqlite
 
-    for leaked in [obj for obj in gc.get_objects() if isinstance(obj, aiosqlite.Connection)]:
+    # `type(...) is`, not isinstance: isinstance on a dead weak proxy raises.
+    for leaked in [obj for obj in gc.get_objects() if type(obj) is aiosqlite.Connection]:
         leaked.stop()
 
 

@@ -244,6 +244,11 @@ SQLITE: list[str] = [
     CREATE UNIQUE INDEX training_jobs_one_active ON training_jobs ((state IN ('queued', 'running')))
         WHERE state IN ('queued', 'running');
     """,
+    # 5: the size of a training job (epochs, limits, gate floor, held-out share) travels with
+    # it, so a trainer worker trains what the server that queued it asked for.
+    """
+    ALTER TABLE training_jobs ADD COLUMN recipe TEXT;
+    """,
 ]
 
 POSTGRES: list[str] = [
@@ -473,6 +478,10 @@ POSTGRES: list[str] = [
     ALTER TABLE training_jobs RENAME CONSTRAINT training_jobs_new_pkey TO training_jobs_pkey;
     CREATE UNIQUE INDEX training_jobs_one_active ON training_jobs ((state IN ('queued', 'running')))
         WHERE state IN ('queued', 'running');
+    """,
+    # 5: a training job's recipe
+    """
+    ALTER TABLE training_jobs ADD COLUMN recipe TEXT;
     """,
 ]
 

@@ -63,6 +63,11 @@ TRAINER_COMMAND = (
 )
 
 
+# What a job is: set by the server that starts or queues it (its settings), written on the job's
+# row and followed by whoever runs it. Threads, timeout and polling stay the runner's own.
+RECIPE_FIELDS = ("epochs", "train_limit", "test_limit", "mnist_floor", "heldout_percent")
+
+
 def worker_name() -> str:
     """Who runs a job, as recorded on its row: host:pid."""
     return f"{socket.gethostname()}:{os.getpid()}"
@@ -113,6 +118,14 @@ class LearningSettings:
         values["external"] = mode == "external"
         return dataclasses.replace(base, **values)
 
+    def recipe(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in RECIPE_FIELDS}
+
+    def following(self, recipe: Mapping[str, Any]) -> LearningSettings:
+        """These settings with a job's recipe in place of their own (rows from before recipes
+        have none)."""
+        return dataclasses.replace(self, **{n: recipe[n] for n in RECIPE_FIELDS if n in recipe})
+
 
 @dataclass
 class JobStatus:
@@ -137,6 +150,7 @@ class JobStatus:
     error: str | None = None
     opened_round: int | None = None
     worker: str | None = None
+    recipe: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_row(cls, row: JobRow, gate: dict[str, Any] | None = None) -> JobStatus:
@@ -153,6 +167,7 @@ class JobStatus:
             error=None if row.state in ("queued", "running", "passed") else row.reason,
             opened_round=row.opened_round,
             worker=row.worker,
+            recipe=row.recipe,
         )
         status.progress(row.progress)
         return status
@@ -189,12 +204,12 @@ class JobRun:
         command: tuple[str, ...] = TRAINER_COMMAND,
     ) -> None:
         self.layout = layout
-        self.settings = settings
+        self.settings = settings.following(row.recipe)
         self.registry = registry
         self.row = row
         self.open_round = open_round
         self.status = JobStatus.from_row(row)
-        self.status.epochs = settings.epochs
+        self.status.epochs = self.settings.epochs
         self.trainer: TrainerProcess | None = None
         self._drawings = drawings
         self._command = command

@@ -1,5 +1,5 @@
 """The learning loop's settings: the rules' retrain section plus the size of a job from the
-environment, each bad value refused with its name."""
+environment, each bad value refused with its name; a job carries its size to whoever runs it."""
 
 from __future__ import annotations
 
@@ -39,3 +39,13 @@ def test_the_heldout_share_is_one_whole_percentage() -> None:
     assert LearningSettings.from_env(rules, env={}).heldout_percent == 15
     with pytest.raises(SettingsError, match="whole percentage"):
         with_changes(load_settings(), retrain={"heldout_fraction": 0.125})
+
+
+def test_a_job_runs_with_the_recipe_of_the_server_that_queued_it() -> None:
+    queuing = LearningSettings.from_env(load_settings(), env={"FTM_TRAIN_EPOCHS": "1"})
+    worker = LearningSettings.from_env(
+        load_settings(), env={"FTM_TRAIN_EPOCHS": "5", "FTM_TRAINER_THREADS": "4"}
+    )
+    followed = worker.following(queuing.recipe())
+    assert (followed.epochs, followed.threads) == (1, 4)  # threads are the worker's machine
+    assert worker.following({}) == worker  # a job queued before recipes existed

@@ -78,16 +78,23 @@ def test_a_queued_job_is_trained_by_one_of_two_workers_and_opens_the_next_round(
     launched = server.admin.post("/api/admin/rounds/next")
     assert launched.status_code == 202, launched.text
     assert launched.json()["state"] == "queued"
+    recipe = {"epochs": 1, "train_limit": 1000, "test_limit": 500, "mnist_floor": 0.5}
+    assert launched.json()["recipe"] == {**recipe, "heldout_percent": 20}
     assert launched.json()["examples"] == {"train": 30 - len(heldout), "heldout": len(heldout)}
     again = server.admin.post("/api/admin/rounds/next")
     assert (again.status_code, again.json()["error"]["code"]) == (409, "trainer_busy")
 
     listener = redis.Redis.from_url(redis_server.url).pubsub()
     listener.subscribe("fool-the-model:0")
-    redis_env = {"FTM_REDIS_URL": redis_server.url}
+    # The workers' own sizes differ from the server's: the job's recipe is what counts.
+    worker_env = {
+        "FTM_REDIS_URL": redis_server.url,
+        "FTM_TRAIN_LIMIT": "600",
+        "FTM_TEST_LIMIT": "300",
+    }
     workers = {
         name: start_worker(
-            make_data_dir(tmp_path / name), database_url, name, "--once", **redis_env
+            make_data_dir(tmp_path / name), database_url, name, "--once", **worker_env
         )
         for name in ("alpha", "beta")
     }
@@ -141,7 +148,8 @@ def test_a_queued_job_is_trained_by_one_of_two_workers_and_opens_the_next_round(
     )
     assert hashlib.sha256(bytes(onnx)).hexdigest() == sha == sha256_file(winner_models / "v2.onnx")
     assert json.loads(card)["sha256"] == sha and bytes(weights)
-    assert (parent, json.loads(extra)["extra"]) == ("v1", 30 - len(heldout))
+    assert parent == "v1"
+    assert json.loads(extra) == {"mnist_train": 1000, "extra": 30 - len(heldout), "mnist_test": 500}
     models = {m["version"]: m["status"] for m in server.admin.get("/api/admin/models").json()}
     assert models == {"v1": "retired", "v2": "serving"}
 
