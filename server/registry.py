@@ -99,7 +99,7 @@ class JobRow:
     progress: dict[str, Any]
     cancel_requested: bool
     opened_round: int | None
-    recipe: dict[str, Any]  # how big a job the queuing server asked for (runner.JobRecipe)
+    recipe: dict[str, Any]  # the job as its server asked for it (runner.RECIPE_FIELDS)
 
 
 _MODEL_QUERY = """
