@@ -31,9 +31,9 @@ import torch
 from PIL import Image, ImageDraw
 
 from server.config import DataLayout, resolve_data_dir
-from server.inference import Predictor, load_session, run_batch
-from server.models import latest_model, weights_path_for
-from server.preprocess import png_to_image, strokes_to_image
+from server.serving.inference import Predictor, load_session, run_batch
+from server.serving.model_files import latest_model, weights_path_for
+from server.serving.preprocess import png_to_image, strokes_to_image
 from server.training.export import export_onnx
 from server.training.model import Classifier
 

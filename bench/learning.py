@@ -6,8 +6,8 @@
 2. Builds drawings that fool it, as players would: MNIST digits rotated, sheared, squashed,
    thickened or thinned — each only as far as needed to fool the model (the mildest rung of a
    ladder of strengths) — and digits drawn as seven-segment strokes, nothing like MNIST's pens.
-   Every drawing goes through `server.preprocess` exactly as a drawing on the canvas would, and
-   only the ones the round-0 model gets wrong are kept. The sources are MNIST *training* digits,
+   Every drawing goes through `server.serving.preprocess` exactly as a drawing on the canvas would,
+   and only the ones the round-0 model gets wrong are kept. The sources are MNIST *training* digits,
    so the MNIST test set stays untouched by the adversarial data.
 3. Splits them in two halves, retrains on one half through the real pipeline — the trainer
    process fine-tunes from the round-0 weights, exports ONNX, runs the gate with the other half
@@ -33,15 +33,15 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from server.config import DataLayout, resolve_data_dir
-from server.gate import GateSettings, accuracy
-from server.inference import load_session, run_batch
+from server.learning.gate import GateSettings, accuracy
+from server.learning.jobs.examples import ExampleSet
+from server.learning.jobs.job import TrainingJob
+from server.learning.jobs.process import TrainerProcess
+from server.learning.jobs.report import ProgressMessage
 from server.mnist import load_mnist
-from server.models import ModelCard, latest_model, weights_path_for
-from server.preprocess import strokes_to_image, to_mnist
-from server.trainer.examples import ExampleSet
-from server.trainer.job import TrainingJob
-from server.trainer.process import TrainerProcess
-from server.trainer.protocol import ProgressMessage
+from server.serving.inference import load_session, run_batch
+from server.serving.model_files import ModelCard, latest_model, weights_path_for
+from server.serving.preprocess import strokes_to_image, to_mnist
 
 UPSCALE = 4  # transforms work on a 112×112 copy so that rotation and morphology stay smooth
 

@@ -60,7 +60,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from server.config import DataLayout, resolve_data_dir  # noqa: E402
-from server.models import latest_model  # noqa: E402
+from server.serving.model_files import latest_model  # noqa: E402
 
 PREDICTION = b'{"type":"prediction","id":"'
 

@@ -25,20 +25,20 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
-from server.admin import AdminApi, load_admin_token
 from server.config import DataLayout
-from server.consensus_api import public_routes
-from server.game import Game, StartupError
-from server.hub import Hub
-from server.learning import Learning, LearningSettings
-from server.learning_api import LearningApi
-from server.limits import Limits
+from server.learning.loop import Learning, LearningSettings
 from server.logs import configure_logging
-from server.metrics import Metrics
-from server.pubsub import open_broker
-from server.session import POLICY_VIOLATION, Session
+from server.play.game import Game, StartupError
+from server.prometheus import Metrics
+from server.realtime.hub import Hub
+from server.realtime.limits import Limits
+from server.realtime.pubsub import open_broker
 from server.storage import open_repository
-from server.validation import load_rules
+from server.validation.service import load_rules
+from server.web.admin import AdminApi, load_admin_token
+from server.web.consensus import public_routes
+from server.web.learning import LearningApi
+from server.web.websocket import POLICY_VIOLATION, Session
 
 log = logging.getLogger(__name__)
 

@@ -34,13 +34,13 @@ def _ensure_model(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from server.evaluate import eval_command
+    from server.serving.evaluate import eval_command
 
     return eval_command(args.model, resolve_data_dir(args.data_dir))
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from server.evaluate import predict_command
+    from server.serving.evaluate import predict_command
 
     return predict_command(args.image, args.model, resolve_data_dir(args.data_dir))
 
@@ -52,25 +52,25 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from server.learning_cli import export_command
+    from server.learning.cli import export_command
 
     return export_command(args, resolve_data_dir(args.data_dir))
 
 
 def _models(args: argparse.Namespace) -> int:
-    from server.learning_cli import models_command
+    from server.learning.cli import models_command
 
     return models_command(args, resolve_data_dir(args.data_dir))
 
 
 def _rounds(args: argparse.Namespace) -> int:
-    from server.learning_cli import rounds_command
+    from server.learning.cli import rounds_command
 
     return rounds_command(args, resolve_data_dir(args.data_dir))
 
 
 def _trainer(args: argparse.Namespace) -> int:
-    from server.trainer.worker import trainer_command
+    from server.learning.jobs.worker import trainer_command
 
     return trainer_command(args, resolve_data_dir(args.data_dir))
 

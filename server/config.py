@@ -67,6 +67,7 @@ class DataLayout:
         return self.root / "rules.toml"
 
     @property
-    def anonymise_salt(self) -> Path:
-        """The secret behind anonymised player ids in exports (created on first use)."""
-        return self.root / "anonymise_salt"
+    def pseudonym_salt(self) -> Path:
+        """The secret behind the players' pseudonyms in every export (server/pseudonyms.py),
+        created on first use."""
+        return self.root / "export_salt"

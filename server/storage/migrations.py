@@ -171,8 +171,9 @@ SQLITE: list[str] = [
                 NEW.created_at);
     END;
     """,
-    # 3: the model registry and the training jobs (server/registry.py). Whether a model serves
-    #    or is retired follows from the rounds bound to it, so it is not stored twice.
+    # 3: the model registry and the training jobs (server/serving/model_store.py,
+    #    server/learning/jobs/queue.py). Whether a model serves or is retired follows from the
+    #    rounds bound to it, so it is not stored twice.
     """
     CREATE TABLE models (
         version      TEXT PRIMARY KEY,          -- v1, v2, ...
@@ -180,7 +181,7 @@ SQLITE: list[str] = [
         sha256       TEXT NOT NULL,
         parent       TEXT,                      -- the version it was fine-tuned from
         training     TEXT NOT NULL,             -- JSON data counts
-        gate         TEXT NOT NULL,             -- JSON gate verdict (server/gate.py)
+        gate         TEXT NOT NULL,             -- JSON gate verdict (server/learning/gate.py)
         accepted     INTEGER NOT NULL,          -- 1: may serve (gate passed, or bootstrap)
         mnist_accuracy  REAL NOT NULL,
         created_at   REAL NOT NULL
@@ -202,11 +203,12 @@ SQLITE: list[str] = [
     -- At most one job runs at a time.
     CREATE UNIQUE INDEX training_jobs_one_running ON training_jobs (state) WHERE state = 'running';
     """,
-    # 4: the trainer as its own worker (server/trainer/worker.py). Jobs can wait in a queue
+    # 4: the trainer as its own worker (server/learning/jobs/worker.py). Jobs can wait in a queue
     #    (one queued-or-running job at a time), carry a heartbeat, live progress, a cancel
     #    request, whether to open the next round, and which worker took them; models carry their
-    #    files so a server or trainer on another machine can fetch them (Registry.fetch_model_file).
-    #    SQLite cannot change a CHECK constraint: the jobs table is rebuilt, the standard way.
+    #    files so a server or trainer on another machine can fetch them
+    #    (ModelStore.fetch_model_file). SQLite cannot change a CHECK constraint: the jobs table is
+    #    rebuilt, the standard way.
     """
     ALTER TABLE models ADD COLUMN onnx BLOB;          -- the .onnx file
     ALTER TABLE models ADD COLUMN card TEXT;          -- the model card, JSON

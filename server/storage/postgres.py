@@ -4,8 +4,8 @@ Every write transaction first takes one transaction-scoped advisory lock, so wri
 server processes take turns exactly as they do on SQLite. The consensus rules read a claim and
 then write it back; with writers in turn no two votes can both read the same old state, and
 `score_events.seq` is handed out in commit order, which the leaderboards' fold relies on
-(server/leaderboards.py reads the events after the last seq it has seen). Writes are a few
-milliseconds each, far below what one lock can carry for a game of this kind.
+(server/validation/leaderboards.py reads the events after the last seq it has seen). Writes are a
+few milliseconds each, far below what one lock can carry for a game of this kind.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ import torch
 
 from server.config import DataLayout
 from server.mnist import Mnist, MnistUnavailable, load_mnist
-from server.models import (
+from server.serving.model_files import (
     ModelCard,
     card_path_for,
     latest_model,

@@ -3,8 +3,8 @@
 Reads a `TrainingJob`, trains (fine-tuning from the parent's weights on MNIST plus the extra
 drawings; on a GPU when torch sees one, else on the CPU), exports ONNX, runs the gate against
 the parent, records the gate on the model card and reports, one JSON line at a time, on stdout
-(protocol: server/trainer/protocol.py). Started by `server.trainer.TrainerProcess`; runnable by
-hand too.
+(protocol: server/learning/jobs/report.py). Started by `server.learning.jobs.TrainerProcess`;
+runnable by hand too.
 
 Stdout belongs to the protocol: anything else that prints (torch's exporter does) is sent to
 stderr. With `--exit-with-stdin` (what `TrainerProcess` passes) the process exits when its stdin
@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import BinaryIO
 
 from server.config import DataLayout
-from server.gate import run_gate
+from server.learning.gate import run_gate
+from server.learning.jobs.examples import ExampleSet
+from server.learning.jobs.job import TrainingJob
+from server.learning.jobs.report import ErrorMessage, ProgressMessage, ResultMessage, encode
 from server.mnist import load_mnist
-from server.models import card_path_for, weights_path_for, write_card
-from server.trainer.examples import ExampleSet
-from server.trainer.job import TrainingJob
-from server.trainer.protocol import ErrorMessage, ProgressMessage, ResultMessage, encode
+from server.serving.model_files import card_path_for, weights_path_for, write_card
 
 EXIT_WHEN_ORPHANED = 3
 MAX_REASON = 1000

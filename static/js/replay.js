@@ -4,7 +4,7 @@ import { PAD_SIZE, paintStrokes } from "./canvas.js";
 
 const REPLAY_MS = 900;
 const SPAN = PAD_SIZE * 0.65;
-const PEN = SPAN * 0.16; // server/preprocess.py: STROKE_WIDTH × the drawing's span
+const PEN = SPAN * 0.16; // server/serving/preprocess.py: STROKE_WIDTH × the drawing's span
 
 // Returns a function that cancels a running replay.
 export function showDrawing(canvas, drawing, { animate = true } = {}) {

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from server.config import DataLayout
 from server.mnist import load_mnist
-from server.models import ModelCard, now_iso, sha256_file, write_card
+from server.serving.model_files import ModelCard, now_iso, sha256_file, write_card
 
 SHARED_DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 

@@ -11,20 +11,19 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from server.dataset_export import (
+from server.learning.export import (
     ARRAYS,
     IMAGEFOLDER,
     METADATA,
     STROKES,
     ExportError,
     ExportRecord,
-    anonymous_player_id,
     export_dataset,
-    load_or_create_salt,
     quickdraw_strokes,
     zip_export,
 )
-from server.preprocess import strokes_to_image
+from server.pseudonyms import anonymous_player_id, load_or_create_salt
+from server.serving.preprocess import strokes_to_image
 
 SEVEN = [[[10.0, 10.0], [60.0, 12.0], [30.0, 80.0]], [[20.0, 45.0], [50.0, 44.0]]]
 OUTCOMES = ["verified", "rejected_model_right", "model_won", "rejected_not_digit"]

@@ -9,9 +9,9 @@ import numpy as np
 from learning_helpers import install_model
 
 from server.config import DataLayout
-from server.gate import Check, GateResult, GateSettings, accuracy, run_gate
-from server.inference import load_session, run_batch
-from server.trainer.examples import ExampleSet
+from server.learning.gate import Check, GateResult, GateSettings, accuracy, run_gate
+from server.learning.jobs.examples import ExampleSet
+from server.serving.inference import load_session, run_batch
 
 Digits = tuple[np.ndarray, np.ndarray]
 

@@ -7,7 +7,7 @@ import pytest
 
 from game_rules.heldout import HELDOUT_PERCENT, percent_of
 from game_rules.settings import SettingsError, load_settings, with_changes
-from server.learning import LearningSettings
+from server.learning.loop import LearningSettings
 
 
 def test_defaults_come_from_the_rules() -> None:

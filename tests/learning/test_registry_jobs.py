@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 from learning_helpers import install_model
+from server.learning.registry import JobRunning, Registry, RegistryError
 
 from server.config import DataLayout
-from server.models import sha256_file, weights_path_for
-from server.registry import JobRunning, Registry, RegistryError
+from server.serving.model_files import sha256_file, weights_path_for
 from server.storage import open_repository
 from server.storage.migrations import MIGRATIONS
 from server.storage.sync import connect

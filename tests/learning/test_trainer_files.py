@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from server.gate import GateSettings
-from server.trainer.examples import ExampleFileError, ExampleSet
-from server.trainer.job import JobError, TrainingJob
+from server.learning.gate import GateSettings
+from server.learning.jobs.examples import ExampleFileError, ExampleSet
+from server.learning.jobs.job import JobError, TrainingJob
 
 
 def some_examples(n: int = 6) -> ExampleSet:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from server.trainer.job import TrainingJob
-from server.trainer.process import JobOutcome, TrainerProcess
-from server.trainer.protocol import ProgressMessage
+from server.learning.jobs.job import TrainingJob
+from server.learning.jobs.process import JobOutcome, TrainerProcess
+from server.learning.jobs.report import ProgressMessage
 
 PROGRESS = (
     '{"type": "progress", "epoch": 1, "epochs": 1, "step": %d, "steps": 3, "loss": 0.5,'

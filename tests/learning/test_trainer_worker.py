@@ -15,14 +15,14 @@ from pathlib import Path
 
 import pytest
 from learning_helpers import make_data_dir
+from server.learning.registry import Registry
 from services import RedisServer
 from worker_helpers import Child, Server, query, seed_verified, server_data_dir, start_worker
 
 from game_rules.heldout import is_held_out
 from server.config import DataLayout
 from server.mnist import Mnist
-from server.models import sha256_file
-from server.registry import Registry
+from server.serving.model_files import sha256_file
 
 pytestmark = pytest.mark.slow
 

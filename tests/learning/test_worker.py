@@ -14,13 +14,13 @@ import pytest
 from learning_helpers import install_model, make_data_dir
 
 from server.config import DataLayout
-from server.gate import GateSettings
+from server.learning.gate import GateSettings
+from server.learning.jobs.examples import ExampleSet
+from server.learning.jobs.job import TrainingJob
+from server.learning.jobs.process import WORKER_COMMAND, JobOutcome, TrainerProcess
+from server.learning.jobs.report import ProgressMessage
 from server.mnist import Mnist
-from server.models import list_models, read_card, sha256_file, weights_path_for
-from server.trainer.examples import ExampleSet
-from server.trainer.job import TrainingJob
-from server.trainer.process import WORKER_COMMAND, JobOutcome, TrainerProcess
-from server.trainer.protocol import ProgressMessage
+from server.serving.model_files import list_models, read_card, sha256_file, weights_path_for
 
 pytestmark = pytest.mark.slow
 Trained = tuple[Path, JobOutcome, list[ProgressMessage]]

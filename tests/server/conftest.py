@@ -18,7 +18,7 @@ from live_server import (
 )
 from services import PostgresServer, RedisServer
 
-from server.limits import Limits
+from server.realtime.limits import Limits
 
 
 @pytest.fixture(autouse=True)

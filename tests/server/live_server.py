@@ -24,8 +24,8 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from server.app import create_app
 from server.config import DataLayout
-from server.limits import Limits
-from server.models import ModelCard, now_iso, sha256_file, write_card
+from server.realtime.limits import Limits
+from server.serving.model_files import ModelCard, now_iso, sha256_file, write_card
 from server.storage.sync import connect as connect_database
 
 REPO = Path(__file__).resolve().parents[2]

@@ -21,7 +21,7 @@ from live_server import REPO, Client, ThreadServer, admin_headers, db_rows, join
 from game_rules.consensus import Claim, Outcome
 from server.config import DataLayout
 from server.mnist import Mnist
-from server.preprocess import image_to_png
+from server.serving.preprocess import image_to_png
 from server.storage.sync import connect as connect_database
 
 # Tiny jobs: a slice of MNIST, one epoch, a floor the slice can reach.

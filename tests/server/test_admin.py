@@ -22,7 +22,7 @@ from live_server import (
 )
 
 from server.config import DataLayout
-from server.limits import Limits
+from server.realtime.limits import Limits
 
 
 async def test_rounds_move_and_everyone_is_told(

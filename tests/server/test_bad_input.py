@@ -14,7 +14,7 @@ from live_server import ONE, SEVEN, ThreadServer, admin_headers, join, open_clie
 from PIL import Image
 from websockets.exceptions import ConnectionClosed
 
-from server.limits import Limits
+from server.realtime.limits import Limits
 
 
 def blank_png() -> str:

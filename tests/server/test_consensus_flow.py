@@ -23,7 +23,7 @@ from live_server import LinearModelFactory, ThreadServer, add_model, db_rows, jo
 from game_rules.leaderboard import board
 from game_rules.scoring import Scores
 from server.storage.consensus import event_from_row
-from server.validation import load_rules
+from server.validation.service import load_rules
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ from typing import Any
 
 from game_rules.scoring import GoldAnswered
 from game_rules.settings import load_settings, with_changes
-from server.leaderboards import Leaderboards
 from server.storage import open_repository
+from server.validation.leaderboards import Leaderboards
 
 
 class Recorder:

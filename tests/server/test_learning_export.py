@@ -27,9 +27,9 @@ from PIL import Image
 from game_rules.consensus import Outcome
 from server.cli import main
 from server.config import DataLayout
-from server.limits import Limits
 from server.mnist import Mnist
-from server.models import read_card, write_card
+from server.realtime.limits import Limits
+from server.serving.model_files import read_card, write_card
 
 
 @pytest.fixture

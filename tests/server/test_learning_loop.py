@@ -27,8 +27,8 @@ from loop_helpers import (
 
 from game_rules.heldout import is_held_out
 from server.config import DataLayout
-from server.limits import Limits
 from server.mnist import Mnist
+from server.realtime.limits import Limits
 
 pytestmark = pytest.mark.slow
 # The tests seed drawings faster than a person submits.

@@ -23,15 +23,15 @@ from live_server import (
     server_processes,
     spectate,
 )
+from server.learning.registry import Registry
 from services import PostgresServer, RedisServer
 
 from game_rules.rounds import RoundState
 from game_rules.scoring import GoldAnswered
 from server.config import DataLayout
-from server.metrics import Metrics
-from server.models import read_card
-from server.pubsub import RedisBroker
-from server.registry import Registry
+from server.prometheus import Metrics
+from server.realtime.pubsub import RedisBroker
+from server.serving.model_files import read_card
 from server.storage import open_repository
 
 

@@ -10,8 +10,15 @@ import pytest
 import redis.asyncio as redis
 from services import RedisServer
 
-from server.metrics import Metrics
-from server.pubsub import BadBrokerUrl, Broker, LocalBroker, RedisBroker, channel_for, open_broker
+from server.prometheus import Metrics
+from server.realtime.pubsub import (
+    BadBrokerUrl,
+    Broker,
+    LocalBroker,
+    RedisBroker,
+    channel_for,
+    open_broker,
+)
 
 
 class Heard:

@@ -15,7 +15,7 @@ from live_server import SEVEN, Client, ThreadServer, join
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from server.limits import Limits
+from server.realtime.limits import Limits
 
 pytestmark = pytest.mark.slow
 

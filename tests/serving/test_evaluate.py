@@ -10,10 +10,10 @@ from PIL import Image
 from serving_helpers import SHARED_DATA_DIR, digit_on_canvas, png_bytes
 
 from server.config import DataLayout
-from server.evaluate import accuracy, eval_command, predict_command
-from server.inference import load_session, run_batch
-from server.models import ModelCard, sha256_file, write_card
-from server.preprocess import png_to_image
+from server.serving.evaluate import accuracy, eval_command, predict_command
+from server.serving.inference import load_session, run_batch
+from server.serving.model_files import ModelCard, sha256_file, write_card
+from server.serving.preprocess import png_to_image
 
 
 @pytest.fixture

@@ -17,7 +17,8 @@ import pytest
 from PIL import Image
 from serving_helpers import SEVEN, digit_on_canvas, png_bytes
 
-from server.inference import (
+from server.realtime.protocol import ProtocolError
+from server.serving.inference import (
     ModelError,
     Overloaded,
     Prediction,
@@ -26,8 +27,7 @@ from server.inference import (
     load_session,
     run_batch,
 )
-from server.preprocess import DrawingError, strokes_to_image
-from server.protocol import ProtocolError
+from server.serving.preprocess import DrawingError, strokes_to_image
 
 
 def random_images(count: int, seed: int = 0) -> np.ndarray:

@@ -10,11 +10,11 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 SERVING_MODULES = [
-    "server.preprocess",
-    "server.inference",
-    "server.model_worker",
-    "server.evaluate",
-    "server.pubsub",
+    "server.serving.preprocess",
+    "server.serving.inference",
+    "server.serving.model_worker",
+    "server.serving.evaluate",
+    "server.realtime.pubsub",
     "server.storage.postgres",
     "server.app",
 ]

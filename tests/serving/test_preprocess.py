@@ -14,7 +14,7 @@ from PIL import Image
 from serving_helpers import SEVEN, digit_on_canvas, png_bytes, png_with_header
 
 from server import preprocess
-from server.preprocess import (
+from server.serving.preprocess import (
     DrawingError,
     image_to_png,
     parse_strokes,

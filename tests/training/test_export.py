@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from server.mnist import Mnist
-from server.models import weights_path_for
+from server.serving.model_files import weights_path_for
 from server.training import export as export_module
 from server.training.export import ExportError, export_onnx
 from server.training.model import Classifier

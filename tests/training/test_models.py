@@ -1,4 +1,4 @@
-"""Model cards and versions on disk (server/models.py, no torch)."""
+"""Model cards and versions on disk (server/serving/model_files.py, no torch)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from server.config import DataLayout
-from server.models import (
+from server.serving.model_files import (
     ModelCard,
     ModelCardError,
     latest_model,

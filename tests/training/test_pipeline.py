@@ -10,7 +10,7 @@ import pytest
 
 from server.config import DataLayout
 from server.mnist import Mnist
-from server.models import latest_model, list_models, read_card, sha256_file
+from server.serving.model_files import latest_model, list_models, read_card, sha256_file
 from server.training import pipeline
 from server.training.export import ExportError
 from server.training.model import Classifier

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from server.mnist import Mnist
-from server.models import weights_path_for
+from server.serving.model_files import weights_path_for
 from server.training import train as train_module
 from server.training.data import Jitter, TrainingSet
 from server.training.model import Classifier

@@ -89,7 +89,7 @@ function duration(seconds) {
   return s < 90 ? `${s} s` : `${Math.round(s / 60)} min`;
 }
 
-// The gate's verdict (server/gate.py): {"passed", "reason", "checks": [{"name", "passed",
+// The gate's verdict (server/learning/gate.py): {"passed", "reason", "checks": [{"name", "passed",
 // "reason", "value", "threshold"}]}, one row per check.
 export function gateTable(gate) {
   if (!gate?.checks) return el("p", {}, "");

@@ -1,0 +1,88 @@
+"""`fool-the-model export`, `models` and `rounds`: the learning loop's figures and data from the
+command line, read straight from the game database (the server may be running)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from game_rules.heldout import percent_of
+from server.config import DataLayout
+from server.learning.chart import heldout_accuracy, model_metrics, models_table, rounds_table
+from server.learning.data import (
+    EXPORT_FORMATS,
+    export_to,
+    round_stats,
+    verified_drawings,
+)
+from server.learning.export import ExportError
+from server.serving.model_store import ModelStore, RegistryError
+from server.storage import open_repository
+from server.validation.service import load_rules
+
+
+def _open(data_dir: Path) -> DataLayout:
+    """The data directory's layout, its database brought up to the current schema."""
+    layout = DataLayout(data_dir)
+    if layout.database_url == f"sqlite:///{layout.database}" and not layout.database.is_file():
+        raise RegistryError(
+            f"No game database at {layout.database}: start the server once (`fool-the-model "
+            "serve`) or pass the right --data-dir."
+        )
+
+    async def migrate() -> None:
+        repo = await open_repository(layout.database_url)
+        await repo.close()
+
+    asyncio.run(migrate())
+    return layout
+
+
+def export_command(args: argparse.Namespace, data_dir: Path) -> int:
+    formats = list(EXPORT_FORMATS) if args.format == "all" else [args.format]
+    try:
+        layout = _open(data_dir)
+        summary = export_to(
+            layout,
+            Path(args.out),
+            formats,
+            rounds=args.round or None,
+            outcomes=args.outcome or None,
+            show_progress=True,
+        )
+    except (RegistryError, ExportError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"exported {summary.count} drawings to {summary.directory} ({', '.join(formats)})")
+    return 0
+
+
+def models_command(args: argparse.Namespace, data_dir: Path) -> int:
+    try:
+        layout = _open(data_dir)
+        model_store = ModelStore(layout)
+        model_store.sync()
+        models = model_store.models()
+        percent = percent_of(load_rules(layout).retrain.heldout_fraction)
+        heldout = verified_drawings(layout.database_url, percent).heldout
+        accuracies = {
+            m.version: heldout_accuracy(layout, m.version, heldout) for m in models if m.accepted
+        }
+        metrics = model_metrics(models, round_stats(layout.database_url), accuracies)
+    except (RegistryError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(models_table(models, metrics) if models else "No models registered yet.")
+    return 0
+
+
+def rounds_command(args: argparse.Namespace, data_dir: Path) -> int:
+    try:
+        rounds = round_stats(_open(data_dir).database_url)
+    except RegistryError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(rounds_table(rounds) if rounds else "No rounds yet.")
+    return 0

@@ -1,0 +1,264 @@
+"""What the learning loop reads from the game database: verified drawings, per-round counts,
+and the records of a dataset export.
+
+A drawing is *verified* when its claim settled as `verified` or `relabelled` with a digit as the
+consensus label; its weight in training is the consensus strength (the posterior of that label).
+Which verified drawings are held out is `game_rules.heldout.is_held_out`, with the percentage
+from the rules (`retrain.heldout_fraction`): the trainer never sees them, the gate and the
+metrics judge with them.
+
+Synchronous (server/storage/sync.py): the command line and the trainer call it directly, the
+server in a thread.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from game_rules.heldout import is_held_out
+from server.config import DataLayout
+from server.learning.export import (
+    ARRAYS,
+    STROKES,
+    ExportRecord,
+    ExportSummary,
+    export_dataset,
+)
+from server.learning.jobs.examples import ExampleSet
+from server.pseudonyms import anonymous_player_id, load_or_create_salt
+from server.storage.sync import Connection, connect
+
+# Claim states whose consensus label is a digit the drawing shows.
+VERIFIED_STATES = ("verified", "relabelled")
+# Every outcome an attempt can have, for export filters.
+OUTCOMES = (
+    "model_won",
+    "pending",
+    "verified",
+    "relabelled",
+    "rejected_model_right",
+    "rejected_not_digit",
+    "disputed",
+)
+_VERIFIED = f"c.state IN {VERIFIED_STATES!r} AND c.label BETWEEN 0 AND 9"
+
+
+def strength(label: int, by_admin: int, consensus: str | None) -> float:
+    """The posterior of the consensus label; a claim an admin decided counts as certain."""
+    if by_admin or not consensus:
+        return 1.0
+    posterior = json.loads(consensus).get("posterior")
+    return float(posterior[label]) if posterior and label < len(posterior) else 1.0
+
+
+def verified_count(db: Connection) -> int:
+    row = db.execute(f"SELECT count(*) FROM claims c WHERE {_VERIFIED}").fetchone()
+    return int(row[0])
+
+
+@dataclass(frozen=True)
+class VerifiedDrawings:
+    train: ExampleSet
+    heldout: ExampleSet
+    total: int  # verified drawings in the database when read
+
+
+def verified_drawings(database_url: str, percent: int) -> VerifiedDrawings:
+    """Every verified drawing, split into the training extras and the held-out sets."""
+    with connect(database_url) as db:
+        rows = db.execute(
+            "SELECT a.id, r.number, a.image, c.label, c.by_admin, c.consensus"
+            " FROM claims c JOIN attempts a ON a.id = c.attempt_id"
+            f" JOIN rounds r ON r.id = a.round_id WHERE {_VERIFIED} ORDER BY a.id"
+        ).fetchall()
+    parts: dict[bool, list[tuple[Any, ...]]] = {True: [], False: []}
+    for row in rows:
+        parts[is_held_out(int(row[0]), percent)].append(row)
+    return VerifiedDrawings(_examples(parts[False]), _examples(parts[True]), len(rows))
+
+
+def _examples(rows: list[tuple[Any, ...]]) -> ExampleSet:
+    images = (
+        np.stack([np.frombuffer(r[2], dtype="<f4").reshape(28, 28) for r in rows])
+        if rows
+        else (np.zeros((0, 28, 28), np.float32))
+    )
+    return ExampleSet.of(
+        np.clip(images, 0.0, 1.0).astype(np.float32),
+        [int(r[3]) for r in rows],
+        weights=[strength(int(r[3]), int(r[4]), r[5]) for r in rows],
+        rounds=[int(r[1]) for r in rows],
+    )
+
+
+@dataclass(frozen=True)
+class RoundStats:
+    number: int
+    state: str
+    model_version: str
+    attempts: int
+    claims: int
+    verified: int  # verified fools: claims the crowd confirmed
+
+    @property
+    def mer(self) -> float | None:
+        """Model error rate as the players claim it: claims / attempts."""
+        return self.claims / self.attempts if self.attempts else None
+
+    @property
+    def vmer(self) -> float | None:
+        """Verified model error rate (Dynabench): verified fools / attempts."""
+        return self.verified / self.attempts if self.attempts else None
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "state": self.state,
+            "model_version": self.model_version,
+            "attempts": self.attempts,
+            "claims": self.claims,
+            "verified": self.verified,
+            "mer": self.mer,
+            "vmer": self.vmer,
+        }
+
+
+def round_stats(database_url: str) -> list[RoundStats]:
+    """Every round, oldest first, with its counts."""
+    with connect(database_url) as db:
+        rows = db.execute(
+            "SELECT r.number, r.state, r.model_version,"
+            " (SELECT count(*) FROM attempts a WHERE a.round_id = r.id),"
+            " (SELECT count(*) FROM claims c WHERE c.round_id = r.id),"
+            " (SELECT count(*) FROM claims c WHERE c.round_id = r.id AND c.state = 'verified')"
+            " FROM rounds r ORDER BY r.number"
+        ).fetchall()
+    return [RoundStats(int(n), s, v, int(a), int(c), int(f)) for n, s, v, a, c, f in rows]
+
+
+_OUTCOME = (
+    "CASE WHEN a.outcome = 'model_won' THEN 'model_won' ELSE coalesce(c.state, 'pending') END"
+)
+_ATTEMPTS = """
+    FROM attempts a
+    JOIN rounds r ON r.id = a.round_id
+    LEFT JOIN claims c ON c.attempt_id = a.id
+"""
+_RECORD_QUERY = f"""
+    SELECT a.id, a.image, a.strokes, a.label, a.predicted, a.model_version, a.player_id,
+           r.number, {_OUTCOME}, c.label, c.by_admin, c.consensus
+    {_ATTEMPTS}
+"""
+
+
+def _filters(
+    rounds: Collection[int] | None, outcomes: Collection[str] | None
+) -> tuple[str, list[object]]:
+    clauses: list[str] = []
+    params: list[object] = []
+    if rounds is not None:
+        clauses.append(f"r.number IN ({', '.join('?' * len(rounds))})")
+        params.extend(rounds)
+    if outcomes is not None:
+        unknown = set(outcomes) - set(OUTCOMES)
+        if unknown:
+            raise ValueError(
+                f"unknown outcome {sorted(unknown)}: choose from {', '.join(OUTCOMES)}"
+            )
+        clauses.append(f"{_OUTCOME} IN ({', '.join('?' * len(outcomes))})")
+        params.extend(outcomes)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def count_records(
+    database_url: str, rounds: Collection[int] | None, outcomes: Collection[str] | None
+) -> int:
+    where, params = _filters(rounds, outcomes)
+    with connect(database_url) as db:
+        return int(
+            db.execute(
+                f"SELECT count(*) {_ATTEMPTS}{where}",
+                params,
+            ).fetchone()[0]
+        )
+
+
+def export_records(
+    database_url: str,
+    salt: bytes,
+    rounds: Collection[int] | None = None,
+    outcomes: Collection[str] | None = None,
+) -> Iterator[ExportRecord]:
+    """The attempts as export records, oldest first, streamed from the database."""
+    where, params = _filters(rounds, outcomes)
+    with connect(database_url) as db:
+        votes: dict[int, list[int]] = {}
+        for attempt_id, answer, count in db.execute(
+            "SELECT attempt_id, answer, count(*) FROM votes WHERE counted = 1"
+            " GROUP BY attempt_id, answer"
+        ).fetchall():
+            votes.setdefault(int(attempt_id), [0] * 11)[int(answer)] = int(count)
+        for row in db.execute(f"{_RECORD_QUERY}{where} ORDER BY a.id", params):
+            attempt_id, image, strokes, claimed, predicted, version, player, number = row[:8]
+            outcome, consensus_label, by_admin, consensus = row[8:]
+            verified = (
+                outcome in VERIFIED_STATES
+                and consensus_label is not None
+                and 0 <= consensus_label <= 9
+            )
+            yield ExportRecord(
+                attempt_id=int(attempt_id),
+                image=np.frombuffer(image, dtype="<f4").reshape(28, 28),
+                strokes=json.loads(strokes) if strokes else None,
+                label=int(consensus_label) if verified else None,
+                claimed_label=int(claimed),
+                predicted=int(predicted),
+                consensus_strength=(
+                    strength(int(consensus_label), int(by_admin), consensus) if verified else None
+                ),
+                round=int(number),
+                model_version=str(version),
+                player=anonymous_player_id(int(player), salt),
+                outcome=str(outcome),
+                votes=tuple(votes.get(int(attempt_id), [0] * 11)),
+            )
+
+
+# What each export format keeps of `export_dataset`'s output.
+EXPORT_FORMATS = {"imagefolder": "imagefolder", "ndjson": STROKES, "numpy": ARRAYS}
+
+
+def export_to(
+    layout: DataLayout,
+    out: Path,
+    formats: Collection[str],
+    rounds: Collection[int] | None = None,
+    outcomes: Collection[str] | None = None,
+    show_progress: bool = False,
+) -> ExportSummary:
+    """Export the attempts in `rounds` with `outcomes` (None: all) to the directory `out`, in
+    `formats` (names in EXPORT_FORMATS)."""
+    unknown = set(formats) - set(EXPORT_FORMATS)
+    if unknown or not formats:
+        raise ValueError(
+            f"unknown export format {sorted(unknown)}: choose from {', '.join(EXPORT_FORMATS)}"
+        )
+    salt = load_or_create_salt(layout.pseudonym_salt)
+    summary = export_dataset(
+        export_records(layout.database_url, salt, rounds, outcomes),
+        out,
+        total=count_records(layout.database_url, rounds, outcomes),
+        show_progress=show_progress,
+    )
+    for name, part in EXPORT_FORMATS.items():
+        if name not in formats:
+            path = Path(out) / part
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    return summary

@@ -1,0 +1,1 @@
+"""The game: players, live guesses, submissions, and rounds as a service (rules in game_rules)."""

@@ -1,0 +1,150 @@
+"""The model worker process: `python -m server.serving.model_worker THREADS WARM_BATCH`.
+
+Started by `server.serving.inference.Predictor`, it reads messages from its stdin and answers each
+on its stdout, in order. A message is a 4-byte big-endian length, then a pickle:
+
+- `("load", path, version)` → `("loaded", version)`, or `("error", message)` keeping the old model;
+- `("batch", [(kind, drawing, want_image), ...])` → `("batch", version, [outcome, ...])`, or
+  `("failed", exception)` if the batch as a whole failed.
+
+A drawing's `kind` is "image" (a [28, 28] array), "strokes" (`[[[x, y], ...], ...]`), "png"
+(bytes) or "predict": a raw `predict` frame from a player, answered whole here (parsed by
+`server.realtime.protocol.parse`, drawn, guessed, and its `prediction` reply written), so that the
+event loop only moves bytes. Each outcome is one of:
+
+- `("answer", probs, label, image or None)` for an image, strokes or a PNG;
+- `("reply", text)` for a frame; `("ignored",)` for a frame that is not a `predict` after all;
+- `("refused", code, message, id)`: a drawing that cannot be drawn, or a frame that is refused.
+
+All of a batch's strokes are drawn in one `render` call. The worker exits when its stdin closes.
+Only the parent writes to it (pickle is trusted here).
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import pickle
+import signal
+import sys
+from typing import Any, BinaryIO
+
+import numpy as np
+import onnxruntime as ort
+
+from server.realtime.protocol import PngDrawing, Predict, ProtocolError, encode, parse, rounded
+from server.serving.inference import ModelError, load_session, run_batch
+from server.serving.preprocess import (
+    DrawingError,
+    Strokes,
+    parse_strokes,
+    png_from_base64,
+    png_to_image,
+    render,
+)
+
+
+def infer(
+    session: ort.InferenceSession, version: str, items: list[tuple[str, Any, bool]]
+) -> list[tuple[Any, ...]]:
+    """Draw the batch's drawings, run the model on them, and say what became of each."""
+    images = np.zeros((len(items), 28, 28), dtype=np.float32)
+    outcomes: list[tuple[Any, ...]] = [()] * len(items)  # () until decided
+    frames: dict[int, str | None] = {}  # the client id of each frame to reply to
+    drawings: list[Strokes] = []
+    drawn: list[int] = []
+    for index, (kind, drawing, _) in enumerate(items):
+        try:
+            if kind == "predict":
+                message = parse(drawing)
+                if not isinstance(message, Predict):  # (duplicate `type` keys can do that)
+                    outcomes[index] = ("ignored",)
+                    continue
+                frames[index] = message.id
+                if isinstance(message.drawing, PngDrawing):
+                    kind, drawing = "png", png_from_base64(message.drawing.png)
+                else:
+                    kind, drawing = "strokes", message.drawing.strokes
+            if kind == "strokes":
+                drawings.append(parse_strokes(drawing))
+                drawn.append(index)
+            elif kind == "png":
+                images[index] = png_to_image(drawing)
+            else:
+                images[index] = drawing
+        except ProtocolError as refused:
+            outcomes[index] = ("refused", refused.code, refused.message, refused.id)
+        except DrawingError as error:
+            outcomes[index] = ("refused", error.code, error.message, frames.get(index))
+    if drawings:
+        images[drawn] = render(drawings)
+    probs = run_batch(session, images)
+    rows, labels = probs.tolist(), probs.argmax(axis=1).tolist()
+    replies = rounded(probs)
+    for index, (_, _, want_image) in enumerate(items):
+        if outcomes[index]:
+            continue
+        if index in frames:
+            reply = {
+                "type": "prediction",
+                "id": frames[index],
+                "probs": replies[index],
+                "label": labels[index],
+                "model_version": version,
+            }
+            outcomes[index] = ("reply", encode(reply))
+        else:
+            image = images[index] if want_image else None
+            outcomes[index] = ("answer", rows[index], labels[index], image)
+    return outcomes
+
+
+def warm(session: ort.InferenceSession, batch: int) -> None:
+    """The first runs at a new batch size allocate; pay for that before serving."""
+    for size in {1, batch}:
+        run_batch(session, np.zeros((size, 28, 28), dtype=np.float32))
+
+
+def serve(source: BinaryIO, sink: BinaryIO, threads: int | None, warm_batch: int) -> None:
+    session: ort.InferenceSession | None = None
+    version = ""
+    while len(head := source.read(4)) == 4:
+        message = pickle.loads(source.read(int.from_bytes(head, "big")))
+        reply: tuple[Any, ...]
+        if message[0] == "load":
+            _, path, new_version = message
+            try:
+                new_session = load_session(path, threads)
+                warm(new_session, warm_batch)
+            except ModelError as error:
+                reply = ("error", str(error))
+            else:
+                session, version = new_session, new_version
+                reply = ("loaded", version)
+        else:
+            try:
+                assert session is not None, "load a model first"
+                reply = ("batch", version, infer(session, version, message[1]))
+            except Exception as error:
+                reply = ("failed", error)
+        try:
+            data = pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as error:  # an exception that does not pickle
+            data = pickle.dumps(("failed", RuntimeError(f"{reply[1]!r} ({error})")))
+        sink.write(len(data).to_bytes(4, "big") + data)
+        sink.flush()
+
+
+def main() -> None:
+    threads, warm_batch = int(sys.argv[1]) or None, int(sys.argv[2])
+    # The replies own the real stdout; anything a library prints goes to stderr instead.
+    sink = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    # The server's Ctrl-C reaches its children too; the server stops this worker itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    gc.freeze()  # the imported modules live as long as the worker: no collection walks them
+    serve(sys.stdin.buffer, sink, threads, warm_batch)
+
+
+if __name__ == "__main__":
+    main()

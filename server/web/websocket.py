@@ -1,0 +1,308 @@
+"""One websocket connection, from `hello` to close.
+
+The reader loop validates each frame and answers through the connection's send queue. Live
+guesses are latest-wins: the reader only parks the newest raw `predict` frame in a one-slot
+mailbox, and a per-connection task has whatever is there answered when it is free (parsed and
+guessed by the model worker process), so an older unserved guess is replaced (dropped), never
+queued. Submissions queue (a few at most) for their own task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from server.play.game import Game
+from server.prometheus import Metrics
+from server.realtime.hub import Connection, Hub
+from server.realtime.limits import Limits
+from server.realtime.protocol import (
+    PROTOCOL_VERSION,
+    ClientMessage,
+    Hello,
+    Leaderboard,
+    Ping,
+    Predict,
+    ProtocolError,
+    Submit,
+    Task,
+    Vote,
+    client_id,
+    encode,
+    error,
+    parse,
+)
+from server.storage import Player
+
+log = logging.getLogger(__name__)
+
+POLICY_VIOLATION = 1008
+
+M = TypeVar("M", bound=ClientMessage)
+# How a live guess starts (our browser client's JSON.stringify puts `type` first).
+PREDICT = re.compile(r'\{\s*"type"\s*:\s*"predict"')
+
+
+class LiveGuesses:
+    """A one-slot mailbox for raw `predict` frames, and the task that has the newest one
+    answered whenever the previous answer is out. The game's model worker parses the frame,
+    guesses and writes the reply (server/serving/inference.py): the event loop only moves bytes."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._latest: str | None = None
+        self._ready = asyncio.Event()
+        self._task = asyncio.create_task(self._serve())
+
+    def offer(self, frame: str) -> None:
+        if self._latest is not None:
+            self.session.metrics.guesses_dropped.inc()
+        self._latest = frame
+        self._ready.set()
+
+    async def _serve(self) -> None:
+        while True:
+            await self._ready.wait()
+            self._ready.clear()
+            frame, self._latest = self._latest, None
+            if frame is None:
+                continue
+            try:
+                reply = await self.session.game.answer_live(frame)
+            except ProtocolError as refused:
+                self.session.refuse(refused)
+                continue
+            except Exception:
+                log.exception("live guess failed")
+                self.session.refuse(
+                    ProtocolError(
+                        "internal", "Something broke on our side; it is logged.", client_id(frame)
+                    )
+                )
+                continue
+            if reply is not None:  # (duplicate `type` keys can make it another message)
+                self.session.connection.send_text(reply)
+
+    async def stop(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
+class Submissions:
+    """Submissions are served one at a time, in order, off the reader loop, so a slow commit
+    never stops the connection from reading (and its live guesses from flowing)."""
+
+    def __init__(self, session: Session, size: int) -> None:
+        self.session = session
+        self._queue: asyncio.Queue[Submit | None] = asyncio.Queue(size)
+        self._task = asyncio.create_task(self._serve())
+
+    def offer(self, message: Submit) -> bool:
+        try:
+            self._queue.put_nowait(message)
+        except asyncio.QueueFull:
+            return False
+        return True
+
+    async def _serve(self) -> None:
+        while (message := await self._queue.get()) is not None:
+            await self.session.answer(message, self.session.submit)
+
+    async def stop(self) -> None:
+        """Finish the submission being committed; drop the ones not started (never acknowledged)."""
+        while not self._queue.empty():
+            self._queue.get_nowait()
+        self._queue.put_nowait(None)
+        await self._task
+
+
+class Session:
+    def __init__(
+        self, websocket: WebSocket, game: Game, hub: Hub, limits: Limits, metrics: Metrics
+    ) -> None:
+        self.websocket = websocket
+        self.game = game
+        self.hub = hub
+        self.limits = limits
+        self.metrics = metrics
+        self.connection = Connection(websocket, limits.send_queue, metrics)
+        self.buckets = limits.buckets()
+        self.predicts_received = metrics.messages.labels("predict")
+        self.strikes = 0
+        self.player: Player | None = None
+        self.joined = False
+
+    async def run(self) -> None:
+        await self.websocket.accept()
+        self.connection.start()
+        self.hub.add(self.connection)
+        self.live = LiveGuesses(self)
+        self.submissions = Submissions(self, int(self.limits.submit_burst))
+        try:
+            while self.connection.close_code is None:
+                frame = await self.websocket.receive()
+                if frame["type"] == "websocket.disconnect":
+                    break
+                text = frame.get("text")
+                await self.handle(text if text is not None else frame.get("bytes") or b"")
+        except WebSocketDisconnect:
+            pass
+        finally:
+            self.hub.remove(self.connection)
+            self.game.validation.disconnect(self.connection)
+            await self.live.stop()
+            await self.submissions.stop()
+            await self.connection.finish()
+
+    def refuse(self, refused: ProtocolError) -> None:
+        self.metrics.errors.labels(refused.code).inc()
+        self.connection.send(error(refused.code, refused.message, refused.id))
+
+    def _limited(self, bucket: str, what: str, client_id: str | None) -> bool:
+        """Spend a token; if there is none, reply `rate_limited` (and close persistent abusers)."""
+        if self.buckets[bucket].take():
+            self.strikes = 0
+            return False
+        self.strikes += 1
+        if self.strikes > self.limits.max_strikes:
+            self.connection.close(POLICY_VIOLATION, "rate limit ignored")
+            return True
+        wait = self.buckets[bucket].wait_seconds()
+        self.refuse(
+            ProtocolError("rate_limited", f"Too many {what}; try again in {wait:.1f} s.", client_id)
+        )
+        return True
+
+    async def handle(self, frame: str | bytes) -> None:
+        if self._limited("message", "messages", None):
+            return
+        if self.player is not None and isinstance(frame, str) and PREDICT.match(frame):
+            # A live guess is parsed only if it is still the latest when its turn comes, and then
+            # by the model worker process, not here: this loop's time is the scarce resource.
+            self.predicts_received.inc()
+            if not self._limited("predict", "live guesses", None):
+                self.live.offer(frame)
+            return
+        try:
+            message = parse(frame)
+        except ProtocolError as refused:
+            self.metrics.messages.labels("invalid").inc()
+            self.refuse(refused)
+            return
+        self.metrics.messages.labels(message.type).inc()
+        await self.answer(message, self.dispatch)
+
+    async def answer(self, message: M, handler: Callable[[M], Awaitable[None]]) -> None:
+        """Run `handler`; whatever it refuses (or breaks on) becomes an `error` reply."""
+        try:
+            await handler(message)
+        except ProtocolError as refused:
+            refused.id = refused.id or message.id
+            self.refuse(refused)
+        except Exception:
+            log.exception("message failed", extra={"type": message.type})
+            self.refuse(
+                ProtocolError("internal", "Something broke on our side; it is logged.", message.id)
+            )
+
+    async def dispatch(self, message: ClientMessage) -> None:
+        if isinstance(message, Hello):
+            await self.hello(message)
+            return
+        if not self.joined:
+            raise ProtocolError("hello_first", "Send `hello` first.", message.id)
+        if isinstance(message, Ping):
+            self.connection.send({"type": "pong", "id": message.id})
+            return
+        if isinstance(message, Leaderboard):
+            boards = self.game.validation.boards
+            player_id = self.player.id if self.player else None
+            boards.subscribe(self.connection, message.board, player_id)
+            await boards.refresh()
+            snapshot = boards.snapshot(message.board, player_id)
+            self.connection.send({"type": "leaderboard", "id": message.id, **snapshot})
+            return
+        if self.player is None:
+            raise ProtocolError("spectator", "Spectators can watch but not play.", message.id)
+        if isinstance(message, Predict):
+            if not self._limited("predict", "live guesses", message.id):
+                drawing = message.drawing.model_dump()
+                self.live.offer(encode({"type": "predict", "id": message.id, "drawing": drawing}))
+        elif isinstance(message, Submit):
+            if not self._limited("submit", "submissions", message.id) and not (
+                self.submissions.offer(message)
+            ):
+                raise ProtocolError("rate_limited", "Too many submissions waiting; slow down.")
+        elif isinstance(message, Task):
+            task = await self.game.validation.task(self.player)
+            reply = {"type": "task", **task} if task else {"type": "no_task"}
+            self.connection.send({**reply, "id": message.id})
+        elif isinstance(message, Vote):
+            await self.game.validation.vote(self.player, message.task_id, message.answer)
+            self.connection.send({"type": "voted", "id": message.id, "task_id": message.task_id})
+
+    async def hello(self, message: Hello) -> None:
+        if self.joined:
+            raise ProtocolError("already_joined", "You already said hello.", message.id)
+        if message.v != PROTOCOL_VERSION:
+            raise ProtocolError(
+                "unsupported_version",
+                f"This server speaks protocol version {PROTOCOL_VERSION}; reload the page.",
+                message.id,
+            )
+        chosen = [message.name is not None, message.token is not None, message.spectator]
+        if sum(chosen) != 1:
+            raise ProtocolError(
+                "bad_message",
+                "hello needs exactly one of `name` (join), `token` (resume) or `spectator`.",
+                message.id,
+            )
+        token: str | None = None
+        if message.name is not None:
+            self.player, token = await self.game.join(message.name)
+        elif message.token is not None:
+            self.player = await self.game.resume(message.token)
+        self.joined = True
+        current = await self.game.current_round()
+        welcome: dict[str, Any] = {
+            "type": "welcome",
+            "v": PROTOCOL_VERSION,
+            "id": message.id,
+            "player": {"id": self.player.id, "name": self.player.name} if self.player else None,
+            "round": current.public() if current else None,
+            "model_version": self.game.serving_version,
+        }
+        if token is not None:
+            welcome["token"] = token
+        if self.player is not None:
+            # Scores and the outcomes of their claims, so a returning drawer misses nothing.
+            validation = self.game.validation
+            validation.connect(self.player.id, self.connection)
+            await validation.boards.refresh()
+            welcome["stats"] = validation.boards.stats(self.player.id)
+            welcome["claims"] = await validation.history(self.player.id)
+        how = "spectates" if self.player is None else "joined" if token else "resumed"
+        log.info(how, extra={"player": self.player.id if self.player else None})
+        self.connection.send(welcome)
+
+    async def submit(self, message: Submit) -> None:
+        assert self.player is not None
+        result = await self.game.submit(self.player, message.drawing, message.label)
+        self.connection.send(
+            {
+                "type": "submitted",
+                "id": message.id,
+                "attempt_id": result.attempt_id,
+                "label": result.label,
+                "prediction": {"label": result.guess.label, "probs": result.guess.probs},
+                "model_version": result.guess.model_version,
+                "outcome": result.outcome,
+            }
+        )
