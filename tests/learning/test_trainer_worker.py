@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 from learning_helpers import make_data_dir
-from server.learning.registry import Registry
 from services import RedisServer
 from worker_helpers import Child, Server, query, seed_verified, server_data_dir, start_worker
 
@@ -23,6 +22,7 @@ from game_rules.heldout import is_held_out
 from server.config import DataLayout
 from server.mnist import Mnist
 from server.serving.model_files import sha256_file
+from server.serving.model_store import ModelStore
 
 pytestmark = pytest.mark.slow
 
@@ -155,7 +155,7 @@ def test_a_queued_job_is_trained_by_one_of_two_workers_and_opens_the_next_round(
 
     # The server's machine gets the file from the registry.
     monkeypatch.setenv("FTM_DATABASE_URL", database_url)
-    path = Registry(DataLayout(server_dir)).fetch_model_file("v2")
+    path = ModelStore(DataLayout(server_dir)).fetch_model_file("v2")
     assert sha256_file(path) == sha
 
 
