@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from PIL import Image
 from serving_helpers import SEVEN, digit_on_canvas, png_bytes, png_with_header
 
-from server import preprocess
+from server.serving import preprocess
 from server.serving.preprocess import (
     DrawingError,
     image_to_png,
