@@ -168,5 +168,5 @@ def test_player_ids_are_pseudonymous_per_deployment(tmp_path: Path) -> None:
     assert anonymous_player_id(12, salt) != anonymous_player_id(12, other)
     assert len(anonymous_player_id(12, salt)) == 16
     (tmp_path / "short").write_bytes(b"abc")
-    with pytest.raises(ExportError, match="too short"):
+    with pytest.raises(ValueError, match="too short"):
         load_or_create_salt(tmp_path / "short")
