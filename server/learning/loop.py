@@ -268,7 +268,7 @@ class Learning:
             try:
                 await self._fail_stale()
                 new, newest = await asyncio.to_thread(self._new_verified)
-                # (fewer than at the last job only if the database went back to older data)
+                # Negative only if the database went back to older data: nothing new, then.
                 if should_retrain(max(new, 0), self.settings.retrain_after):
                     await self.launch("automatic", open_next=self.settings.auto_open, after=newest)
             except TrainerBusy:

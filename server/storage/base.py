@@ -1,6 +1,7 @@
 """What the game stores, as an interface: SQLite and PostgreSQL implement it (server/storage/).
 
-Every method that writes is one transaction: it either happens completely or not at all.
+Every method that writes is one transaction: it either happens completely or not at all. What
+storage raises lives in errors.py (re-exported here), so the SQL modules need not import this.
 """
 
 from __future__ import annotations
