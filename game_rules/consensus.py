@@ -119,6 +119,18 @@ class Claim:
         )
 
 
+def fooled(claimed: int, model_label: int) -> bool:
+    """Did the model get a submission wrong? Then it is a claim, pending until the crowd (or an
+    admin) settles it; otherwise the model won. The one place this is decided: the server's
+    reply, the stored attempt and the storage row all ask here."""
+    return claimed != model_label
+
+
+def submission_outcome(claimed: int, model_label: int) -> str:
+    """A stored submission's outcome: "pending" (a claim to settle) or "model_won"."""
+    return "pending" if fooled(claimed, model_label) else "model_won"
+
+
 def new_claim(
     claim_id: int,
     drawer_id: int,
@@ -130,7 +142,7 @@ def new_claim(
     """A pending claim. `claim_prior` is `reliability.drawer_prior(drawer)`."""
     check_digit(claimed)
     check_digit(model_label)
-    if claimed == model_label:
+    if not fooled(claimed, model_label):
         raise ValueError("a claim needs the model to disagree with the claimed label")
     if not 0.0 < claim_prior < 1.0:
         raise ValueError(f"claim_prior must be strictly between 0 and 1, not {claim_prior}")

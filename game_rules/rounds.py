@@ -63,3 +63,10 @@ def should_retrain(newly_verified: int, threshold: int) -> bool:
     if newly_verified < 0:
         raise ValueError(f"newly_verified cannot be negative, not {newly_verified}")
     return newly_verified >= threshold
+
+
+def closes_to(current: RoundState) -> RoundState:
+    """Where "close this round" (without saying how far) takes a round: an open round to
+    closing, so the claims made while it was open still settle; any other to closed. Whether
+    that move is legal is `transition`'s to say."""
+    return RoundState.CLOSING if current is RoundState.OPEN else RoundState.CLOSED

@@ -126,6 +126,13 @@ def awards(event: Event, s: RuleSettings) -> tuple[Award, ...]:
     return tuple(result)
 
 
+def drawer_points(event: ClaimSettled, s: RuleSettings) -> int:
+    """What a settled claim earned its drawer (the number in their `claim_settled` message)."""
+    return sum(
+        a.points for a in awards(event, s) if a.player_id == event.drawer_id and not a.validation
+    )
+
+
 def check_event(event: Event) -> None:
     """Refuse a malformed event with a clear message."""
     if not isinstance(event, AttemptMade | ClaimSettled | GoldAnswered):

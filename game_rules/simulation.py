@@ -8,8 +8,9 @@ then every fake has colluders in the crowd.
 
 The simulation is honest about what the rules may know: the rules see only what the server
 stores (who drew each claim, who voted what, gold answers); nothing marks an account as a sybil.
-Tasks are handed out by `assignment.next_task`, exactly as the server does, and a disputed claim
-is decided by an (always correct) admin.
+Tasks are handed out by `assignment.next_task`, votes, settlements and gold answers go through
+`validation` (the functions the server calls), and a disputed claim is decided by an (always
+correct) admin.
 
 Numbers (`CrowdConfig`): 2,000 claims; 100 validators; 25 honest validators also draw (true
 claims only), 10 cheating drawers lie on 80% of their claims (half of all claims come from
@@ -19,7 +20,8 @@ Between two new claims, 8 task requests come from validators picked at random, s
 have spare capacity and the queue does not back up; idle requests become gold.
 
 Three policies run on the same world, with the same seeds:
-- `ours`: the game's rules (`reliability`, `consensus`, `assignment`);
+- `ours`: the game's rules (`validation`, `assignment`, and through them `reliability` and
+  `consensus`);
 - `dynabench`: every vote weighs the same; the first answer to get 3 votes wins (cap 10 votes);
 - `majority5`: 5 votes, the answer with 3 or more wins, otherwise admin review.
 
@@ -39,6 +41,7 @@ from dataclasses import dataclass, field
 
 from game_rules import consensus as cs
 from game_rules import reliability as rl
+from game_rules import validation as vd
 from game_rules.answers import ANSWERS, NOT_A_DIGIT
 from game_rules.assignment import Candidate, ClaimTask, GoldCandidate, next_task
 from game_rules.reliability import Role
@@ -241,20 +244,21 @@ def run(policy: str, cfg: CrowdConfig, s: RuleSettings | None = None) -> Result:
             result.trues_rejected += label != d.claimed
 
     def settle_ours(d: _Drawing, claim: cs.Claim) -> None:
+        """As the server does: settle on the crowd's verdict, or (disputed) on the admin's."""
         crowd_label = claim.label
         if claim.outcome is cs.Outcome.DISPUTED:
             claim = cs.admin_decide(claim, d.truth)
         claims[d.claim_id] = claim
-        for j in cs.judged_votes(claim):
-            vid = j.vote.voter_id
-            ours.voters[vid] = rl.record_settled_vote(ours.voter(vid), j.won, j.lost_together)
-        verified = claim.outcome is cs.Outcome.VERIFIED
-        ours.drawers[d.drawer_id] = rl.record_drawer_claim(ours.drawer(d.drawer_id), verified)
-        if crowd_label is not None and cs.usable_as_gold(claim, s):
-            voters = frozenset(v.voter_id for v in claim.votes)
+        voters = {v.voter_id: ours.voter(v.voter_id) for v in claim.votes}
+        drawer = ours.drawer(d.drawer_id)
+        settled = vd.settle(claim, voters, drawer, 0, 0.0, s, by_admin=crowd_label is None)
+        ours.voters.update((v.player_id, v) for v in settled.voters)
+        assert settled.drawer is not None
+        ours.drawers[d.drawer_id] = settled.drawer
+        if settled.gold_label is not None:
             g = _Gold(
-                GoldCandidate(d.claim_id, d.drawer_id, voters),
-                crowd_label,
+                GoldCandidate(d.claim_id, d.drawer_id, frozenset(voters)),
+                settled.gold_label,
                 d.claimed,
                 d.model_label,
             )
@@ -284,7 +288,7 @@ def run(policy: str, cfg: CrowdConfig, s: RuleSettings | None = None) -> Result:
             drawer = g.candidate.drawer_id or 0
             answer = _answer(vid, g.truth, g.claimed, g.model, drawer, world, cfg, answer_rng)
             gold_answered[vid].add(task.gold_id)
-            ours.voters[vid] = rl.record_gold(ours.voter(vid), g.truth, answer)
+            ours.voters[vid] = vd.answer_gold(ours.voter(vid), g.truth, answer, 0).voter
             result.gold_answers += 1
             return
         d = drawings[task.claim_id]
@@ -296,16 +300,18 @@ def run(policy: str, cfg: CrowdConfig, s: RuleSettings | None = None) -> Result:
             c.claim_id, c.drawer_id, c.votes + 1, c.created, c.voters | {vid}
         )
         if policy == "ours":
-            evidence = rl.assess_vote(
-                ours.voter(vid), ours.pair(d.drawer_id, vid), ours.drawer(d.drawer_id), answer, s
+            cast = vd.cast_vote(
+                claims[d.claim_id],
+                ours.voter(vid),
+                ours.pair(d.drawer_id, vid),
+                ours.drawer(d.drawer_id),
+                answer,
+                s,
             )
-            ours.pairs[(d.drawer_id, vid)] = rl.record_pair_vote(
-                ours.pair(d.drawer_id, vid), d.claimed, answer
-            )
-            claim = cs.record_vote(claims[d.claim_id], vid, answer, evidence, s)
-            claims[d.claim_id] = claim
-            if not claim.pending:
-                settle_ours(d, claim)
+            ours.pairs[(d.drawer_id, vid)] = cast.pair
+            claims[d.claim_id] = cast.claim
+            if not cast.claim.pending:
+                settle_ours(d, cast.claim)
             return
         tally = tallies[d.claim_id]
         tally[answer] += 1

@@ -36,6 +36,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from game_rules.rounds import should_retrain
 from server.learning.chart import heldout_accuracy, model_metrics
 from server.learning.data import round_stats, verified_count, verified_drawings
 from server.learning.jobs.process import TrainerProcess
@@ -267,7 +268,8 @@ class Learning:
             try:
                 await self._fail_stale()
                 new, newest = await asyncio.to_thread(self._new_verified)
-                if new >= self.settings.retrain_after:
+                # Negative only if the database went back to older data: nothing new, then.
+                if should_retrain(max(new, 0), self.settings.retrain_after):
                     await self.launch("automatic", open_next=self.settings.auto_open, after=newest)
             except TrainerBusy:
                 pass

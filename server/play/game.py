@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from game_rules.consensus import submission_outcome
 from game_rules.rounds import RoundState, accepts_submissions, transition
 from game_rules.settings import SettingsError
 from server.config import DataLayout
@@ -75,7 +76,7 @@ class Submitted:
 
     @property
     def outcome(self) -> str:
-        return "model_won" if self.guess.label == self.label else "pending"
+        return submission_outcome(self.label, self.guess.label)
 
 
 @dataclass(frozen=True)

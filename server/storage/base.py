@@ -1,6 +1,7 @@
 """What the game stores, as an interface: SQLite and PostgreSQL implement it (server/storage/).
 
-Every method that writes is one transaction: it either happens completely or not at all.
+Every method that writes is one transaction: it either happens completely or not at all. What
+storage raises lives in errors.py (re-exported here), so the SQL modules need not import this.
 """
 
 from __future__ import annotations
@@ -8,32 +9,29 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from game_rules.consensus import fooled, submission_outcome
 from game_rules.rounds import RoundState
+from server.storage.consensus import ConsensusStore
+from server.storage.errors import (
+    Conflict,
+    NameTaken,
+    RoundChanged,
+    RoundNotOpen,
+    StorageError,
+)
 
-if TYPE_CHECKING:
-    from server.storage.consensus import ConsensusStore
-
-
-class StorageError(Exception):
-    pass
-
-
-class NameTaken(StorageError):
-    pass
-
-
-class Conflict(StorageError):
-    """A write broke a UNIQUE constraint (the same thing stored twice)."""
-
-
-class RoundNotOpen(StorageError):
-    """The round stopped accepting submissions before the write could happen."""
-
-
-class RoundChanged(StorageError):
-    """A round was not in the state the caller expected (someone else moved it first)."""
+__all__ = [
+    "Conflict",
+    "NameTaken",
+    "NewAttempt",
+    "Player",
+    "Repository",
+    "Round",
+    "RoundChanged",
+    "RoundNotOpen",
+    "StorageError",
+]
 
 
 @dataclass(frozen=True)
@@ -77,7 +75,12 @@ class NewAttempt:
     @property
     def fooled(self) -> bool:
         """A mismatch is only a claim until other players confirm it."""
-        return self.predicted != self.label
+        return fooled(self.label, self.predicted)
+
+    @property
+    def outcome(self) -> str:
+        """As stored: "pending" (a claim to settle) or "model_won"."""
+        return submission_outcome(self.label, self.predicted)
 
 
 class Repository(ABC):

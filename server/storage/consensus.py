@@ -20,10 +20,13 @@ from typing import Any
 from game_rules.assignment import Candidate, GoldCandidate
 from game_rules.consensus import Claim, Outcome
 from game_rules.reliability import Drawer, Pair, Status, Voter
+from game_rules.rounds import RoundState, settles_claims
 from game_rules.scoring import AttemptMade, ClaimSettled, Event, GoldAnswered
 from server.storage.sql import Database
 
 CANDIDATE_LIMIT = 100  # the neediest pending claims the assigner chooses from
+# Rounds whose claims still settle (the rules decide which: `rounds.settles_claims`), as SQL.
+_SETTLING_STATES = ", ".join(f"'{state}'" for state in RoundState if settles_claims(state))
 
 _CLAIM_COLUMNS = """
     c.attempt_id, c.round_id, a.player_id, a.label, a.predicted, a.probs, c.state,
@@ -300,7 +303,7 @@ class ConsensusStore:
         rows = await self._all(
             "SELECT c.attempt_id, a.player_id, c.votes, c.created_at FROM claims c"
             " JOIN attempts a ON a.id = c.attempt_id JOIN rounds r ON r.id = c.round_id"
-            " WHERE c.state = 'pending' AND r.state IN ('open', 'closing') AND a.player_id != ?"
+            f" WHERE c.state = 'pending' AND r.state IN ({_SETTLING_STATES}) AND a.player_id != ?"
             " AND NOT EXISTS (SELECT 1 FROM votes v WHERE v.attempt_id = c.attempt_id"
             "                 AND v.voter_id = ?)"
             " ORDER BY c.votes, c.created_at, c.attempt_id LIMIT ?",

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import aiosqlite
 
-from server.storage.base import Conflict
+from server.storage.errors import Conflict
 
 Row = Sequence[Any]
 

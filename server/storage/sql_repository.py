@@ -224,7 +224,7 @@ class SqlRepository(Repository):
                         a.predicted,
                         json.dumps(a.probs),
                         a.model_version,
-                        "pending" if a.fooled else "model_won",
+                        a.outcome,
                     )
                 ]
                 returned = await db.fetchall(

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from game_rules.rounds import RoundState
+from game_rules.rounds import RoundState, closes_to
 from server.config import DataLayout
 from server.play.game import Game, RoundError
 from server.web.consensus import admin_routes
@@ -135,9 +135,8 @@ class AdminApi:
         wanted = body.get("state")
         if wanted not in (None, "closing", "closed"):
             return api_error(400, "bad_request", '`state` is "closing" or "closed".')
-        if wanted is None:
-            wanted = "closing" if found.state is RoundState.OPEN else "closed"
-        moved = await self.game.move_round(found.id, RoundState(wanted))
+        target = closes_to(found.state) if wanted is None else RoundState(wanted)
+        moved = await self.game.move_round(found.id, target)
         return JSONResponse(moved.public())
 
 

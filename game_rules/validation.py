@@ -1,0 +1,123 @@
+"""One vote, one settlement, one gold answer: what each means for every record, decided once.
+
+A vote on a claim touches the claim (its posterior, maybe its outcome) and the voter's record on
+that drawer; a settled claim then judges every vote, counts towards its drawer's history, makes
+a score event and perhaps a gold task; a gold answer updates the voter's confusion counts and
+makes a score event. These functions take the records as they are and return them as they
+become. Both callers follow the same steps: the server (server/validation/tasks.py) loads the
+records from storage, calls these and stores what they return in one transaction; the crowd
+simulation (`simulation`) keeps the records in dicts and calls the very same functions, so the
+benchmark measures the game's own sequence rather than a copy of it.
+
+A claim that a vote settles (or disputes) is settled in a second call, `settle`, because only
+then are the other voters' records needed: the server loads them just for that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from game_rules.consensus import Claim, Outcome, judged_votes, record_vote, usable_as_gold
+from game_rules.reliability import (
+    Drawer,
+    Pair,
+    Voter,
+    assess_vote,
+    record_drawer_claim,
+    record_gold,
+    record_pair_vote,
+    record_settled_vote,
+)
+from game_rules.scoring import ClaimSettled, GoldAnswered, drawer_points
+from game_rules.settings import RuleSettings
+
+
+@dataclass(frozen=True)
+class VoteCast:
+    """What one vote on a pending claim changes."""
+
+    claim: Claim  # after the vote: still pending, or settled, or disputed (then `settle` it)
+    pair: Pair  # the voter's record on this drawer, this vote included
+    counted: bool  # whether the vote moved the posterior (stored with the vote)
+
+
+def cast_vote(
+    claim: Claim, voter: Voter, pair: Pair, drawer: Drawer, answer: int, s: RuleSettings
+) -> VoteCast:
+    """One vote by `voter` on `claim` (drawn by `drawer`), records taken before the vote.
+
+    Raises `consensus.VoteRefused` (nothing changed) for a settled claim, the drawer's own
+    claim or a second vote by the same voter.
+    """
+    evidence = assess_vote(voter, pair, drawer, answer, s)
+    voted = record_vote(claim, voter.player_id, answer, evidence, s)
+    return VoteCast(voted, record_pair_vote(pair, claim.claimed, answer), evidence.counts)
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """What a claim leaving `pending` changes. A disputed claim changes nothing but its state:
+    no records, no event, no points, until an admin decides it (and it is settled again)."""
+
+    claim: Claim
+    voters: tuple[Voter, ...] = ()  # every voter's record, this claim's verdict on them counted
+    drawer: Drawer | None = None  # the drawer's record, this claim counted
+    event: ClaimSettled | None = None  # for the score log; its `seq` is the store's to assign
+    gold_label: int | None = None  # keep the drawing as a gold task with this answer
+    points: int = 0  # what the drawer earned (their `claim_settled` message says so)
+
+
+def settle(
+    claim: Claim,
+    voters: Mapping[int, Voter],
+    drawer: Drawer,
+    round_id: int,
+    model_confidence: float,
+    s: RuleSettings,
+    by_admin: bool = False,
+) -> Settlement:
+    """What settling (or disputing) `claim` means; `voters` holds the record of everyone who
+    voted on it, `drawer` the drawer's, `model_confidence` the model's probability for its own
+    answer (fool points grow with it)."""
+    if claim.outcome is Outcome.DISPUTED:
+        return Settlement(claim)
+    judged = judged_votes(claim)  # ValueError for a claim that is still pending
+    assert claim.outcome is not None and claim.label is not None
+    event = ClaimSettled(
+        seq=1,
+        round_id=round_id,
+        claim_id=claim.claim_id,
+        drawer_id=claim.drawer_id,
+        outcome=claim.outcome,
+        label=claim.label,
+        model_confidence=model_confidence,
+        votes=tuple((v.voter_id, v.answer, v.counted) for v in claim.votes),
+        by_admin=by_admin,
+    )
+    return Settlement(
+        claim=claim,
+        voters=tuple(
+            record_settled_vote(voters[j.vote.voter_id], j.won, j.lost_together) for j in judged
+        ),
+        drawer=record_drawer_claim(drawer, claim.outcome is Outcome.VERIFIED),
+        event=event,
+        gold_label=claim.label if usable_as_gold(claim, s) else None,
+        points=drawer_points(event, s),
+    )
+
+
+@dataclass(frozen=True)
+class GoldAnswer:
+    """What answering a gold task changes."""
+
+    voter: Voter  # the voter's record, this answer counted in their confusion table
+    event: GoldAnswered  # for the score log; its `seq` is the store's to assign
+
+
+def answer_gold(voter: Voter, truth: int, answer: int, round_id: int) -> GoldAnswer:
+    """`voter` answered a gold task whose known answer is `truth`."""
+    return GoldAnswer(
+        record_gold(voter, truth, answer),
+        GoldAnswered(1, round_id, voter.player_id, truth, answer),
+    )

@@ -1,0 +1,163 @@
+"""Admin review: deciding disputed claims, moderating players, looking players up.
+
+Each decision or moderation is ONE transaction with everything it settles; the drawers hear
+of their claims after the commit (server/validation/pushes.py). What a decision or a status
+change means is the rules' (`game_rules.consensus.admin_decide`, `game_rules.moderation`); this
+loads what they need and stores what they decide.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from game_rules.answers import check_answer, format_answer, parse_answer
+from game_rules.consensus import admin_decide
+from game_rules.moderation import moderate, out_of_play
+from game_rules.reliability import Status, accuracy, role
+from game_rules.settings import RuleSettings
+from server.storage import Repository
+from server.storage.consensus import ClaimRow
+from server.validation.images import image_png
+from server.validation.leaderboards import Leaderboards
+from server.validation.pushes import Pushes
+from server.validation.settling import Push, claim_of, store_settlement
+
+
+class ReviewError(ValueError):
+    """An admin decision that cannot happen (the claim is already settled)."""
+
+
+class Review:
+    def __init__(
+        self,
+        repo: Repository,
+        settings: Callable[[], RuleSettings],
+        boards: Callable[[], Leaderboards],
+        pushes: Pushes,
+    ) -> None:
+        self.repo = repo
+        self.settings = settings
+        self.boards = boards
+        self.pushes = pushes
+
+    async def decide(self, attempt_id: int, raw_label: object) -> dict[str, Any]:
+        """An admin settles a pending or disputed claim on 0–9 or "x"."""
+        label = parse_answer(raw_label)  # BadAnswer for the caller to report
+        s = self.settings()
+        async with self.repo.consensus() as store:
+            row = await store.claim(attempt_id)
+            if row is None:
+                raise LookupError(f"There is no claim {attempt_id}.")
+            if row.state not in ("pending", "disputed"):
+                raise ReviewError(f"Claim {attempt_id} is already {row.state}.")
+            decided = admin_decide(await claim_of(store, row, s), check_answer(label))
+            await store.save_claim(decided, by_admin=True)
+            settled = await store_settlement(store, row, decided, s, by_admin=True)
+        self.pushes.push(settled)
+        self.pushes.scores_changed()
+        return settled.message
+
+    async def moderate(self, player_id: int, status: Status) -> dict[str, Any]:
+        """Ban, quarantine or reinstate (what that means: `game_rules.moderation`)."""
+        s = self.settings()
+        pushes: list[Push] = []
+        async with self.repo.consensus() as store:
+            if await store.player_status(player_id) is None:
+                raise LookupError(f"There is no player {player_id}.")
+            voted_ids: list[int] = []
+            drawn_ids: list[int] = []
+            if out_of_play(status):
+                voted_ids, drawn_ids = await store.pending_claims_touching(player_id)
+            voted = [_found(await store.claim(attempt_id)) for attempt_id in voted_ids]
+            drawn = [_found(await store.claim(attempt_id)) for attempt_id in drawn_ids]
+            decided = moderate(
+                player_id,
+                status,
+                [await claim_of(store, row, s) for row in voted],
+                [await claim_of(store, row, s) for row in drawn],
+                s,
+            )
+            await store.set_player_status(player_id, decided.status)
+            changed = zip((*voted, *drawn), (*decided.voided, *decided.disputed), strict=True)
+            for row, claim in changed:
+                await store.save_claim(claim)
+                if not claim.pending:
+                    pushes.append(await store_settlement(store, row, claim, s))
+        for push in pushes:
+            self.pushes.push(push)
+        self.pushes.scores_changed()
+        return {
+            "player_id": player_id,
+            "status": str(decided.status),
+            "votes_voided": len(decided.voided),
+            "claims_disputed": len(decided.disputed),
+        }
+
+    async def review(self) -> list[dict[str, Any]]:
+        """The disputed claims, with what an admin needs to decide each."""
+        reads = self.repo.consensus_reads()
+        rows = await reads.claims_in_state("disputed")
+        names = await reads.names(
+            [r.drawer_id for r in rows]
+            + [v.voter_id for r in rows if r.consensus for v in r.consensus.votes]
+        )
+        items = []
+        for row in rows:
+            votes = row.consensus.votes if row.consensus else ()
+            items.append(
+                {
+                    "attempt_id": row.attempt_id,
+                    "round_id": row.round_id,
+                    "player_id": row.drawer_id,
+                    "player": names.get(row.drawer_id),
+                    "label": row.claimed,
+                    "predicted": row.model_label,
+                    "model_confidence": row.model_confidence,
+                    "drawing": await reads.drawing(row.attempt_id),
+                    "png": image_png(await reads.image(row.attempt_id)),
+                    "votes": [
+                        {
+                            "voter_id": v.voter_id,
+                            "name": names.get(v.voter_id),
+                            "answer": format_answer(v.answer),
+                            "counted": v.counted,
+                        }
+                        for v in votes
+                    ],
+                }
+            )
+        return items
+
+    async def players(self, query: str) -> list[dict[str, Any]]:
+        """Players whose name contains `query`, with their stats, trust and role."""
+        boards = self.boards()
+        await boards.refresh()
+        s = self.settings()
+        reads = self.repo.consensus_reads()
+        found = []
+        for player_id, name, status in await reads.find_players(query):
+            voter = await reads.voter(player_id)
+            stats = boards.stats(player_id)
+            found.append(
+                {
+                    "id": player_id,
+                    "name": name,
+                    "status": status,
+                    "attempts": stats["attempts"],
+                    "fools": stats["fools"],
+                    "verified": stats["verified"],
+                    "votes": stats["votes_judged"],
+                    "score": stats["all_score"],
+                    "trust": round(accuracy(voter, s), 3),
+                    "gold_answered": voter.gold_total,
+                    "role": str(role(voter, s)),
+                }
+            )
+        return found
+
+
+def _found(row: ClaimRow | None) -> ClaimRow:
+    """A claim this transaction has just listed, so it is there."""
+    assert row is not None
+    return row

@@ -1,0 +1,151 @@
+"""Blind tasks and votes: which drawing a validator sees next, and storing their answer.
+
+Tasks are blind: every task is the 28×28 image the model saw, as a PNG (white ink on black), for
+claims and for gold alike, so nothing about a task tells a live claim from a gold item. Each
+vote is stored in ONE transaction with everything it decides (`game_rules.validation`): a crash
+leaves all of it or none, and a player hears `voted` only after the commit.
+"""
+
+from __future__ import annotations
+
+import base64
+import random
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from game_rules.answers import BadAnswer, parse_answer
+from game_rules.assignment import ClaimTask, next_task
+from game_rules.consensus import VoteRefused
+from game_rules.reliability import Status, role
+from game_rules.settings import RuleSettings
+from game_rules.validation import answer_gold, cast_vote
+from server.realtime.protocol import ProtocolError
+from server.storage import Conflict, Player, Repository
+from server.storage.consensus import ClaimRow, ConsensusStore, TaskRow
+from server.validation.images import image_png
+from server.validation.pushes import Pushes
+from server.validation.settling import Push, claim_of, store_settlement
+
+
+class Tasks:
+    def __init__(
+        self,
+        repo: Repository,
+        settings: Callable[[], RuleSettings],
+        round_id: Callable[[], int | None],
+        pushes: Pushes,
+    ) -> None:
+        self.repo = repo
+        self.settings = settings
+        self.round_id = round_id
+        self.pushes = pushes
+        self.rng = random.Random(secrets.randbits(64))
+
+    async def is_banned(self, player_id: int) -> bool:
+        voter = await self.repo.consensus_reads().voter(player_id)
+        return voter.status is Status.BANNED
+
+    async def task(self, player: Player) -> dict[str, Any] | None:
+        """The player's next blind task (`task_id`, `drawing`), or None when there is none.
+
+        An unanswered task that can still be answered is given again: asking anew never lets
+        a validator skip to a drawing they like better."""
+        reads = self.repo.consensus_reads()
+        voter = await reads.voter(player.id)
+        if voter.status is Status.BANNED:
+            raise ProtocolError("banned", "This player is banned.")
+        if voter.status is not Status.ACTIVE:
+            return None  # quarantined: no tasks while an admin looks
+        found = await reads.open_task(player.id)
+        if found is None:
+            s = self.settings()
+            current = role(voter, s)
+            claims = await reads.claim_candidates(player.id)
+            digits, gold_claims = await reads.gold_candidates(player.id)
+            pick = next_task(player.id, current, claims, digits, gold_claims, (), self.rng, s)
+            if pick is None:
+                return None
+            task_id = secrets.token_urlsafe(16)
+            attempt_id = pick.claim_id if isinstance(pick, ClaimTask) else None
+            gold_id = None if isinstance(pick, ClaimTask) else pick.gold_id
+            async with self.repo.consensus() as store:
+                await store.add_task(task_id, player.id, attempt_id, gold_id)
+            found = TaskRow(task_id, player.id, attempt_id, gold_id, answered=False)
+        return {"task_id": found.task_id, "drawing": {"png": await self._task_png(reads, found)}}
+
+    async def _task_png(self, reads: ConsensusStore, task: TaskRow) -> str:
+        if task.attempt_id is not None:
+            return image_png(await reads.image(task.attempt_id))
+        assert task.gold_id is not None
+        gold = await reads.gold(task.gold_id)
+        assert gold is not None
+        if gold.png is not None:
+            return base64.b64encode(gold.png).decode()
+        assert gold.attempt_id is not None
+        return image_png(await reads.image(gold.attempt_id))
+
+    async def vote(self, player: Player, task_id: str, raw_answer: object) -> None:
+        """Store one answer; returns only after the commit. Refusals change nothing."""
+        try:
+            answer = parse_answer(raw_answer)
+        except BadAnswer as error:
+            raise ProtocolError("bad_label", str(error)) from None
+        settled: Push | None = None
+        try:
+            async with self.repo.consensus() as store:
+                voter = await store.voter(player.id)
+                if voter.status is Status.BANNED:
+                    raise ProtocolError("banned", "This player is banned; votes are refused.")
+                task = await store.task(task_id)
+                if task is None:
+                    raise ProtocolError("unknown_task", "There is no such task; ask for a new one.")
+                row = await store.claim(task.attempt_id) if task.attempt_id is not None else None
+                if row is not None and row.drawer_id == player.id:
+                    raise ProtocolError("own_drawing", "Nobody validates their own drawing.")
+                if task.player_id != player.id:
+                    raise ProtocolError(
+                        "task_not_assigned", "This task was given to someone else; ask for one."
+                    )
+                if task.answered:
+                    raise ProtocolError("already_voted", "You already answered this task.")
+                await store.answer_task(task.task_id)
+                if row is None:
+                    await self._answer_gold(store, task, answer)
+                else:
+                    settled = await self._answer_claim(store, task, row, answer)
+        except Conflict:
+            # Two tasks for the same item (asked for concurrently), both answered.
+            raise ProtocolError("already_voted", "You already answered this drawing.") from None
+        if settled is not None:
+            self.pushes.push(settled)
+        self.pushes.scores_changed()
+
+    async def _answer_gold(self, store: ConsensusStore, task: TaskRow, answer: int) -> None:
+        assert task.gold_id is not None
+        gold = await store.gold(task.gold_id)
+        assert gold is not None
+        voter = await store.voter(task.player_id)
+        answered = answer_gold(voter, gold.truth, answer, self.round_id() or 0)
+        await store.save_voter(answered.voter)
+        await store.add_gold_answer(gold.gold_id, task.player_id, task.task_id, answer)
+        await store.append_event(answered.event)
+
+    async def _answer_claim(
+        self, store: ConsensusStore, task: TaskRow, row: ClaimRow, answer: int
+    ) -> Push | None:
+        if row.state != "pending":
+            raise ProtocolError("task_settled", "This drawing is already decided; ask for another.")
+        s = self.settings()
+        voter = await store.voter(task.player_id)
+        drawer = await store.drawer(row.drawer_id)
+        pair = await store.pair(row.drawer_id, task.player_id)
+        claim = await claim_of(store, row, s)
+        try:
+            cast = cast_vote(claim, voter, pair, drawer, answer, s)
+        except VoteRefused as refused:
+            raise ProtocolError(refused.code, str(refused)) from None
+        await store.save_pair(cast.pair)
+        await store.add_vote(row.attempt_id, task.player_id, task.task_id, answer, cast.counted)
+        await store.save_claim(cast.claim)
+        return None if cast.claim.pending else await store_settlement(store, row, cast.claim, s)
