@@ -15,12 +15,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import os
 import random
 import secrets
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -51,8 +49,7 @@ from game_rules.reliability import (
     role,
 )
 from game_rules.scoring import ClaimSettled, GoldAnswered, awards
-from game_rules.settings import RuleSettings, load_settings
-from server.config import DataLayout
+from server.config import DataLayout, default_rules, load_rules
 from server.pseudonyms import anonymous_player_id, load_or_create_salt
 from server.realtime.hub import Connection
 from server.realtime.protocol import ProtocolError
@@ -64,7 +61,6 @@ from server.validation.leaderboards import Leaderboards
 
 log = logging.getLogger(__name__)
 
-RULES_ENV = "FTM_RULES"
 GOLD_DIGITS = 500  # MNIST test digits kept as gold (a seeded sample)
 HISTORY = 20  # settled claims shown to a returning drawer
 # After a gap in pub/sub, claim outcomes settled this recently are told again to drawers who
@@ -77,14 +73,6 @@ TOLD_LIMIT = 10_000  # outcomes remembered before the ones older than RETELL_WIN
 
 class ReviewError(ValueError):
     """An admin decision that cannot happen (the claim is already settled)."""
-
-
-def load_rules(layout: DataLayout) -> RuleSettings:
-    """`$FTM_RULES` if set, else `DATA/rules.toml` if present, else the packaged defaults."""
-    chosen = os.environ.get(RULES_ENV, "").strip()
-    if chosen:
-        return load_settings(Path(chosen))
-    return load_settings(layout.rules_file if layout.rules_file.exists() else None)
 
 
 def image_png(image: bytes) -> str:
@@ -106,7 +94,7 @@ class Validation:
         self.round_id = round_id
         self.broker = broker
         self.rng = random.Random(secrets.randbits(64))
-        self.settings = load_settings()
+        self.settings = default_rules()
         self.boards = Leaderboards(repo, self.settings, round_id)
         self._players: dict[int, set[Connection]] = {}
         self._owners: dict[Connection, int] = {}
