@@ -21,7 +21,7 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def load_settings(override: Path) -> RuleSettings:
+def rules_from_file(override: Path) -> RuleSettings:
     """The rules a server started with `FTM_RULES=override` plays by."""
     return load_rules(DataLayout(override.parent, rules_override=override))
 
@@ -37,7 +37,7 @@ def test_defaults_load_and_are_frozen() -> None:
 
 def test_override_changes_only_the_given_keys(tmp_path: Path) -> None:
     base = default_rules()
-    s = load_settings(write(tmp_path, "[consensus]\nvote_cap = 12\n[gold]\nrate = 0.3\n"))
+    s = rules_from_file(write(tmp_path, "[consensus]\nvote_cap = 12\n[gold]\nrate = 0.3\n"))
     assert s.consensus.vote_cap == 12
     assert s.gold.rate == 0.3
     assert s.scoring == base.scoring
@@ -45,7 +45,7 @@ def test_override_changes_only_the_given_keys(tmp_path: Path) -> None:
 
 
 def test_an_int_is_accepted_where_a_number_belongs(tmp_path: Path) -> None:
-    s = load_settings(write(tmp_path, "[leaderboard]\npush_interval_seconds = 2\n"))
+    s = rules_from_file(write(tmp_path, "[leaderboard]\npush_interval_seconds = 2\n"))
     assert s.leaderboard.push_interval_seconds == 2.0
     assert isinstance(s.leaderboard.push_interval_seconds, float)
 
@@ -69,14 +69,14 @@ def test_an_int_is_accepted_where_a_number_belongs(tmp_path: Path) -> None:
 )
 def test_bad_override_is_refused_naming_the_key(tmp_path: Path, text: str, named: str) -> None:
     with pytest.raises(SettingsError, match=re.escape(f"'{named}'")):
-        load_settings(write(tmp_path, text))
+        rules_from_file(write(tmp_path, text))
 
 
 def test_invalid_toml_and_missing_file_are_clear(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="not valid TOML"):
-        load_settings(write(tmp_path, "[consensus\nvote_cap = 3"))
+        rules_from_file(write(tmp_path, "[consensus\nvote_cap = 3"))
     with pytest.raises(SettingsError, match="cannot read"):
-        load_settings(tmp_path / "missing.toml")
+        rules_from_file(tmp_path / "missing.toml")
 
 
 def test_with_changes_validates_too() -> None:
