@@ -12,6 +12,7 @@ import argparse
 import time
 
 from game_rules.simulation import POLICIES, CrowdConfig, run, table
+from server.config import default_rules
 
 
 def main() -> None:
@@ -20,6 +21,7 @@ def main() -> None:
     parser.add_argument("--claims", type=int, default=2000)
     parser.add_argument("--rings", type=int, default=1, help="independent cheater rings")
     args = parser.parse_args()
+    rules = default_rules()
     started = time.perf_counter()
     rows = []
     for sybils in (0.15, 0.30):
@@ -30,7 +32,7 @@ def main() -> None:
             rings=args.rings,
             seed=args.seed,
         )
-        rows += [(f"{sybils:.0%} sybils", run(policy, cfg)) for policy in POLICIES]
+        rows += [(f"{sybils:.0%} sybils", run(policy, cfg, rules)) for policy in POLICIES]
     print(table(rows))
     print(
         f"({args.claims} claims per run, seed {args.seed}, {args.rings} ring(s), "

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 
-from game_rules.settings import load_settings
-
 
 def percent_of(fraction: float) -> int:
     """The rules' `retrain.heldout_fraction` (0.2) as `is_held_out`'s percentage (20): the one
@@ -19,11 +17,10 @@ def percent_of(fraction: float) -> int:
     return round(fraction * 100)
 
 
-HELDOUT_PERCENT = percent_of(load_settings().retrain.heldout_fraction)  # the packaged default
-
-
-def is_held_out(attempt_id: int, percent: int = HELDOUT_PERCENT) -> bool:
-    """True when the drawing with `attempt_id` is kept for evaluation and never trained on."""
+def is_held_out(attempt_id: int, percent: int) -> bool:
+    """True when the drawing with `attempt_id` is kept for evaluation and never trained on.
+    `percent` comes from the rules (`percent_of(rules.retrain.heldout_fraction)`): no default
+    here, so every caller follows the deployment's rules, not the packaged ones."""
     if not 0 <= percent <= 100:
         raise ValueError(f"percent must be within 0..100, got {percent}")
     digest = hashlib.sha256(f"heldout:{int(attempt_id)}".encode()).digest()

@@ -2,10 +2,12 @@
 
 Why one object: a rule designer should find every knob (points, thresholds, vote counts, gold
 rate, retrain trigger) in one place, and a deployment should change them with one TOML file
-without touching code. `load_settings()` reads the packaged defaults, then an optional override
-file with the same sections and names. It is strict on purpose: a misspelt key silently ignored
-would run the game with a rule nobody chose, so unknown keys, wrong types and impossible values
-are refused with the dotted name of the key.
+without touching code. `parse_settings(defaults, override)` builds them from the TEXT of the
+packaged defaults and of an optional override with the same sections and names; the server reads
+those files (server/config.py: `default_rules`, `load_rules`), so the rules themselves do no I/O.
+It is strict on purpose: a misspelt key silently ignored would run the game with a rule nobody
+chose, so unknown keys, wrong types and impossible values are refused with the dotted name of the
+key.
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ from __future__ import annotations
 import dataclasses
 import tomllib
 from dataclasses import dataclass, field
-from importlib import resources
-from pathlib import Path
 from typing import Any, get_type_hints
+
+DEFAULTS_SOURCE = "defaults.toml"  # the packaged defaults, next to this module
 
 
 class SettingsError(ValueError):
@@ -102,24 +104,22 @@ class RuleSettings:
     leaderboard: Leaderboard
     retrain: Retrain
     # Where the values came from, for logs and error messages; not a rule.
-    source: str = field(default="defaults.toml", compare=False)
+    source: str = field(default=DEFAULTS_SOURCE, compare=False)
 
     def __post_init__(self) -> None:
         _check_values(self)
 
 
-def load_settings(override: Path | None = None) -> RuleSettings:
-    """The packaged defaults, with `override` (a deployment TOML file) applied on top."""
-    text = resources.files("game_rules").joinpath("defaults.toml").read_text(encoding="utf-8")
-    merged = _parse(text, "defaults.toml")
-    source = "defaults.toml"
+def parse_settings(
+    defaults: str, override: str | None = None, override_source: str = "override"
+) -> RuleSettings:
+    """The rules from the packaged defaults' TOML text, with `override` (a deployment's TOML
+    text, named `override_source` in errors) applied on top."""
+    merged = _parse(defaults, DEFAULTS_SOURCE)
+    source = DEFAULTS_SOURCE
     if override is not None:
-        try:
-            override_text = Path(override).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise SettingsError(f"cannot read rule settings file {override}: {exc}") from exc
-        _merge(merged, _parse(override_text, str(override)), str(override), prefix="")
-        source = f"defaults.toml + {override}"
+        _merge(merged, _parse(override, override_source), override_source, prefix="")
+        source = f"{DEFAULTS_SOURCE} + {override_source}"
     return settings_from_dict(merged, source)
 
 

@@ -45,7 +45,7 @@ from game_rules import validation as vd
 from game_rules.answers import ANSWERS, NOT_A_DIGIT
 from game_rules.assignment import Candidate, ClaimTask, GoldCandidate, next_task
 from game_rules.reliability import Role
-from game_rules.settings import RuleSettings, load_settings
+from game_rules.settings import RuleSettings
 
 POLICIES = ("ours", "dynabench", "majority5")
 
@@ -205,11 +205,10 @@ class _Ours:
         return self.pairs.setdefault((did, vid), rl.Pair(did, vid))
 
 
-def run(policy: str, cfg: CrowdConfig, s: RuleSettings | None = None) -> Result:
+def run(policy: str, cfg: CrowdConfig, s: RuleSettings) -> Result:
     """Simulate one policy on the world `cfg` describes."""
     if policy not in POLICIES:
         raise ValueError(f"policy must be one of {', '.join(POLICIES)}, not {policy!r}")
-    s = s or load_settings()
     world = _world(cfg)
     world_rng = random.Random(cfg.seed * 7919 + 1)  # same claims for every policy
     task_rng = random.Random(cfg.seed * 7919 + 2)
@@ -367,7 +366,7 @@ def table(results: list[tuple[str, Result]]) -> str:
 
 
 def standard_table(
-    seed: int = 0, claims: int = 2000
+    s: RuleSettings, seed: int = 0, claims: int = 2000
 ) -> tuple[str, dict[tuple[float, str], Result]]:
     """The issue's scenarios (15% and 30% sybils) for all three policies."""
     results: dict[tuple[float, str], Result] = {}
@@ -375,7 +374,7 @@ def standard_table(
     for sybils in (0.15, 0.30):
         cfg = CrowdConfig(claims=claims, sybil_share=sybils, honest_share=0.85 - sybils, seed=seed)
         for policy in POLICIES:
-            r = run(policy, cfg)
+            r = run(policy, cfg, s)
             results[(sybils, policy)] = r
             rows.append((f"{sybils:.0%} sybils", r))
     return table(rows), results

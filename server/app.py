@@ -1,17 +1,16 @@
 """The serving process: a Starlette app (HTTP + websocket) run by uvicorn.
 
-`create_app(data_dir)` builds the app; its lifespan opens storage (applying migrations), loads
-the current round's model and starts the hub. `serve_command` is `fool-the-model serve`.
+`create_app(settings)` builds the app from the configuration (server/config.py); its lifespan
+opens storage (applying migrations), loads the current round's model and starts the hub.
+`serve_command` is `fool-the-model serve`.
 Nothing here imports torch.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import gc
 import logging
-import os
 import sys
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -25,7 +24,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
-from server.config import DataLayout
+from server.config import Settings, load_rules
 from server.learning.loop import Learning, LearningSettings
 from server.logs import configure_logging
 from server.play.game import Game, StartupError
@@ -34,7 +33,6 @@ from server.realtime.hub import Hub
 from server.realtime.limits import Limits
 from server.realtime.pubsub import open_broker
 from server.storage import open_repository
-from server.validation.service import load_rules
 from server.web.admin import AdminApi, load_admin_token
 from server.web.consensus import public_routes
 from server.web.learning import LearningApi
@@ -43,7 +41,6 @@ from server.web.websocket import POLICY_VIOLATION, Session
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
-HOST_ENV, PORT_ENV, ORIGINS_ENV = "FTM_HOST", "FTM_PORT", "FTM_ALLOWED_ORIGINS"
 
 
 def origin_allowed(origin: str | None, host: str | None, allowed: Sequence[str]) -> bool:
@@ -59,10 +56,11 @@ def origin_allowed(origin: str | None, host: str | None, allowed: Sequence[str])
 class Server:
     """Everything one app owns, created at startup and released at shutdown."""
 
-    def __init__(self, data_dir: Path, limits: Limits, allowed_origins: Sequence[str]) -> None:
-        self.layout = DataLayout(data_dir)
+    def __init__(self, settings: Settings, limits: Limits) -> None:
+        self.settings = settings
+        self.layout = settings.layout
         self.limits = limits
-        self.allowed_origins = list(allowed_origins)
+        self.allowed_origins = list(settings.allowed_origins)
         self.metrics = Metrics()
         self.hub = Hub(self.metrics)
         self.game: Game | None = None
@@ -73,8 +71,9 @@ class Server:
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         try:
-            learning_settings = LearningSettings.from_env(load_rules(self.layout))
-            broker = open_broker(self.metrics)  # $FTM_REDIS_URL, else in-process
+            rules = load_rules(self.layout)
+            learning_settings = LearningSettings.from_config(rules, self.settings.trainer)
+            broker = open_broker(self.metrics, self.settings.redis_url)  # or in-process
         except ValueError as error:  # bad rules or a bad $FTM_REDIS_URL
             self.startup_error = str(error)
             raise
@@ -91,7 +90,7 @@ class Server:
         # start: the listener keeps reconnecting and the database check covers the gap.
         await broker.start()
         self.game = game
-        self.admin.attach(game, load_admin_token(self.layout))
+        self.admin.attach(game, load_admin_token(self.layout, self.settings.admin_token))
         learning = Learning(game, learning_settings)
         await learning.start()
         self.learning_api.learning = learning
@@ -161,12 +160,8 @@ class Server:
         return JSONResponse([r.public() for r in await self.game.repo.rounds()])
 
 
-def create_app(
-    data_dir: Path,
-    limits: Limits | None = None,
-    allowed_origins: Sequence[str] = (),
-) -> Starlette:
-    server = Server(data_dir, limits or Limits(), allowed_origins)
+def create_app(settings: Settings, limits: Limits | None = None) -> Starlette:
+    server = Server(settings, limits or Limits())
     routes: list[Route | WebSocketRoute | Mount] = [
         WebSocketRoute("/ws", server.websocket),
         Route("/healthz", server.healthz),
@@ -183,25 +178,23 @@ def create_app(
     return app
 
 
-def serve_command(args: argparse.Namespace, data_dir: Path) -> int:
-    host = args.host or os.environ.get(HOST_ENV) or "127.0.0.1"
-    port = args.port if args.port is not None else int(os.environ.get(PORT_ENV) or 8000)
-    origins = [o.strip() for o in os.environ.get(ORIGINS_ENV, "").split(",") if o.strip()]
+def serve_command(settings: Settings) -> int:
+    """`fool-the-model serve`: `settings` carries `--host`/`--port` over `$FTM_HOST`/`$FTM_PORT`."""
     configure_logging()
     # The event loop thread is busy under load; the database threads each need the GIL back
     # briefly to hand over a result. At the default 5 ms switch interval every hand-over waits up
     # to 5 ms, which adds up to tens of ms per submission.
     sys.setswitchinterval(0.0005)
     limits = Limits()
-    app = create_app(data_dir, limits, origins)
+    app = create_app(settings, limits)
     # What is imported and built by now lives as long as the process. Frozen out of the garbage
     # collector's sight, it is no longer walked by every full collection (~20 ms each here, which
     # went straight into the tail of the live guesses' latency).
     gc.freeze()
     config = uvicorn.Config(
         app,
-        host=host,
-        port=port,
+        host=settings.host,
+        port=settings.port,
         ws_max_size=limits.max_message_bytes,
         ws_ping_interval=20.0,
         ws_ping_timeout=20.0,
@@ -212,7 +205,10 @@ def serve_command(args: argparse.Namespace, data_dir: Path) -> int:
         timeout_graceful_shutdown=5,
     )
     server = uvicorn.Server(config)
-    print(f"Fool the Model at http://{host}:{port}  (data: {data_dir})", file=sys.stderr)
+    print(
+        f"Fool the Model at http://{settings.host}:{settings.port}  (data: {settings.data_dir})",
+        file=sys.stderr,
+    )
     with contextlib.suppress(SystemExit):  # uvicorn exits this way when the lifespan fails
         server.run()
     startup_error = app.state.server.startup_error

@@ -10,69 +10,69 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from server.config import resolve_data_dir
+from server.config import ConfigError, Settings
 
-Handler = Callable[[argparse.Namespace], int]
+Handler = Callable[[argparse.Namespace, Settings], int]
 
 
-def _fetch_data(args: argparse.Namespace) -> int:
+def _fetch_data(args: argparse.Namespace, settings: Settings) -> int:
     from server.mnist import fetch_data_command
 
-    return fetch_data_command(resolve_data_dir(args.data_dir))
+    return fetch_data_command(settings.data_dir)
 
 
-def _train(args: argparse.Namespace) -> int:
+def _train(args: argparse.Namespace, settings: Settings) -> int:
     from server.training.pipeline import train_command
 
-    return train_command(args, resolve_data_dir(args.data_dir))
+    return train_command(args, settings.data_dir)
 
 
-def _ensure_model(args: argparse.Namespace) -> int:
+def _ensure_model(args: argparse.Namespace, settings: Settings) -> int:
     from server.training.pipeline import ensure_model_command
 
-    return ensure_model_command(resolve_data_dir(args.data_dir))
+    return ensure_model_command(settings.data_dir)
 
 
-def _eval(args: argparse.Namespace) -> int:
+def _eval(args: argparse.Namespace, settings: Settings) -> int:
     from server.serving.evaluate import eval_command
 
-    return eval_command(args.model, resolve_data_dir(args.data_dir))
+    return eval_command(args.model, settings.data_dir)
 
 
-def _predict(args: argparse.Namespace) -> int:
+def _predict(args: argparse.Namespace, settings: Settings) -> int:
     from server.serving.evaluate import predict_command
 
-    return predict_command(args.image, args.model, resolve_data_dir(args.data_dir))
+    return predict_command(args.image, args.model, settings.data_dir)
 
 
-def _serve(args: argparse.Namespace) -> int:
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from server.app import serve_command
 
-    return serve_command(args, resolve_data_dir(args.data_dir))
+    return serve_command(settings)
 
 
-def _export(args: argparse.Namespace) -> int:
+def _export(args: argparse.Namespace, settings: Settings) -> int:
     from server.learning.cli import export_command
 
-    return export_command(args, resolve_data_dir(args.data_dir))
+    return export_command(args, settings.layout)
 
 
-def _models(args: argparse.Namespace) -> int:
+def _models(args: argparse.Namespace, settings: Settings) -> int:
     from server.learning.cli import models_command
 
-    return models_command(args, resolve_data_dir(args.data_dir))
+    return models_command(args, settings.layout)
 
 
-def _rounds(args: argparse.Namespace) -> int:
+def _rounds(args: argparse.Namespace, settings: Settings) -> int:
     from server.learning.cli import rounds_command
 
-    return rounds_command(args, resolve_data_dir(args.data_dir))
+    return rounds_command(args, settings.layout)
 
 
-def _trainer(args: argparse.Namespace) -> int:
+def _trainer(args: argparse.Namespace, settings: Settings) -> int:
     from server.learning.jobs.worker import trainer_command
 
-    return trainer_command(args, resolve_data_dir(args.data_dir))
+    return trainer_command(args, settings)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -146,7 +146,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return int(args.handler(args))
+        # The one place the environment is read; `serve --host/--port` win over it.
+        settings = Settings.from_env(
+            data_dir=args.data_dir,
+            host=getattr(args, "host", None),
+            port=getattr(args, "port", None),
+        )
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    try:
+        return int(args.handler(args, settings))
     except KeyboardInterrupt:
         return 130
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from game_rules.heldout import percent_of
-from server.config import DataLayout
+from server.config import DataLayout, load_rules
 from server.learning.chart import heldout_accuracy, model_metrics, models_table, rounds_table
 from server.learning.data import (
     EXPORT_FORMATS,
@@ -20,12 +20,11 @@ from server.learning.data import (
 from server.learning.export import ExportError
 from server.serving.model_store import ModelStore, RegistryError
 from server.storage import open_repository
-from server.validation.service import load_rules
 
 
-def _open(data_dir: Path) -> DataLayout:
-    """The data directory's layout, its database brought up to the current schema."""
-    layout = DataLayout(data_dir)
+def _open(layout: DataLayout) -> None:
+    """Bring `layout`'s game database up to the current schema; a data directory without one
+    is refused."""
     if layout.database_url == f"sqlite:///{layout.database}" and not layout.database.is_file():
         raise RegistryError(
             f"No game database at {layout.database}: start the server once (`fool-the-model "
@@ -37,13 +36,12 @@ def _open(data_dir: Path) -> DataLayout:
         await repo.close()
 
     asyncio.run(migrate())
-    return layout
 
 
-def export_command(args: argparse.Namespace, data_dir: Path) -> int:
+def export_command(args: argparse.Namespace, layout: DataLayout) -> int:
     formats = list(EXPORT_FORMATS) if args.format == "all" else [args.format]
     try:
-        layout = _open(data_dir)
+        _open(layout)
         summary = export_to(
             layout,
             Path(args.out),
@@ -59,9 +57,9 @@ def export_command(args: argparse.Namespace, data_dir: Path) -> int:
     return 0
 
 
-def models_command(args: argparse.Namespace, data_dir: Path) -> int:
+def models_command(args: argparse.Namespace, layout: DataLayout) -> int:
     try:
-        layout = _open(data_dir)
+        _open(layout)
         model_store = ModelStore(layout)
         model_store.sync()
         models = model_store.models()
@@ -78,9 +76,10 @@ def models_command(args: argparse.Namespace, data_dir: Path) -> int:
     return 0
 
 
-def rounds_command(args: argparse.Namespace, data_dir: Path) -> int:
+def rounds_command(args: argparse.Namespace, layout: DataLayout) -> int:
     try:
-        rounds = round_stats(_open(data_dir).database_url)
+        _open(layout)
+        rounds = round_stats(layout.database_url)
     except RegistryError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

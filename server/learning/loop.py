@@ -1,6 +1,6 @@
 """The learning loop, server side: verified drawings → training job → gate → swap → next round.
 
-    learning = Learning(game, LearningSettings.from_env(rules))
+    learning = Learning(game, LearningSettings.from_config(rules, settings.trainer))
     await learning.start()                 # registers the models on disk, starts the auto trigger
     job = await learning.launch("admin")   # TrainerBusy if one is queued or runs; returns at once
     (await learning.status()).public()     # live progress for GET /api/admin/trainer
@@ -42,7 +42,6 @@ from server.learning.data import round_stats, verified_count, verified_drawings
 from server.learning.jobs.process import TrainerProcess
 from server.learning.jobs.queue import JobQueue, JobRow, JobRunning
 from server.learning.jobs.runner import (
-    SETTINGS_ENV,
     TRAINER_COMMAND,
     JobRun,
     JobStatus,
@@ -54,7 +53,6 @@ from server.serving.model_store import ModelStore
 from server.storage.sync import connect
 
 __all__ = [
-    "SETTINGS_ENV",
     "JobStatus",
     "Learning",
     "LearningSettings",

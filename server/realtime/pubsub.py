@@ -27,7 +27,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
@@ -35,11 +34,11 @@ from urllib.parse import urlsplit
 
 from prometheus_client import Counter, Gauge
 
+from server.config import REDIS_URL_ENV
 from server.prometheus import Metrics
 
 log = logging.getLogger(__name__)
 
-REDIS_URL_ENV = "FTM_REDIS_URL"
 CHANNEL = "fool-the-model"
 QUEUE_SIZE = 1000  # messages waiting to be sent; more are delivered here only
 BACKOFF_FIRST, BACKOFF_MAX = 0.1, 5.0  # seconds between reconnection attempts
@@ -251,9 +250,10 @@ def channel_for(url: str) -> str:
     return f"{CHANNEL}:{path or '0'}"
 
 
-def open_broker(metrics: Metrics, url: str | None = None) -> Broker:
-    """`url` (default `$FTM_REDIS_URL`): empty for in-process, else `redis://host:port/db`."""
-    url = (os.environ.get(REDIS_URL_ENV, "") if url is None else url).strip()
+def open_broker(metrics: Metrics, url: str) -> Broker:
+    """`url` (`$FTM_REDIS_URL`, server/config.py): empty for in-process, else
+    `redis://host:port/db`."""
+    url = url.strip()
     if not url:
         return LocalBroker(metrics)
     if not url.startswith(("redis://", "rediss://")):

@@ -11,14 +11,11 @@ export) and `leaderboards`. What any of it decides is `game_rules`'s; the parts 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from game_rules.reliability import Status
-from game_rules.settings import RuleSettings, load_settings
-from server.config import DataLayout
+from server.config import DataLayout, default_rules, load_rules
 from server.realtime.hub import Connection
 from server.realtime.pubsub import Broker
 from server.storage import Player, Repository
@@ -30,19 +27,9 @@ from server.validation.pushes import Pushes
 from server.validation.review import Review, ReviewError
 from server.validation.tasks import Tasks
 
-__all__ = ["RULES_ENV", "ReviewError", "Validation", "image_png", "load_rules"]
+__all__ = ["ReviewError", "Validation", "image_png"]
 
 log = logging.getLogger(__name__)
-
-RULES_ENV = "FTM_RULES"
-
-
-def load_rules(layout: DataLayout) -> RuleSettings:
-    """`$FTM_RULES` if set, else `DATA/rules.toml` if present, else the packaged defaults."""
-    chosen = os.environ.get(RULES_ENV, "").strip()
-    if chosen:
-        return load_settings(Path(chosen))
-    return load_settings(layout.rules_file if layout.rules_file.exists() else None)
 
 
 class Validation:
@@ -57,7 +44,7 @@ class Validation:
     ) -> None:
         self.layout = layout
         self.repo = repo
-        self.settings = load_settings()
+        self.settings = default_rules()
         self.boards = Leaderboards(repo, self.settings, round_id)
         self._round_id = round_id
         self.pushes = Pushes(repo, broker, lambda: self.settings)

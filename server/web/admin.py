@@ -23,16 +23,14 @@ from server.config import DataLayout
 from server.play.game import Game, RoundError
 from server.web.consensus import admin_routes
 
-ADMIN_TOKEN_ENV = "FTM_ADMIN_TOKEN"
-
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-def load_admin_token(layout: DataLayout) -> str:
-    """The admin token: from the environment, else the data directory (created on first use)."""
-    from_env = os.environ.get(ADMIN_TOKEN_ENV, "").strip()
-    if from_env:
-        return from_env
+def load_admin_token(layout: DataLayout, configured: str) -> str:
+    """The admin token: `configured` (`$FTM_ADMIN_TOKEN`, server/config.py) if set, else the
+    data directory's (created on first use)."""
+    if configured:
+        return configured
     path = layout.admin_token_file
     try:
         return path.read_text().strip()

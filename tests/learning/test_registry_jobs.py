@@ -27,15 +27,14 @@ LinearModelFactory = Callable[..., Path]
 
 
 @pytest.fixture
-def layout(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DataLayout:
+def layout(database_url: str, tmp_path: Path) -> DataLayout:
     """A data directory on a fresh, migrated database of each backend."""
-    monkeypatch.setenv("FTM_DATABASE_URL", database_url)
 
     async def migrate() -> None:
         await (await open_repository(database_url)).close()
 
     asyncio.run(migrate())
-    return DataLayout(tmp_path / "data")
+    return DataLayout(tmp_path / "data", database_url)
 
 
 @pytest.fixture
@@ -206,18 +205,16 @@ def test_migration_4_keeps_the_jobs_and_models_of_schema_3(database_url: str) ->
         await (await open_repository(database_url)).close()
 
     asyncio.run(migrate())
-    layout = DataLayout(Path("/nonexistent"))
+    layout = DataLayout(Path("/nonexistent"), database_url)
     model_store, job_queue = ModelStore(layout), JobQueue(layout)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("FTM_DATABASE_URL", database_url)
-        [old] = job_queue.jobs()
-        assert (old.id, old.state, old.reason, old.queued_at, old.started_at) == (
-            7,
-            "failed",
-            "old",
-            10.0,
-            10.0,
-        )
-        assert [m.version for m in model_store.models()] == ["v1"]
-        new = job_queue.enqueue_job("admin", "v1", 3, {})
-        assert new.id > 7 and new.state == "queued"
+    [old] = job_queue.jobs()
+    assert (old.id, old.state, old.reason, old.queued_at, old.started_at) == (
+        7,
+        "failed",
+        "old",
+        10.0,
+        10.0,
+    )
+    assert [m.version for m in model_store.models()] == ["v1"]
+    new = job_queue.enqueue_job("admin", "v1", 3, {})
+    assert new.id > 7 and new.state == "queued"

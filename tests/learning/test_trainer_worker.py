@@ -66,7 +66,6 @@ def test_a_queued_job_is_trained_by_one_of_two_workers_and_opens_the_next_round(
     mnist: Mnist,
     redis_server: RedisServer,
     children: list[Child],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import redis
 
@@ -154,8 +153,7 @@ def test_a_queued_job_is_trained_by_one_of_two_workers_and_opens_the_next_round(
     assert models == {"v1": "retired", "v2": "serving"}
 
     # The server's machine gets the file from the registry.
-    monkeypatch.setenv("FTM_DATABASE_URL", database_url)
-    path = ModelStore(DataLayout(server_dir)).fetch_model_file("v2")
+    path = ModelStore(DataLayout(server_dir, database_url)).fetch_model_file("v2")
     assert sha256_file(path) == sha
 
 

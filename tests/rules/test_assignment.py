@@ -9,9 +9,10 @@ from hypothesis import strategies as st
 
 from game_rules.assignment import Candidate, ClaimTask, GoldCandidate, GoldTask, next_task
 from game_rules.reliability import Role
-from game_rules.settings import load_settings, with_changes
+from game_rules.settings import with_changes
+from server.config import default_rules
 
-S = load_settings()
+S = default_rules()
 NO_GOLD = with_changes(S, gold={"rate": 0.0})
 DIGITS = [GoldCandidate(-i) for i in range(1, 51)]
 

@@ -12,9 +12,9 @@ from rules_helpers import counted, trusted_voter
 from game_rules import consensus as cs
 from game_rules import reliability as rl
 from game_rules.answers import ANSWERS, NOT_A_DIGIT
-from game_rules.settings import load_settings
+from server.config import default_rules
 
-S = load_settings()
+S = default_rules()
 DRAWER = 100
 CLAIMED, MODEL = 7, 1
 

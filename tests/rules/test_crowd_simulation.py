@@ -8,13 +8,14 @@ from __future__ import annotations
 import pytest
 
 from game_rules.simulation import CrowdConfig, Result, run, standard_table
+from server.config import default_rules
 
 pytestmark = pytest.mark.slow  # about ten seconds: six simulations of 2,000 claims
 
 
 @pytest.fixture(scope="module")
 def results() -> dict[tuple[float, str], Result]:
-    text, results = standard_table(seed=0)
+    text, results = standard_table(default_rules(), seed=0)
     print("\n" + text)
     return results
 
@@ -42,6 +43,7 @@ def test_our_rules_beat_both_baselines_on_fakes(
 
 def test_the_simulation_is_seeded() -> None:
     cfg = CrowdConfig(claims=150, seed=4)
-    assert run("ours", cfg) == run("ours", cfg)
+    rules = default_rules()
+    assert run("ours", cfg, rules) == run("ours", cfg, rules)
     with pytest.raises(ValueError, match="policy"):
-        run("vibes", cfg)
+        run("vibes", cfg, rules)

@@ -9,9 +9,9 @@ from rules_helpers import trusted_voter
 
 from game_rules import reliability as rl
 from game_rules.answers import ANSWERS, NOT_A_DIGIT, BadAnswer, format_answer, parse_answer
-from game_rules.settings import load_settings
+from server.config import default_rules
 
-S = load_settings()
+S = default_rules()
 
 
 def test_a_new_account_must_answer_gold_before_it_counts() -> None:

@@ -1,4 +1,5 @@
-"""Rule settings: packaged defaults, deployment overrides, and clear refusals."""
+"""Rule settings: packaged defaults, deployment overrides, and clear refusals. `game_rules` parses
+TOML text; the server reads the files (server/config.py `default_rules`, `load_rules`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from game_rules.settings import RuleSettings, SettingsError, load_settings, with_changes
+from game_rules.settings import RuleSettings, SettingsError, parse_settings, with_changes
+from server.config import DataLayout, default_rules, load_rules
+
+DEFAULTS = Path(__file__).resolve().parents[2] / "game_rules" / "defaults.toml"
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -17,8 +21,13 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
+def rules_from_file(override: Path) -> RuleSettings:
+    """The rules a server started with `FTM_RULES=override` plays by."""
+    return load_rules(DataLayout(override.parent, rules_override=override))
+
+
 def test_defaults_load_and_are_frozen() -> None:
-    s = load_settings()
+    s = default_rules()
     assert isinstance(s, RuleSettings)
     assert s.consensus.min_trusted_voters >= 1
     assert s.consensus.reject_threshold < s.consensus.verify_threshold
@@ -27,8 +36,8 @@ def test_defaults_load_and_are_frozen() -> None:
 
 
 def test_override_changes_only_the_given_keys(tmp_path: Path) -> None:
-    base = load_settings()
-    s = load_settings(write(tmp_path, "[consensus]\nvote_cap = 12\n[gold]\nrate = 0.3\n"))
+    base = default_rules()
+    s = rules_from_file(write(tmp_path, "[consensus]\nvote_cap = 12\n[gold]\nrate = 0.3\n"))
     assert s.consensus.vote_cap == 12
     assert s.gold.rate == 0.3
     assert s.scoring == base.scoring
@@ -36,7 +45,7 @@ def test_override_changes_only_the_given_keys(tmp_path: Path) -> None:
 
 
 def test_an_int_is_accepted_where_a_number_belongs(tmp_path: Path) -> None:
-    s = load_settings(write(tmp_path, "[leaderboard]\npush_interval_seconds = 2\n"))
+    s = rules_from_file(write(tmp_path, "[leaderboard]\npush_interval_seconds = 2\n"))
     assert s.leaderboard.push_interval_seconds == 2.0
     assert isinstance(s.leaderboard.push_interval_seconds, float)
 
@@ -60,18 +69,36 @@ def test_an_int_is_accepted_where_a_number_belongs(tmp_path: Path) -> None:
 )
 def test_bad_override_is_refused_naming_the_key(tmp_path: Path, text: str, named: str) -> None:
     with pytest.raises(SettingsError, match=re.escape(f"'{named}'")):
-        load_settings(write(tmp_path, text))
+        rules_from_file(write(tmp_path, text))
 
 
 def test_invalid_toml_and_missing_file_are_clear(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="not valid TOML"):
-        load_settings(write(tmp_path, "[consensus\nvote_cap = 3"))
+        rules_from_file(write(tmp_path, "[consensus\nvote_cap = 3"))
     with pytest.raises(SettingsError, match="cannot read"):
-        load_settings(tmp_path / "missing.toml")
+        rules_from_file(tmp_path / "missing.toml")
 
 
 def test_with_changes_validates_too() -> None:
-    s = with_changes(load_settings(), consensus={"vote_cap": 20})
+    s = with_changes(default_rules(), consensus={"vote_cap": 20})
     assert s.consensus.vote_cap == 20
     with pytest.raises(SettingsError, match=r"consensus\.nope"):
         with_changes(s, consensus={"nope": 1})
+
+
+def test_the_rules_are_parsed_from_text_without_reading_files() -> None:
+    defaults = DEFAULTS.read_text(encoding="utf-8")
+    assert parse_settings(defaults) == default_rules()
+    s = parse_settings(defaults, "[gold]\nrate = 0.3\n", "deploy.toml")
+    assert (s.gold.rate, s.source) == (0.3, "defaults.toml + deploy.toml")
+    with pytest.raises(SettingsError, match=re.escape("deploy.toml: unknown setting 'gold.nope'")):
+        parse_settings(defaults, "[gold]\nnope = 1\n", "deploy.toml")
+
+
+def test_the_data_directory_rules_apply_unless_ftm_rules_names_a_file(tmp_path: Path) -> None:
+    assert load_rules(DataLayout(tmp_path)) == default_rules()  # no DATA/rules.toml
+    write(tmp_path, "[consensus]\nvote_cap = 12\n")
+    assert load_rules(DataLayout(tmp_path)).consensus.vote_cap == 12
+    chosen = tmp_path / "chosen.toml"
+    chosen.write_text("[consensus]\nvote_cap = 15\n", encoding="utf-8")
+    assert load_rules(DataLayout(tmp_path, rules_override=chosen)).consensus.vote_cap == 15

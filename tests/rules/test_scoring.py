@@ -21,9 +21,9 @@ from game_rules.scoring import (
     awards,
     fool_points,
 )
-from game_rules.settings import load_settings
+from server.config import default_rules
 
-S = load_settings()
+S = default_rules()
 FINAL = [o for o in Outcome if o is not Outcome.DISPUTED]
 
 

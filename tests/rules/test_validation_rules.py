@@ -13,10 +13,10 @@ from game_rules import reliability as rl
 from game_rules.moderation import moderate, out_of_play
 from game_rules.rounds import RoundState, closes_to
 from game_rules.scoring import GoldAnswered, drawer_points
-from game_rules.settings import load_settings
 from game_rules.validation import answer_gold, cast_vote, settle
+from server.config import default_rules
 
-S = load_settings()
+S = default_rules()
 DRAWER = 100
 CLAIMED, MODEL = 7, 1
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -23,7 +24,7 @@ import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
 
 from server.app import create_app
-from server.config import DataLayout
+from server.config import DataLayout, Settings
 from server.realtime.limits import Limits
 from server.serving.model_files import ModelCard, now_iso, sha256_file, write_card
 from server.storage.sync import connect as connect_database
@@ -65,9 +66,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def configured(data_dir: Path) -> Settings:
+    """What `fool-the-model serve --data-dir DATA_DIR` would read from this process's
+    environment (tests set `FTM_*` variables with monkeypatch)."""
+    return Settings.from_env(data_dir=data_dir)
+
+
 def db_rows(data_dir: Path, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
     """Rows from the game database of `data_dir` (SQLite, or `$FTM_DATABASE_URL`)."""
-    with connect_database(DataLayout(data_dir).database_url) as db:
+    with connect_database(configured(data_dir).layout.database_url) as db:
         return [tuple(row) for row in db.execute(sql, params).fetchall()]
 
 
@@ -79,11 +86,13 @@ def row_counts(data_dir: Path) -> dict[str, int]:
 
 
 class ThreadServer:
-    """uvicorn serving `create_app(data_dir)` in a background thread of this process."""
+    """uvicorn serving `create_app(settings)` in a background thread of this process, configured
+    from the environment (`configured`) plus the allowed `origins`."""
 
     def __init__(self, data_dir: Path, limits: Limits, origins: tuple[str, ...] = ()) -> None:
         self.data_dir = data_dir
-        self.app = create_app(data_dir, limits, origins)
+        settings = dataclasses.replace(configured(data_dir), allowed_origins=origins)
+        self.app = create_app(settings, limits)
         config = uvicorn.Config(
             self.app,
             host="127.0.0.1",

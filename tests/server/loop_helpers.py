@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import numpy as np
 from consensus_helpers import as_answer, gold_truth
-from live_server import REPO, Client, ThreadServer, admin_headers, db_rows, join
+from live_server import REPO, Client, ThreadServer, admin_headers, configured, db_rows, join
 
 from game_rules.consensus import Claim, Outcome
 from server.config import DataLayout
@@ -67,7 +67,7 @@ async def submit_png(client: Client, image: np.ndarray, label: int) -> dict[str,
 
 def settle(data_dir: Path, attempt_id: int, outcome: Outcome, label: int, strength: float) -> None:
     """Settle a claim as the consensus would (the row the validation service writes)."""
-    with connect_database(DataLayout(data_dir).database_url) as db:
+    with connect_database(configured(data_dir).layout.database_url) as db:
         claimed, predicted, player = db.execute(
             "SELECT label, predicted, player_id FROM attempts WHERE id = ?", (attempt_id,)
         ).fetchone()

@@ -22,8 +22,8 @@ from live_server import LinearModelFactory, ThreadServer, add_model, db_rows, jo
 
 from game_rules.leaderboard import board
 from game_rules.scoring import Scores
+from server.config import load_rules
 from server.storage.consensus import event_from_row
-from server.validation.service import load_rules
 
 
 @pytest.fixture

@@ -7,7 +7,8 @@ import asyncio
 from typing import Any
 
 from game_rules.scoring import GoldAnswered
-from game_rules.settings import load_settings, with_changes
+from game_rules.settings import with_changes
+from server.config import default_rules
 from server.storage import open_repository
 from server.validation.leaderboards import Leaderboards
 
@@ -33,7 +34,7 @@ async def wait_for(condition: Any) -> None:
 async def test_many_changes_make_one_push_with_the_latest_scores(database_url: str) -> None:
     repo = await open_repository(database_url)
     # A long interval: a second push within the test would mean pushes are not coalesced.
-    settings = with_changes(load_settings(), leaderboard={"push_interval_seconds": 3600.0})
+    settings = with_changes(default_rules(), leaderboard={"push_interval_seconds": 3600.0})
     player = await repo.create_player("Grace", "grace", "hash")
     round_ = await repo.create_round("v1", open_now=True)
     boards = Leaderboards(repo, settings, lambda: round_.id)

@@ -204,7 +204,7 @@ async def test_a_process_on_another_machine_fetches_the_rounds_model_or_says_it_
     monkeypatch.setenv("FTM_DATABASE_URL", url)
     env = {"FTM_DATABASE_URL": url, "FTM_REDIS_URL": redis_server.url}
     with server_processes(dirs, env, tmp_path) as (a, b):
-        registry = ModelStore(DataLayout(dirs[0]))
+        registry = ModelStore(DataLayout(dirs[0], url))
         for version, seed in (("v2", 2), ("v3", 3)):
             add_model(dirs[0], version, linear_onnx_model(seed=seed))
         registry.register(read_card(DataLayout(dirs[0]).model_card_path("v2")))

@@ -23,9 +23,8 @@ from services import RedisServer
 
 from game_rules.leaderboard import board
 from game_rules.scoring import Scores
-from server.config import DataLayout
+from server.config import DataLayout, load_rules
 from server.storage.consensus import event_from_row
-from server.validation.service import load_rules
 
 TURNS = 8  # each turn: every drawer submits once, every validator answers up to two tasks
 RESTART_AT = 3  # the turn during which Redis goes away

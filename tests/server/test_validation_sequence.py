@@ -20,15 +20,15 @@ from game_rules import reliability as rl
 from game_rules.answers import ANSWERS
 from game_rules.consensus import Claim, new_claim
 from game_rules.scoring import ClaimSettled
-from game_rules.settings import load_settings
 from game_rules.validation import cast_vote, settle
+from server.config import default_rules
 from server.prometheus import Metrics
 from server.realtime.pubsub import LocalBroker
 from server.storage import NewAttempt, Player, SqliteRepository
 from server.validation.pushes import Pushes
 from server.validation.tasks import Tasks
 
-S = load_settings()
+S = default_rules()
 CLAIMED, MODEL = 7, 1
 PROBS = [0.02] * 10
 PROBS[MODEL] = 0.82

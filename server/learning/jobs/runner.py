@@ -29,7 +29,7 @@ from typing import Any
 
 from game_rules.heldout import percent_of
 from game_rules.settings import RuleSettings
-from server.config import DataLayout
+from server.config import DataLayout, TrainerConfig
 from server.learning.data import VerifiedDrawings, verified_drawings
 from server.learning.gate import GateSettings
 from server.learning.jobs.job import TrainingJob
@@ -42,19 +42,6 @@ from server.serving.model_store import ModelStore
 log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 1.0
-TRAINER_ENV = "FTM_TRAINER"  # "external": servers queue jobs for `fool-the-model trainer`
-
-# Environment variables that size a job, and the LearningSettings field each one sets.
-SETTINGS_ENV: dict[str, tuple[str, type]] = {
-    "FTM_TRAIN_EPOCHS": ("epochs", int),
-    "FTM_TRAIN_LIMIT": ("train_limit", int),
-    "FTM_TEST_LIMIT": ("test_limit", int),
-    "FTM_GATE_MNIST_FLOOR": ("mnist_floor", float),
-    "FTM_TRAINER_THREADS": ("threads", int),
-    "FTM_TRAINER_TIMEOUT": ("timeout_seconds", float),
-    "FTM_RETRAIN_POLL_SECONDS": ("poll_seconds", float),
-    "FTM_TRAINER_HEARTBEAT_TIMEOUT": ("heartbeat_timeout", float),
-}
 
 # The trainer runs under SCHED_IDLE (Linux `chrt --idle`): it gets only CPU time nothing else
 # wants, so serving keeps its latency and the training just takes longer. `nice -n 19` was not
@@ -77,8 +64,9 @@ def worker_name() -> str:
 
 @dataclass(frozen=True)
 class LearningSettings:
-    """The rules' retrain section plus how big a job is; `from_env` reads `SETTINGS_ENV`
-    (tests and small deployments make a tiny job with them) and `FTM_TRAINER`."""
+    """The rules' retrain section plus how big a job is; `from_config` applies what the
+    deployment set (server/config.py `TrainerConfig`: tests and small deployments make a tiny
+    job with it) and whether an external trainer runs the jobs."""
 
     retrain_after: int  # retrain.new_verified_threshold
     auto_open: bool  # retrain.auto_open_next_round
@@ -94,31 +82,14 @@ class LearningSettings:
     external: bool = False  # servers queue jobs; `fool-the-model trainer` runs them
 
     @classmethod
-    def from_env(cls, rules: RuleSettings, env: Mapping[str, str] = os.environ) -> LearningSettings:
+    def from_config(cls, rules: RuleSettings, trainer: TrainerConfig) -> LearningSettings:
         base = cls(
             retrain_after=rules.retrain.new_verified_threshold,
             auto_open=rules.retrain.auto_open_next_round,
             heldout_percent=percent_of(rules.retrain.heldout_fraction),
+            external=trainer.external,
         )
-        values: dict[str, Any] = {}
-        for name, (attribute, kind) in SETTINGS_ENV.items():
-            raw = env.get(name, "").strip()
-            if not raw:
-                continue
-            try:
-                values[attribute] = kind(raw)
-            except ValueError:
-                raise ValueError(f"${name} must be {kind.__name__}, not {raw!r}") from None
-            if values[attribute] < 0 or (values[attribute] == 0 and attribute != "mnist_floor"):
-                raise ValueError(f"${name} must be positive, not {raw!r}")
-        mode = env.get(TRAINER_ENV, "").strip()
-        if mode not in ("", "process", "external"):
-            raise ValueError(
-                f"${TRAINER_ENV} is 'external' (servers queue jobs for `fool-the-model trainer`) "
-                f"or empty (each server trains in a child process), not {mode!r}"
-            )
-        values["external"] = mode == "external"
-        return dataclasses.replace(base, **values)
+        return dataclasses.replace(base, **trainer.overrides())
 
     def recipe(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in RECIPE_FIELDS}

@@ -21,17 +21,15 @@ import contextlib
 import logging
 import signal
 import sys
-from pathlib import Path
 from typing import Any
 
-from server.config import DataLayout
+from server.config import DataLayout, Settings, load_rules
 from server.learning.jobs.queue import JobQueue, JobRow
 from server.learning.jobs.runner import JobRun, LearningSettings, worker_name
 from server.logs import configure_logging
 from server.serving.model_store import ModelStore
 from server.storage import open_repository
 from server.storage.urls import redacted
-from server.validation.service import load_rules
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +41,8 @@ class Announcer:
     """Publishes `round` through the Redis broker (server/realtime/pubsub.py) when `$FTM_REDIS_URL`
     is set; without it, a no-op (the servers' periodic check finds the new round)."""
 
-    def __init__(self) -> None:
+    def __init__(self, redis_url: str) -> None:
+        self.redis_url = redis_url
         self.broker: Any = None
         self._heard: asyncio.Event | None = None
 
@@ -51,7 +50,7 @@ class Announcer:
         from server.prometheus import Metrics
         from server.realtime.pubsub import LocalBroker, open_broker
 
-        broker = open_broker(Metrics())
+        broker = open_broker(Metrics(), self.redis_url)
         if isinstance(broker, LocalBroker):
             return
         self._heard = asyncio.Event()
@@ -85,6 +84,7 @@ class Worker:
         layout: DataLayout,
         settings: LearningSettings,
         *,
+        redis_url: str = "",
         name: str | None = None,
         poll_seconds: float = POLL_SECONDS,
     ) -> None:
@@ -94,7 +94,7 @@ class Worker:
         self.poll_seconds = poll_seconds
         self.model_store = ModelStore(layout)
         self.job_queue = JobQueue(layout)
-        self.announcer = Announcer()
+        self.announcer = Announcer(redis_url)
         self.current: JobRun | None = None
         self._stop = asyncio.Event()
 
@@ -156,12 +156,12 @@ class Worker:
         return opened.number
 
 
-def trainer_command(args: argparse.Namespace, data_dir: Path) -> int:
+def trainer_command(args: argparse.Namespace, config: Settings) -> int:
     """CLI `fool-the-model trainer [--once] [--poll-seconds S] [--name NAME]`."""
     configure_logging()
-    layout = DataLayout(data_dir)
+    layout = config.layout
     try:
-        settings = LearningSettings.from_env(load_rules(layout))
+        settings = LearningSettings.from_config(load_rules(layout), config.trainer)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -169,7 +169,11 @@ def trainer_command(args: argparse.Namespace, data_dir: Path) -> int:
         print("error: --poll-seconds must be positive", file=sys.stderr)
         return 2
     worker = Worker(
-        layout, settings, name=args.name, poll_seconds=args.poll_seconds or POLL_SECONDS
+        layout,
+        settings,
+        redis_url=config.redis_url,
+        name=args.name,
+        poll_seconds=args.poll_seconds or POLL_SECONDS,
     )
 
     async def main() -> int:
@@ -181,7 +185,7 @@ def trainer_command(args: argparse.Namespace, data_dir: Path) -> int:
             )
         return await worker.run(once=args.once)
 
-    print(f"fool-the-model trainer {worker.name} (data: {data_dir})", file=sys.stderr)
+    print(f"fool-the-model trainer {worker.name} (data: {config.data_dir})", file=sys.stderr)
     try:
         return asyncio.run(main())
     except Exception as error:  # no database, bad URL: say so plainly
