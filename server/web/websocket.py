@@ -63,6 +63,8 @@ def origin_allowed(origin: str | None, host: str | None, allowed: Sequence[str])
 
 
 async def websocket_endpoint(websocket: WebSocket) -> None:
+    """A refused origin is accepted and then closed with 1008 and a reason: a handshake refused
+    outright reaches the page as a bare failure, with nothing to tell the user why."""
     server = running(websocket)
     if not origin_allowed(
         websocket.headers.get("origin"), websocket.headers.get("host"), server.allowed_origins
