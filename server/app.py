@@ -1,9 +1,10 @@
 """The serving process: a Starlette app (HTTP + websocket) run by uvicorn.
 
-`create_app(settings)` builds the app from the configuration (server/config.py); its lifespan
-opens storage (applying migrations), loads the current round's model and starts the hub.
-`serve_command` is `fool-the-model serve`.
-Nothing here imports torch.
+`create_app(settings)` is the composition root: the routes come from `server/web/` (one module
+per audience: `websocket`, `public`, `admin`, `learning`) and the browser client is mounted at
+`/`; its lifespan opens storage (applying migrations), loads the current round's model and starts
+the hub and the learning loop. The configuration is read once (server/config.py) and passed in.
+`serve_command` is `fool-the-model serve`. Nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -12,17 +13,13 @@ import contextlib
 import gc
 import logging
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import uvicorn
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
-from starlette.websockets import WebSocket
 
 from server.config import Settings, load_rules
 from server.learning.loop import Learning, LearningSettings
@@ -33,28 +30,18 @@ from server.realtime.hub import Hub
 from server.realtime.limits import Limits
 from server.realtime.pubsub import open_broker
 from server.storage import open_repository
-from server.web.admin import AdminApi, load_admin_token
-from server.web.consensus import public_routes
-from server.web.learning import LearningApi
-from server.web.websocket import POLICY_VIOLATION, Session
+from server.web import admin, learning, public, websocket
+from server.web.auth import load_admin_token
+from server.web.running import attach
 
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
 
-def origin_allowed(origin: str | None, host: str | None, allowed: Sequence[str]) -> bool:
-    """Browsers always send Origin: it must be this host or a configured one. Non-browser
-    clients send none and are let in (they could forge it anyway; Origin stops other *sites*)."""
-    if origin is None:
-        return True
-    if origin in allowed:
-        return True
-    return host is not None and urlsplit(origin).netloc.lower() == host.lower()
-
-
 class Server:
-    """Everything one app owns, created at startup and released at shutdown."""
+    """Everything one app owns, created at startup and released at shutdown; the routes reach
+    it per request (`server/web/running.py`)."""
 
     def __init__(self, settings: Settings, limits: Limits) -> None:
         self.settings = settings
@@ -64,8 +51,8 @@ class Server:
         self.metrics = Metrics()
         self.hub = Hub(self.metrics)
         self.game: Game | None = None
-        self.admin = AdminApi()
-        self.learning_api = LearningApi(self.admin)
+        self.learning: Learning | None = None
+        self.admin_token: str | None = None
         self.startup_error: str | None = None
 
     @contextlib.asynccontextmanager
@@ -90,10 +77,10 @@ class Server:
         # start: the listener keeps reconnecting and the database check covers the gap.
         await broker.start()
         self.game = game
-        self.admin.attach(game, load_admin_token(self.layout, self.settings.admin_token))
+        self.admin_token = load_admin_token(self.layout, self.settings.admin_token)
         learning = Learning(game, learning_settings)
         await learning.start()
-        self.learning_api.learning = learning
+        self.learning = learning
         log.info(
             "serving",
             extra={
@@ -109,72 +96,18 @@ class Server:
             await game.stop()
             await repo.close()
 
-    async def websocket(self, websocket: WebSocket) -> None:
-        if not origin_allowed(
-            websocket.headers.get("origin"), websocket.headers.get("host"), self.allowed_origins
-        ):
-            await websocket.accept()
-            self.metrics.disconnects.labels(str(POLICY_VIOLATION)).inc()
-            await websocket.close(POLICY_VIOLATION, "origin not allowed")
-            return
-        assert self.game is not None
-        await Session(websocket, self.game, self.hub, self.limits, self.metrics).run()
-
-    async def healthz(self, request: Request) -> Response:
-        if self.game is None:
-            return JSONResponse({"status": "starting"}, status_code=503)
-        try:
-            await self.game.repo.ping()
-            current = await self.game.current_round()
-        except Exception as error:
-            return JSONResponse({"status": "storage_error", "error": str(error)}, status_code=503)
-        if self.game.follow_error is not None:
-            # This process cannot serve the current round (its model is missing here).
-            return JSONResponse(
-                {
-                    "status": "round_model_missing",
-                    "error": self.game.follow_error,
-                    "model_version": self.game.serving_version,
-                },
-                status_code=503,
-            )
-        return JSONResponse(
-            {
-                "status": "ok",
-                "model_version": self.game.serving_version,
-                "round": current.public() if current else None,
-                "connections": len(self.hub.connections),
-            }
-        )
-
-    async def metrics_endpoint(self, request: Request) -> Response:
-        return Response(self.metrics.render(), media_type="text/plain; version=0.0.4")
-
-    async def current_round(self, request: Request) -> Response:
-        assert self.game is not None
-        current = await self.game.current_round()
-        return JSONResponse(current.public() if current else None)
-
-    async def rounds(self, request: Request) -> Response:
-        assert self.game is not None
-        return JSONResponse([r.public() for r in await self.game.repo.rounds()])
-
 
 def create_app(settings: Settings, limits: Limits | None = None) -> Starlette:
     server = Server(settings, limits or Limits())
-    routes: list[Route | WebSocketRoute | Mount] = [
-        WebSocketRoute("/ws", server.websocket),
-        Route("/healthz", server.healthz),
-        Route("/metrics", server.metrics_endpoint),
-        Route("/api/round", server.current_round),
-        Route("/api/rounds", server.rounds),
-        *public_routes(lambda: server.game),
-        *server.admin.routes(),
-        *server.learning_api.routes(),
+    routes: list[BaseRoute] = [
+        *websocket.routes,
+        *public.routes,
+        *admin.routes,
+        *learning.routes,
         Mount("/", StaticFiles(directory=STATIC_DIR, html=True, check_dir=False)),
     ]
     app = Starlette(routes=routes, lifespan=server.lifespan)
-    app.state.server = server
+    attach(app, server)
     return app
 
 

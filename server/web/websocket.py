@@ -1,4 +1,4 @@
-"""One websocket connection, from `hello` to close.
+"""The websocket endpoint, `/ws`: the origin check, then one `Session` from `hello` to close.
 
 The reader loop validates each frame and answers through the connection's send queue. Live
 guesses are latest-wins: the reader only parks the newest raw `predict` frame in a one-slot
@@ -13,9 +13,11 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
+from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from server.play.game import Game
@@ -39,6 +41,7 @@ from server.realtime.protocol import (
     parse,
 )
 from server.storage import Player
+from server.web.running import running
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +50,31 @@ POLICY_VIOLATION = 1008
 M = TypeVar("M", bound=ClientMessage)
 # How a live guess starts (our browser client's JSON.stringify puts `type` first).
 PREDICT = re.compile(r'\{\s*"type"\s*:\s*"predict"')
+
+
+def origin_allowed(origin: str | None, host: str | None, allowed: Sequence[str]) -> bool:
+    """Browsers always send Origin: it must be this host or a configured one. Non-browser
+    clients send none and are let in (they could forge it anyway; Origin stops other *sites*)."""
+    if origin is None:
+        return True
+    if origin in allowed:
+        return True
+    return host is not None and urlsplit(origin).netloc.lower() == host.lower()
+
+
+async def websocket_endpoint(websocket: WebSocket) -> None:
+    """A refused origin is accepted and then closed with 1008 and a reason: a handshake refused
+    outright reaches the page as a bare failure, with nothing to tell the user why."""
+    server = running(websocket)
+    if not origin_allowed(
+        websocket.headers.get("origin"), websocket.headers.get("host"), server.allowed_origins
+    ):
+        await websocket.accept()
+        server.metrics.disconnects.labels(str(POLICY_VIOLATION)).inc()
+        await websocket.close(POLICY_VIOLATION, "origin not allowed")
+        return
+    assert server.game is not None
+    await Session(websocket, server.game, server.hub, server.limits, server.metrics).run()
 
 
 class LiveGuesses:
@@ -306,3 +334,6 @@ class Session:
                 "outcome": result.outcome,
             }
         )
+
+
+routes: list[BaseRoute] = [WebSocketRoute("/ws", websocket_endpoint)]

@@ -5,15 +5,28 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from live_server import ONE, SEVEN, ThreadServer, admin_headers, join, open_client, row_counts
+from live_server import (
+    ONE,
+    SEVEN,
+    ThreadServer,
+    admin_headers,
+    configured,
+    join,
+    open_client,
+    row_counts,
+)
 from PIL import Image
+from starlette.applications import Starlette
+from starlette.routing import Route
 from websockets.exceptions import ConnectionClosed
 
+from server.app import create_app
 from server.realtime.limits import Limits
 
 
@@ -173,6 +186,17 @@ async def test_submit_without_an_open_round_is_refused(server: ThreadServer) -> 
     assert row_counts(server.data_dir) == before
 
 
+def api_requests(app: Starlette, prefix: str = "/api/") -> list[tuple[str, str]]:
+    """Every API route under `prefix` as (method, path), its path parameters filled in."""
+    return [
+        (method, re.sub(r"\{[^}]*\}", "1", route.path))
+        for route in app.routes
+        if isinstance(route, Route) and route.path.startswith(prefix)
+        for method in sorted(route.methods or ())
+        if method != "HEAD"
+    ]
+
+
 @pytest.mark.parametrize(
     "headers",
     [
@@ -186,17 +210,29 @@ async def test_submit_without_an_open_round_is_refused(server: ThreadServer) -> 
 async def test_admin_needs_the_token(server: ThreadServer, headers: dict[str, str]) -> None:
     before = row_counts(server.data_dir)
     async with httpx.AsyncClient(base_url=server.http, headers=headers) as admin:
-        for method, path in [
-            ("GET", "/api/admin/rounds"),
-            ("POST", "/api/admin/rounds/1/close"),
-            ("POST", "/api/admin/rounds"),
-        ]:
+        for method, path in api_requests(server.app, "/api/admin/"):
             response = await admin.request(method, path)
-            assert response.status_code == 401
+            assert response.status_code == 401, (method, path)
             assert response.json()["error"]["code"] == "unauthorized"
     assert row_counts(server.data_dir) == before
     async with httpx.AsyncClient(base_url=server.http) as public:
         assert (await public.get("/api/round")).json()["state"] == "open"
+
+
+async def test_until_the_game_runs_every_api_route_says_starting(tmp_path: Path) -> None:
+    app = create_app(configured(tmp_path))  # its lifespan (which starts the game) never runs here
+    requests = api_requests(app)
+    assert ("POST", "/api/admin/rounds/next") in requests
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://test", headers=admin_headers()
+    ) as client:
+        health = await client.get("/healthz")
+        assert (health.status_code, health.json()) == (503, {"status": "starting"})
+        for method, path in requests:
+            response = await client.request(method, path)
+            assert response.status_code == 503, (method, path)
+            assert response.json()["error"]["code"] == "starting"
 
 
 async def test_a_flood_is_rate_limited_and_the_connection_survives(server: ThreadServer) -> None:

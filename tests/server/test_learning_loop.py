@@ -168,7 +168,7 @@ async def test_a_crashed_trainer_is_reported_and_the_game_goes_on(
 ) -> None:
     with start_server() as server:
         player, _ = await join(server.ws, "Ada")
-        learning = server.app.state.server.learning_api.learning
+        learning = server.app.state.server.learning
         async with admin_client(server.http) as admin:
             assert (await admin.post("/api/admin/rounds/next")).status_code == 202
             second = await admin.post("/api/admin/rounds/next")
