@@ -13,7 +13,7 @@ A drawing's `kind` is "image" (a [28, 28] array), "strokes" (`[[[x, y], ...], ..
 event loop only moves bytes. Each outcome is one of:
 
 - `("answer", probs, label, image or None)` for an image, strokes or a PNG;
-- `("reply", text)` for a frame; `("ignored",)` for a frame that is not a `predict` after all;
+- `("reply", text)` for a frame;
 - `("refused", code, message, id)`: a drawing that cannot be drawn, or a frame that is refused.
 
 All of a batch's strokes are drawn in one `render` call; each item is isolated from the others
@@ -68,9 +68,9 @@ def infer(
         try:
             if kind == "predict":
                 message = parse(drawing)
-                if not isinstance(message, Predict):  # (duplicate `type` keys can do that)
-                    outcomes[index] = ("ignored",)
-                    continue
+                if not isinstance(message, Predict):  # (the session routes by the frame's start)
+                    wrong = "This frame starts as a `predict` but is not one."
+                    raise ProtocolError("bad_message", wrong, message.id)
                 frames[index] = message.id
                 if isinstance(message.drawing, PngDrawing):
                     kind, drawing = "png", png_from_base64(message.drawing.png)

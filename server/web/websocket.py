@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -86,7 +87,7 @@ class LiveGuesses:
                     )
                 )
                 continue
-            if reply is not None:  # (duplicate `type` keys can make it another message)
+            if reply is not None:
                 self.session.connection.send_text(reply)
 
     async def stop(self) -> None:
@@ -165,8 +166,11 @@ class Session:
         self.metrics.errors.labels(refused.code).inc()
         self.connection.send(error(refused.code, refused.message, refused.id))
 
-    def _limited(self, bucket: str, what: str, client_id: str | None) -> bool:
-        """Spend a token; if there is none, reply `rate_limited` (and close persistent abusers)."""
+    def _limited(self, bucket: str, what: str, frame: str | bytes, id: str | None = None) -> bool:
+        """Spend a token; if there is none, reply `rate_limited` (and close persistent abusers).
+
+        The reply echoes the request's `id` (read from `frame` unless given) and says how long to
+        wait, rounded up to a tenth of a second."""
         if self.buckets[bucket].take():
             self.strikes = 0
             return False
@@ -174,20 +178,21 @@ class Session:
         if self.strikes > self.limits.max_strikes:
             self.connection.close(POLICY_VIOLATION, "rate limit ignored")
             return True
-        wait = self.buckets[bucket].wait_seconds()
-        self.refuse(
-            ProtocolError("rate_limited", f"Too many {what}; try again in {wait:.1f} s.", client_id)
-        )
+        wait = max(0.1, math.ceil(self.buckets[bucket].wait_seconds() * 10) / 10)
+        if id is None and isinstance(frame, str):
+            id = client_id(frame)
+        advice = f"Too many {what}; try again in {wait:.1f} s."
+        self.refuse(ProtocolError("rate_limited", advice, id))
         return True
 
     async def handle(self, frame: str | bytes) -> None:
-        if self._limited("message", "messages", None):
+        if self._limited("message", "messages", frame):
             return
         if self.player is not None and isinstance(frame, str) and PREDICT.match(frame):
             # A live guess is parsed only if it is still the latest when its turn comes, and then
             # by the model worker process, not here: this loop's time is the scarce resource.
             self.predicts_received.inc()
-            if not self._limited("predict", "live guesses", None):
+            if not self._limited("predict", "live guesses", frame):
                 self.live.offer(frame)
             return
         try:
@@ -232,11 +237,11 @@ class Session:
         if self.player is None:
             raise ProtocolError("spectator", "Spectators can watch but not play.", message.id)
         if isinstance(message, Predict):
-            if not self._limited("predict", "live guesses", message.id):
+            if not self._limited("predict", "live guesses", "", message.id):
                 drawing = message.drawing.model_dump()
                 self.live.offer(encode({"type": "predict", "id": message.id, "drawing": drawing}))
         elif isinstance(message, Submit):
-            if not self._limited("submit", "submissions", message.id) and not (
+            if not self._limited("submit", "submissions", "", message.id) and not (
                 self.submissions.offer(message)
             ):
                 raise ProtocolError("rate_limited", "Too many submissions waiting; slow down.")

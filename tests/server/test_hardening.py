@@ -4,9 +4,13 @@ cost another player a reply."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
+import pytest
 from live_server import ONE, SEVEN, ThreadServer, join
+
+from server.realtime.limits import Limits
 
 POISON = {"strokes": [[[0, 0], [5e-324, 0]]]}  # a denormal wide: once broke its whole batch
 
@@ -59,3 +63,52 @@ async def test_a_poisoned_drawing_costs_other_players_nothing(server: ThreadServ
     while answer.get("id") != "last":  # skip the answers to the attack's earlier frames
         answer = await attacker.reply("prediction")
     assert answer["type"] == "prediction"  # drawn as a dot: a drawing like any other
+
+
+# --- the parser ----------------------------------------------------------------------------
+
+DEEP = "[" * 5000 + "]" * 5000
+
+
+@pytest.mark.parametrize(
+    ("frame", "code", "id"),
+    [
+        (DEEP, "bad_json", None),
+        ("[" * 5000, "bad_json", None),  # never closed
+        ('{"type": "ping", "id": "d1", "x": ' + DEEP + "}", "bad_json", "d1"),
+        ('{"type": "predict", "id": "d2", "drawing": {"strokes": ' + DEEP + "}}", "bad_json", "d2"),
+        ('{"type": "submit", "id": "d3", "label": 1, "drawing": ' + DEEP + "}", "bad_json", "d3"),
+        ('{"type": "ping", "type": "predict", "id": "t1"}', "bad_message", "t1"),
+        ('{"type": "predict", "id": "t2", "type": "ping"}', "bad_message", "t2"),
+    ],
+    ids=["deep", "unclosed", "deep ping", "deep predict", "deep submit", "two types", "predict+"],
+)
+async def test_a_frame_the_parser_refuses_gets_a_coded_error_and_the_connection_lives(
+    server: ThreadServer, frame: str, code: str, id: str | None
+) -> None:
+    client, _ = await join(server.ws, "Ada")
+    refused = await client.request(frame, "x")
+    assert (refused["type"], refused["code"], refused["id"]) == ("error", code, id)
+    assert await client.alive()
+    guess = await client.request({"type": "predict", "id": "after", "drawing": SEVEN}, "prediction")
+    assert (guess["type"], guess["id"]) == ("prediction", "after")  # live guesses still flow
+
+
+async def test_a_png_that_is_not_text_is_told_about_png(server: ThreadServer) -> None:
+    client, _ = await join(server.ws, "Ada")
+    refused = await client.request(
+        {"type": "submit", "id": "p", "drawing": {"png": 12345}, "label": 1}, "submitted"
+    )
+    assert refused["code"] == "bad_message"
+    assert refused["message"].startswith("drawing.png:")
+
+
+async def test_a_rate_limited_guess_echoes_its_id_and_a_real_wait(data_dir: Path) -> None:
+    with ThreadServer(data_dir, Limits(predict_burst=1, predict_per_second=0.5)) as server:
+        client, _ = await join(server.ws, "Ada")
+        await client.send({"type": "predict", "id": "first", "drawing": SEVEN})
+        await client.send({"type": "predict", "id": "second", "drawing": SEVEN})
+        refused = await client.reply("x")
+        assert (refused["code"], refused["id"]) == ("rate_limited", "second")
+        wait = float(refused["message"].rsplit("in ", 1)[1].removesuffix(" s."))
+        assert wait >= 0.1
