@@ -31,14 +31,15 @@ from server.logs import configure_logging
 from server.play.game import Game, StartupError
 from server.prometheus import Metrics
 from server.realtime.hub import Hub
-from server.realtime.limits import Limits
+from server.realtime.limits import POLICY_VIOLATION, ConnectionCaps, Limits
 from server.realtime.pubsub import open_broker
 from server.storage import open_repository
 from server.validation.service import load_rules
 from server.web.admin import AdminApi, load_admin_token
 from server.web.consensus import public_routes
+from server.web.http_timeouts import HeaderTimeoutProtocol
 from server.web.learning import LearningApi
-from server.web.websocket import POLICY_VIOLATION, Session
+from server.web.websocket import Session
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ class Server:
     def __init__(self, data_dir: Path, limits: Limits, allowed_origins: Sequence[str]) -> None:
         self.layout = DataLayout(data_dir)
         self.limits = limits
+        self.caps = ConnectionCaps(limits)
         self.allowed_origins = list(allowed_origins)
         self.metrics = Metrics()
         self.hub = Hub(self.metrics)
@@ -119,7 +121,17 @@ class Server:
             await websocket.close(POLICY_VIOLATION, "origin not allowed")
             return
         assert self.game is not None
-        await Session(websocket, self.game, self.hub, self.limits, self.metrics).run()
+        address = websocket.client.host if websocket.client else ""
+        refused = self.caps.admit(address)
+        if refused is not None:
+            await websocket.accept()
+            self.metrics.disconnects.labels(str(refused[0])).inc()
+            await websocket.close(*refused)
+            return
+        try:
+            await Session(websocket, self.game, self.hub, self.limits, self.metrics).run()
+        finally:
+            self.caps.release(address)
 
     async def healthz(self, request: Request) -> Response:
         if self.game is None:
@@ -183,6 +195,25 @@ def create_app(
     return app
 
 
+def uvicorn_config(app: Starlette, host: str, port: int, limits: Limits) -> uvicorn.Config:
+    """How uvicorn serves the app: frame and connection limits, timeouts, no access log."""
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http=HeaderTimeoutProtocol,  # headers within a deadline (slow or silent clients)
+        timeout_keep_alive=5,  # seconds an idle keep-alive connection is kept
+        ws_max_size=limits.max_message_bytes,
+        ws_ping_interval=20.0,
+        ws_ping_timeout=20.0,
+        ws_per_message_deflate=False,  # frames are small; compression would cost CPU per guess
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+    )
+
+
 def serve_command(args: argparse.Namespace, data_dir: Path) -> int:
     host = args.host or os.environ.get(HOST_ENV) or "127.0.0.1"
     port = args.port if args.port is not None else int(os.environ.get(PORT_ENV) or 8000)
@@ -198,20 +229,7 @@ def serve_command(args: argparse.Namespace, data_dir: Path) -> int:
     # collector's sight, it is no longer walked by every full collection (~20 ms each here, which
     # went straight into the tail of the live guesses' latency).
     gc.freeze()
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        ws_max_size=limits.max_message_bytes,
-        ws_ping_interval=20.0,
-        ws_ping_timeout=20.0,
-        ws_per_message_deflate=False,  # frames are small; compression would cost CPU per guess
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=5,
-    )
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(uvicorn_config(app, host, port, limits))
     print(f"Fool the Model at http://{host}:{port}  (data: {data_dir})", file=sys.stderr)
     with contextlib.suppress(SystemExit):  # uvicorn exits this way when the lifespan fails
         server.run()

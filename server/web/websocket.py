@@ -22,7 +22,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from server.play.game import Game
 from server.prometheus import Metrics
 from server.realtime.hub import Connection, Hub
-from server.realtime.limits import Limits
+from server.realtime.limits import POLICY_VIOLATION, Limits
 from server.realtime.protocol import (
     PROTOCOL_VERSION,
     ClientMessage,
@@ -42,8 +42,6 @@ from server.realtime.protocol import (
 from server.storage import Player
 
 log = logging.getLogger(__name__)
-
-POLICY_VIOLATION = 1008
 
 M = TypeVar("M", bound=ClientMessage)
 # How a live guess starts (our browser client's JSON.stringify puts `type` first).
@@ -146,9 +144,16 @@ class Session:
         self.hub.add(self.connection)
         self.live = LiveGuesses(self)
         self.submissions = Submissions(self, int(self.limits.submit_burst))
+        hello_by = asyncio.get_running_loop().time() + self.limits.hello_seconds
         try:
             while self.connection.close_code is None:
-                frame = await self.websocket.receive()
+                try:
+                    async with asyncio.timeout_at(None if self.joined else hello_by):
+                        frame = await self.websocket.receive()
+                except TimeoutError:
+                    wait = self.limits.hello_seconds
+                    self.connection.close(POLICY_VIOLATION, f"say hello within {wait:g} s")
+                    break
                 if frame["type"] == "websocket.disconnect":
                     break
                 text = frame.get("text")

@@ -4,13 +4,25 @@ cost another player a reply."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 from typing import Any
 
 import pytest
-from live_server import ONE, SEVEN, ThreadServer, join
+from live_server import (
+    ONE,
+    REPLY_TIMEOUT,
+    SEVEN,
+    Client,
+    ThreadServer,
+    join,
+    open_client,
+    spectate,
+)
+from websockets.exceptions import ConnectionClosed
 
 from server.realtime.limits import Limits
+from server.web.http_timeouts import HeaderTimeoutProtocol
 
 POISON = {"strokes": [[[0, 0], [5e-324, 0]]]}  # a denormal wide: once broke its whole batch
 
@@ -112,3 +124,65 @@ async def test_a_rate_limited_guess_echoes_its_id_and_a_real_wait(data_dir: Path
         assert (refused["code"], refused["id"]) == ("rate_limited", "second")
         wait = float(refused["message"].rsplit("in ", 1)[1].removesuffix(" s."))
         assert wait >= 0.1
+
+
+# --- connections ---------------------------------------------------------------------------
+
+
+async def close_of(client: Client) -> tuple[int | None, str | None]:
+    """How the server closed the connection (it must close it, before the reply timeout)."""
+    with contextlib.suppress(ConnectionClosed):
+        while True:
+            await client.recv()
+    return client.connection.close_code, client.connection.close_reason
+
+
+async def test_a_connection_that_never_says_hello_is_closed(data_dir: Path) -> None:
+    with ThreadServer(data_dir, Limits(hello_seconds=0.5)) as server:
+        joined, _ = await join(server.ws, "Ada")  # a player who said hello stays
+        silent = await open_client(server.ws)
+        chatty = await open_client(server.ws)  # frames other than hello do not buy time
+        for n in range(3):
+            await chatty.send({"type": "ping", "id": str(n)})
+        assert await close_of(silent) == (1008, "say hello within 0.5 s")
+        assert (await close_of(chatty))[0] == 1008
+        assert await joined.alive()  # opened first: its deadline, had it one, is past
+
+
+async def test_connections_are_capped_per_address_and_in_all(data_dir: Path) -> None:
+    limits = Limits(max_connections=3, max_connections_per_address=2, uncapped_addresses=())
+    with ThreadServer(data_dir, limits) as server:
+        first, _ = await join(server.ws, "Ada")
+        second = await spectate(server.ws)
+        third = await open_client(server.ws)
+        assert await close_of(third) == (
+            1008,
+            "too many connections from your address; close some tabs",
+        )
+        await second.close()
+        caps = server.app.state.server.caps
+        async with asyncio.timeout(REPLY_TIMEOUT):
+            while caps.total > 1:  # the server notices the close
+                await asyncio.sleep(0.01)
+        again = await spectate(server.ws)  # a closed connection frees its place
+        assert await again.alive() and await first.alive()
+
+
+async def test_the_total_cap_counts_every_address(data_dir: Path) -> None:
+    with ThreadServer(data_dir, Limits(max_connections=2)) as server:
+        clients = [await spectate(server.ws) for _ in range(2)]
+        refused = await open_client(server.ws)
+        assert (await close_of(refused))[0] == 1013
+        assert all([await client.alive() for client in clients])
+
+
+async def test_headers_that_never_finish_are_cut_off(
+    server: ThreadServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(HeaderTimeoutProtocol, "header_seconds", 0.5)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")  # and nothing more
+    await writer.drain()
+    async with asyncio.timeout(REPLY_TIMEOUT):
+        assert await reader.read() == b""  # closed by the server
+    writer.close()
