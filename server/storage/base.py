@@ -73,11 +73,29 @@ class NewAttempt:
     predicted: int
     probs: list[float]
     model_version: str
+    # The client's `id` for the submission and a digest of what it asked (drawing and label): the
+    # same request again within REPLAY_SECONDS is not stored twice (see `stored_submission`).
+    request: str | None = None
+    fingerprint: str = ""
 
     @property
     def fooled(self) -> bool:
         """A mismatch is only a claim until other players confirm it."""
         return self.predicted != self.label
+
+
+REPLAY_SECONDS = 24 * 3600  # how long a submission's request id is remembered
+
+
+@dataclass(frozen=True)
+class StoredSubmission:
+    """What a submission's acknowledgement says, as stored."""
+
+    attempt_id: int
+    label: int
+    predicted: int
+    probs: list[float]
+    model_version: str
 
 
 class Repository(ABC):
@@ -135,4 +153,17 @@ class Repository(ABC):
     @abstractmethod
     async def add_attempt(self, attempt: NewAttempt) -> int:
         """Store a submission (and its pending claim when the model was fooled); return its id.
-        Raise `RoundNotOpen` if the round no longer accepts submissions."""
+        Raise `RoundNotOpen` if the round no longer accepts submissions. A submission whose
+        `request` and `fingerprint` were stored for the player within REPLAY_SECONDS is a resend:
+        nothing is stored and the original's id is returned."""
+
+    @abstractmethod
+    async def stored_submission(
+        self, player_id: int, request: str, fingerprint: str
+    ) -> StoredSubmission | None:
+        """The submission stored for this request of the player within REPLAY_SECONDS."""
+
+    @abstractmethod
+    async def answer_given(self, player_id: int, task_id: str) -> int | None:
+        """The player's stored answer to a validation task (0–9, 10 for "not a digit"), if any:
+        a vote sent again is recognised by it."""

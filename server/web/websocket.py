@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from game_rules.answers import BadAnswer, parse_answer
 from server.play.game import Game
 from server.prometheus import Metrics
 from server.realtime.hub import Connection, Hub
@@ -255,8 +256,23 @@ class Session:
             reply = {"type": "task", **task} if task else {"type": "no_task"}
             self.connection.send({**reply, "id": message.id})
         elif isinstance(message, Vote):
-            await self.game.validation.vote(self.player, message.task_id, message.answer)
+            try:
+                await self.game.validation.vote(self.player, message.task_id, message.answer)
+            except ProtocolError as refused:
+                # The same vote again (its acknowledgement was lost): acknowledged again.
+                if refused.code != "already_voted" or not await self._voted(message):
+                    raise
             self.connection.send({"type": "voted", "id": message.id, "task_id": message.task_id})
+
+    async def _voted(self, message: Vote) -> bool:
+        """Whether the player's stored answer to the task is this vote's: a vote is idempotent
+        on its task (task ids are random and given to one player) and answer."""
+        assert self.player is not None
+        given = await self.game.repo.answer_given(self.player.id, message.task_id)
+        try:
+            return given is not None and given == parse_answer(message.answer)
+        except BadAnswer:
+            return False
 
     async def hello(self, message: Hello) -> None:
         if self.joined:
@@ -304,7 +320,7 @@ class Session:
 
     async def submit(self, message: Submit) -> None:
         assert self.player is not None
-        result = await self.game.submit(self.player, message.drawing, message.label)
+        result = await self.game.submit(self.player, message.drawing, message.label, message.id)
         self.connection.send(
             {
                 "type": "submitted",

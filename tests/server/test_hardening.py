@@ -14,9 +14,12 @@ from live_server import (
     REPLY_TIMEOUT,
     SEVEN,
     Client,
+    ProcessServer,
     ThreadServer,
+    db_rows,
     join,
     open_client,
+    row_counts,
     spectate,
 )
 from websockets.exceptions import ConnectionClosed
@@ -186,3 +189,51 @@ async def test_headers_that_never_finish_are_cut_off(
     async with asyncio.timeout(REPLY_TIMEOUT):
         assert await reader.read() == b""  # closed by the server
     writer.close()
+
+
+# --- idempotent submissions and votes ------------------------------------------------------
+
+
+async def test_a_resent_submission_gets_the_original_acknowledgement(server: ThreadServer) -> None:
+    client, _ = await join(server.ws, "Ada")
+    submit = {"type": "submit", "id": "s1", "drawing": SEVEN, "label": 1}
+    first = await client.request(submit, "submitted")
+    again = await client.request(submit, "submitted")
+    assert first["type"] == "submitted" and again == first
+    assert row_counts(server.data_dir)["attempts"] == 1
+    other = await client.request({**submit, "label": 2}, "submitted")  # the id reused: new
+    assert other["attempt_id"] != first["attempt_id"]
+    someone, _ = await join(server.ws, "Grace")  # ids are per player
+    theirs = await someone.request(submit, "submitted")
+    assert theirs["attempt_id"] not in (first["attempt_id"], other["attempt_id"])
+    assert row_counts(server.data_dir)["attempts"] == 3
+
+
+async def test_kill_9_during_submissions_then_resends_store_each_exactly_once(
+    data_dir: Path,
+) -> None:
+    server = ProcessServer(data_dir).start()
+    try:
+        ada, welcome = await join(server.ws, "Ada")
+        submissions = [
+            {"type": "submit", "id": f"s{n}", "drawing": SEVEN, "label": n} for n in range(5)
+        ]
+        for submission in submissions:  # steady: the burst the rate limit allows
+            await ada.send(submission)
+        acknowledged = {(await ada.reply("submitted"))["id"]}
+        server.kill()  # with the others in flight: committed or not, never acknowledged
+        with contextlib.suppress(ConnectionClosed, TimeoutError):
+            while True:
+                acknowledged.add((await ada.reply("submitted"))["id"])
+        stored_before = row_counts(data_dir)["attempts"]
+        assert len(acknowledged) <= stored_before <= len(submissions)
+
+        server.start()
+        again = await open_client(server.ws)
+        await again.request({"type": "hello", "v": 1, "token": welcome["token"]}, "welcome")
+        acks = [await again.request(s, "submitted") for s in submissions]  # the client resends
+    finally:
+        server.kill()
+    assert [ack["type"] for ack in acks] == ["submitted"] * len(submissions)
+    stored = db_rows(data_dir, "SELECT id, label FROM attempts ORDER BY id")
+    assert sorted((ack["attempt_id"], ack["label"]) for ack in acks) == stored  # exactly
