@@ -19,6 +19,9 @@ from urllib.parse import urlsplit
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -37,14 +40,17 @@ from server.storage import open_repository
 from server.validation.service import load_rules
 from server.web.admin import AdminApi, load_admin_token
 from server.web.consensus import public_routes
+from server.web.http_errors import json_http_error
 from server.web.http_timeouts import HeaderTimeoutProtocol
 from server.web.learning import LearningApi
+from server.web.security import SecurityHeaders, allowed_hosts
 from server.web.websocket import Session
 
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 HOST_ENV, PORT_ENV, ORIGINS_ENV = "FTM_HOST", "FTM_PORT", "FTM_ALLOWED_ORIGINS"
+HOSTS_ENV = "FTM_ALLOWED_HOSTS"
 
 
 def origin_allowed(origin: str | None, host: str | None, allowed: Sequence[str]) -> bool:
@@ -177,7 +183,10 @@ def create_app(
     data_dir: Path,
     limits: Limits | None = None,
     allowed_origins: Sequence[str] = (),
+    hosts: Sequence[str] = (),
 ) -> Starlette:
+    """The app. `hosts`: Host names it answers to besides the local ones (server/web/security.py);
+    `allowed_origins`: origins besides the page's own that may open the websocket."""
     server = Server(data_dir, limits or Limits(), allowed_origins)
     routes: list[Route | WebSocketRoute | Mount] = [
         WebSocketRoute("/ws", server.websocket),
@@ -190,7 +199,16 @@ def create_app(
         *server.learning_api.routes(),
         Mount("/", StaticFiles(directory=STATIC_DIR, html=True, check_dir=False)),
     ]
-    app = Starlette(routes=routes, lifespan=server.lifespan)
+    middleware = [
+        Middleware(SecurityHeaders),  # outermost: on every response, refusals included
+        Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(hosts), www_redirect=False),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        exception_handlers={HTTPException: json_http_error},
+        lifespan=server.lifespan,
+    )
     app.state.server = server
     return app
 
@@ -218,13 +236,14 @@ def serve_command(args: argparse.Namespace, data_dir: Path) -> int:
     host = args.host or os.environ.get(HOST_ENV) or "127.0.0.1"
     port = args.port if args.port is not None else int(os.environ.get(PORT_ENV) or 8000)
     origins = [o.strip() for o in os.environ.get(ORIGINS_ENV, "").split(",") if o.strip()]
+    hosts = [h.strip() for h in os.environ.get(HOSTS_ENV, "").split(",") if h.strip()]
     configure_logging()
     # The event loop thread is busy under load; the database threads each need the GIL back
     # briefly to hand over a result. At the default 5 ms switch interval every hand-over waits up
     # to 5 ms, which adds up to tens of ms per submission.
     sys.setswitchinterval(0.0005)
     limits = Limits()
-    app = create_app(data_dir, limits, origins)
+    app = create_app(data_dir, limits, origins, hosts)
     # What is imported and built by now lives as long as the process. Frozen out of the garbage
     # collector's sight, it is no longer walked by every full collection (~20 ms each here, which
     # went straight into the tail of the live guesses' latency).

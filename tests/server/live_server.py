@@ -81,9 +81,15 @@ def row_counts(data_dir: Path) -> dict[str, int]:
 class ThreadServer:
     """uvicorn serving `create_app(data_dir)` in a background thread of this process."""
 
-    def __init__(self, data_dir: Path, limits: Limits, origins: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        limits: Limits,
+        origins: tuple[str, ...] = (),
+        hosts: tuple[str, ...] = (),
+    ) -> None:
         self.data_dir = data_dir
-        self.app = create_app(data_dir, limits, origins)
+        self.app = create_app(data_dir, limits, origins, hosts)
         self.server = uvicorn.Server(uvicorn_config(self.app, "127.0.0.1", 0, limits))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

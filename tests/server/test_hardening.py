@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from live_server import (
     ONE,
@@ -24,6 +26,7 @@ from live_server import (
 )
 from websockets.exceptions import ConnectionClosed
 
+from server.app import STATIC_DIR
 from server.realtime.limits import Limits
 from server.web.http_timeouts import HeaderTimeoutProtocol
 
@@ -237,3 +240,74 @@ async def test_kill_9_during_submissions_then_resends_store_each_exactly_once(
     assert [ack["type"] for ack in acks] == ["submitted"] * len(submissions)
     stored = db_rows(data_dir, "SELECT id, label FROM attempts ORDER BY id")
     assert sorted((ack["attempt_id"], ack["label"]) for ack in acks) == stored  # exactly
+
+
+# --- HTTP: headers, hosts, errors ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/", "/admin.html", "/js/main.js", "/healthz", "/nowhere"])
+async def test_every_response_carries_the_security_headers(server: ThreadServer, path: str) -> None:
+    async with httpx.AsyncClient(base_url=server.http) as http:
+        response = await http.get(path)
+    csp = response.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp
+    assert "unsafe-inline" not in csp
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["referrer-policy"] == "no-referrer"
+
+
+def test_the_pages_have_no_inline_script_or_style() -> None:
+    for page in STATIC_DIR.glob("*.html"):
+        html = page.read_text()
+        assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), page  # CSP would block it
+        assert "<style" not in html and " style=" not in html, page
+        assert not re.search(r"\son[a-z]+=", html), page
+
+
+async def test_a_host_it_does_not_know_is_refused(server: ThreadServer) -> None:
+    async with httpx.AsyncClient(base_url=server.http) as http:
+        for host in (f"127.0.0.1:{server.port}", f"localhost:{server.port}"):
+            assert (await http.get("/healthz", headers={"Host": host})).status_code == 200
+        rebound = await http.get("/healthz", headers={"Host": "evil.example"})
+        assert rebound.status_code == 400
+        assert rebound.headers["x-frame-options"] == "DENY"
+    # And the websocket: the upgrade is refused before any session exists.
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(
+        b"GET /ws HTTP/1.1\r\nHost: evil.example\r\nOrigin: http://evil.example\r\n"
+        b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    )
+    async with asyncio.timeout(REPLY_TIMEOUT):
+        status_line = await reader.readline()
+    writer.close()
+    assert status_line.startswith(b"HTTP/1.1 400")
+
+
+async def test_a_configured_host_is_served(data_dir: Path) -> None:
+    with ThreadServer(data_dir, Limits(), hosts=("game.example.org",)) as server:
+        async with httpx.AsyncClient(base_url=server.http) as http:
+            answer = await http.get("/healthz", headers={"Host": "game.example.org"})
+    assert answer.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [
+        ("GET", "/nowhere", 404, "not_found"),
+        ("GET", "/api/nowhere", 404, "not_found"),
+        ("GET", "/api/players/99999999999999999999999/stats", 404, "not_found"),
+        ("GET", "/api/players/-1/stats", 404, "not_found"),
+        ("POST", "/api/round", 405, "method_not_allowed"),
+        ("DELETE", "/", 405, "method_not_allowed"),
+    ],
+)
+async def test_http_errors_are_json(
+    server: ThreadServer, method: str, path: str, status: int, code: str
+) -> None:
+    async with httpx.AsyncClient(base_url=server.http) as http:
+        response = await http.request(method, path)
+    assert response.status_code == status
+    assert response.json()["error"]["code"] == code
+    assert response.json()["error"]["message"]
