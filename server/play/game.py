@@ -121,6 +121,8 @@ class Game:
     # Lifecycle
 
     async def start(self) -> None:
+        if changed := await self.repo.rekey_players(name_key):  # after a change of the rule
+            log.info("name keys recomputed", extra={"players": changed})
         self.round = await self.repo.current_round()
         if self.round is None:
             card = latest_model(self.layout)

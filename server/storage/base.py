@@ -6,6 +6,7 @@ Every method that writes is one transaction: it either happens completely or not
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -122,6 +123,12 @@ class Repository(ABC):
 
     @abstractmethod
     async def player_by_token_hash(self, token_hash: str) -> Player | None: ...
+
+    @abstractmethod
+    async def rekey_players(self, name_key: Callable[[str], str]) -> int:
+        """Recompute every player's name key with `name_key` (when the rule for keys changed);
+        return how many changed. Players whose names now collide keep their names, and the
+        later ones a key no new name can have."""
 
     # Rounds
     @abstractmethod

@@ -13,7 +13,7 @@ import asyncio
 import json
 import time
 from abc import abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
@@ -94,6 +94,27 @@ class SqlRepository(Repository):
             raise
         assert row is not None
         return Player(id=int(row[0]), name=name)
+
+    async def rekey_players(self, name_key: Callable[[str], str]) -> int:
+        rows = await self._reads.fetchall("SELECT id, name, name_key FROM players ORDER BY id")
+        taken: set[str] = set()
+        changes: list[tuple[str, int]] = []
+        for player_id, name, old_key in rows:
+            key = name_key(str(name))
+            if key in taken:
+                key = f"{key}#{player_id}"  # "#" is not allowed in names: no new name has it
+            taken.add(key)
+            if key != old_key:
+                changes.append((key, int(player_id)))
+        if changes:
+            async with self._transaction() as db:
+                # In two steps: a key may move to a row whose old key is still in its way.
+                await db.executemany(
+                    "UPDATE players SET name_key = ? WHERE id = ?",
+                    [(f"#rekey{player_id}", player_id) for _, player_id in changes],
+                )
+                await db.executemany("UPDATE players SET name_key = ? WHERE id = ?", changes)
+        return len(changes)
 
     async def player_by_token_hash(self, token_hash: str) -> Player | None:
         row = await self._reads.fetchone(
