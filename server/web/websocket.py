@@ -172,11 +172,14 @@ class Session:
         self.metrics.errors.labels(refused.code).inc()
         self.connection.send(error(refused.code, refused.message, refused.id))
 
-    def _limited(self, bucket: str, what: str, frame: str | bytes, id: str | None = None) -> bool:
+    def _limited(
+        self, bucket: str, what: str, id: str | None = None, *, frame: str | bytes = b""
+    ) -> bool:
         """Spend a token; if there is none, reply `rate_limited` (and close persistent abusers).
 
-        The reply echoes the request's `id` (read from `frame` unless given) and says how long to
-        wait, rounded up to a tenth of a second."""
+        The reply echoes the request's `id` (read from the raw `frame` unless given: only when
+        refused, as reading it costs) and says how long to wait, rounded up to a tenth of a
+        second."""
         if self.buckets[bucket].take():
             self.strikes = 0
             return False
@@ -192,13 +195,13 @@ class Session:
         return True
 
     async def handle(self, frame: str | bytes) -> None:
-        if self._limited("message", "messages", frame):
+        if self._limited("message", "messages", frame=frame):
             return
         if self.player is not None and isinstance(frame, str) and PREDICT.match(frame):
             # A live guess is parsed only if it is still the latest when its turn comes, and then
             # by the model worker process, not here: this loop's time is the scarce resource.
             self.predicts_received.inc()
-            if not self._limited("predict", "live guesses", frame):
+            if not self._limited("predict", "live guesses", frame=frame):
                 self.live.offer(frame)
             return
         try:
@@ -243,11 +246,11 @@ class Session:
         if self.player is None:
             raise ProtocolError("spectator", "Spectators can watch but not play.", message.id)
         if isinstance(message, Predict):
-            if not self._limited("predict", "live guesses", "", message.id):
+            if not self._limited("predict", "live guesses", message.id):
                 drawing = message.drawing.model_dump()
                 self.live.offer(encode({"type": "predict", "id": message.id, "drawing": drawing}))
         elif isinstance(message, Submit):
-            if not self._limited("submit", "submissions", "", message.id) and not (
+            if not self._limited("submit", "submissions", message.id) and not (
                 self.submissions.offer(message)
             ):
                 raise ProtocolError("rate_limited", "Too many submissions waiting; slow down.")
