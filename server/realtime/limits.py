@@ -3,6 +3,7 @@ deployment can turn."""
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -57,12 +58,20 @@ class Limits:
     # A connection that has not said `hello` this long after opening is closed with 1008.
     hello_seconds: float = 5.0
     # Open websockets: past `max_connections` in all a new one is closed with 1013, past
-    # `max_connections_per_address` from one client address with 1008. Loopback addresses count
-    # only toward the total: they are benchmarks, tests, or a reverse proxy that hides the real
-    # addresses (uvicorn takes them from X-Forwarded-For when the proxy is trusted).
+    # `max_connections_per_address` from one client address with 1008. Loopback and private
+    # addresses count only toward the total: they are benchmarks, tests, or a reverse proxy
+    # (compose's nginx) that every player seems to come from. uvicorn gives the real addresses,
+    # which are capped, when it trusts the proxy's X-Forwarded-For ($FORWARDED_ALLOW_IPS).
     max_connections: int = 4096
     max_connections_per_address: int = 64
-    uncapped_addresses: tuple[str, ...] = ("127.0.0.1", "::1")
+    uncapped_networks: tuple[str, ...] = (
+        "127.0.0.0/8",
+        "::1/128",
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "fc00::/7",
+    )
 
     def buckets(self) -> dict[str, TokenBucket]:
         return {
@@ -79,17 +88,25 @@ class ConnectionCaps:
         self.limits = limits
         self.total = 0
         self.by_address: Counter[str] = Counter()
+        self._uncapped = [ipaddress.ip_network(net) for net in limits.uncapped_networks]
 
     def admit(self, address: str) -> tuple[int, str] | None:
         """Count a new connection in, or say why not: (close code, reason)."""
         if self.total >= self.limits.max_connections:
             return TRY_AGAIN_LATER, "the server is full; try again in a minute"
-        capped = address not in self.limits.uncapped_addresses
-        if capped and self.by_address[address] >= self.limits.max_connections_per_address:
+        crowded = self.by_address[address] >= self.limits.max_connections_per_address
+        if crowded and self._capped(address):
             return POLICY_VIOLATION, "too many connections from your address; close some tabs"
         self.total += 1
         self.by_address[address] += 1
         return None
+
+    def _capped(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:  # not an IP (a Unix socket, a test client): one more address
+            return True
+        return not any(ip in network for network in self._uncapped)
 
     def release(self, address: str) -> None:
         """Count an admitted connection out."""

@@ -27,7 +27,7 @@ from live_server import (
 from websockets.exceptions import ConnectionClosed
 
 from server.app import STATIC_DIR
-from server.realtime.limits import Limits
+from server.realtime.limits import ConnectionCaps, Limits
 from server.web.http_timeouts import HeaderTimeoutProtocol
 
 POISON = {"strokes": [[[0, 0], [5e-324, 0]]]}  # a denormal wide: once broke its whole batch
@@ -156,7 +156,7 @@ async def test_a_connection_that_never_says_hello_is_closed(data_dir: Path) -> N
 
 
 async def test_connections_are_capped_per_address_and_in_all(data_dir: Path) -> None:
-    limits = Limits(max_connections=3, max_connections_per_address=2, uncapped_addresses=())
+    limits = Limits(max_connections=3, max_connections_per_address=2, uncapped_networks=())
     with ThreadServer(data_dir, limits) as server:
         first, _ = await join(server.ws, "Ada")
         second = await spectate(server.ws)
@@ -311,3 +311,17 @@ async def test_http_errors_are_json(
     assert response.status_code == status
     assert response.json()["error"]["code"] == code
     assert response.json()["error"]["message"]
+
+
+def test_a_proxy_or_the_machine_itself_counts_only_toward_the_total() -> None:
+    caps = ConnectionCaps(Limits(max_connections=10, max_connections_per_address=2))
+    for address in ("203.0.113.9", "203.0.113.9", "172.18.0.5", "172.18.0.5", "172.18.0.5"):
+        assert caps.admit(address) is None
+    assert caps.admit("203.0.113.9") == (
+        1008,
+        "too many connections from your address; close some tabs",
+    )
+    assert caps.admit("::1") is None and caps.admit("127.0.0.1") is None
+    caps.release("203.0.113.9")
+    assert caps.admit("203.0.113.9") is None
+    assert caps.total == 7
