@@ -18,6 +18,9 @@ from pathlib import Path
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
@@ -27,12 +30,15 @@ from server.logs import configure_logging
 from server.play.game import Game, StartupError
 from server.prometheus import Metrics
 from server.realtime.hub import Hub
-from server.realtime.limits import Limits
+from server.realtime.limits import ConnectionCaps, Limits
 from server.realtime.pubsub import open_broker
 from server.storage import open_repository
 from server.web import admin, learning, public, websocket
 from server.web.auth import load_admin_token
+from server.web.errors import json_http_error
+from server.web.http_timeouts import HeaderTimeoutProtocol
 from server.web.running import attach
+from server.web.security import SecurityHeaders, allowed_hosts
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +53,7 @@ class Server:
         self.settings = settings
         self.layout = settings.layout
         self.limits = limits
+        self.caps = ConnectionCaps(limits)
         self.allowed_origins = list(settings.allowed_origins)
         self.metrics = Metrics()
         self.hub = Hub(self.metrics)
@@ -98,6 +105,9 @@ class Server:
 
 
 def create_app(settings: Settings, limits: Limits | None = None) -> Starlette:
+    """The app. It answers to the local host names and `settings.allowed_hosts`
+    (server/web/security.py); the websocket to the page's own origin and
+    `settings.allowed_origins`."""
     server = Server(settings, limits or Limits())
     routes: list[BaseRoute] = [
         *websocket.routes,
@@ -106,9 +116,41 @@ def create_app(settings: Settings, limits: Limits | None = None) -> Starlette:
         *learning.routes,
         Mount("/", StaticFiles(directory=STATIC_DIR, html=True, check_dir=False)),
     ]
-    app = Starlette(routes=routes, lifespan=server.lifespan)
+    middleware = [
+        Middleware(SecurityHeaders),  # outermost: on every response, refusals included
+        Middleware(
+            TrustedHostMiddleware,
+            allowed_hosts=allowed_hosts(settings.allowed_hosts),
+            www_redirect=False,
+        ),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        exception_handlers={HTTPException: json_http_error},
+        lifespan=server.lifespan,
+    )
     attach(app, server)
     return app
+
+
+def uvicorn_config(app: Starlette, host: str, port: int, limits: Limits) -> uvicorn.Config:
+    """How uvicorn serves the app: frame and connection limits, timeouts, no access log."""
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http=HeaderTimeoutProtocol,  # headers within a deadline (slow or silent clients)
+        timeout_keep_alive=5,  # seconds an idle keep-alive connection is kept
+        ws_max_size=limits.max_message_bytes,
+        ws_ping_interval=20.0,
+        ws_ping_timeout=20.0,
+        ws_per_message_deflate=False,  # frames are small; compression would cost CPU per guess
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+    )
 
 
 def serve_command(settings: Settings) -> int:
@@ -124,20 +166,7 @@ def serve_command(settings: Settings) -> int:
     # collector's sight, it is no longer walked by every full collection (~20 ms each here, which
     # went straight into the tail of the live guesses' latency).
     gc.freeze()
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        ws_max_size=limits.max_message_bytes,
-        ws_ping_interval=20.0,
-        ws_ping_timeout=20.0,
-        ws_per_message_deflate=False,  # frames are small; compression would cost CPU per guess
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=5,
-    )
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(uvicorn_config(app, settings.host, settings.port, limits))
     print(
         f"Fool the Model at http://{settings.host}:{settings.port}  (data: {settings.data_dir})",
         file=sys.stderr,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import time
@@ -85,6 +86,13 @@ class Rendered:
     png: bytes | None  # the decoded upload, when the drawing was a PNG
 
 
+def _fingerprint(drawing: Drawing, label: int) -> str:
+    """A digest of what a submission asks, so that a reused `id` with another drawing or label
+    is a new submission, not a resend."""
+    asked = json.dumps([label, drawing.model_dump()], separators=(",", ":"))
+    return hashlib.sha256(asked.encode()).hexdigest()
+
+
 class Game:
     def __init__(
         self, layout: DataLayout, repo: Repository, hub: Hub, metrics: Metrics, broker: Broker
@@ -114,6 +122,8 @@ class Game:
     # Lifecycle
 
     async def start(self) -> None:
+        if changed := await self.repo.rekey_players(name_key):  # after a change of the rule
+            log.info("name keys recomputed", extra={"players": changed})
         self.round = await self.repo.current_round()
         if self.round is None:
             card = latest_model(self.layout)
@@ -239,10 +249,22 @@ class Game:
         )
         return guess, Rendered(prediction.image, png)
 
-    async def submit(self, player: Player, drawing: Drawing, label: int) -> Submitted:
-        """Re-predict the drawing and commit it; return only once the row is committed."""
+    async def submit(
+        self, player: Player, drawing: Drawing, label: int, request: str | None = None
+    ) -> Submitted:
+        """Re-predict the drawing and commit it; return only once the row is committed.
+
+        Idempotent on `request` (the client's `id`): the same submission sent again, even after
+        a server restart, gets the original's acknowledgement and stores nothing (a client
+        resends what was never acknowledged, which may have been committed)."""
         if not 0 <= label <= 9:
             raise ProtocolError("bad_label", "`label` is a digit from 0 to 9.")
+        fingerprint = _fingerprint(drawing, label)
+        if request is not None:
+            stored = await self.repo.stored_submission(player.id, request, fingerprint)
+            if stored is not None:
+                guess = Guess(stored.predicted, stored.probs, stored.model_version)
+                return Submitted(stored.attempt_id, stored.label, guess)
         current = self.round
         if current is None or not accepts_submissions(current.state):
             raise ProtocolError(
@@ -266,6 +288,8 @@ class Game:
             predicted=guess.label,
             probs=guess.probs,
             model_version=guess.model_version,
+            request=request,
+            fingerprint=fingerprint,
         )
         started = time.perf_counter()
         try:

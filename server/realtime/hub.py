@@ -16,10 +16,10 @@ from typing import Any
 from starlette.websockets import WebSocket
 
 from server.prometheus import Metrics
+from server.realtime.limits import TRY_AGAIN_LATER
 
 log = logging.getLogger(__name__)
 
-TRY_AGAIN_LATER = 1013
 CLOSE_TIMEOUT = 30.0  # how long a close frame may wait behind a client that does not read
 
 

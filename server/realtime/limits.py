@@ -1,9 +1,15 @@
-"""Per-connection limits: token buckets for rate limiting, and the knobs a deployment can turn."""
+"""Per-connection limits: token buckets for rate limiting, caps on connections, and the knobs a
+deployment can turn."""
 
 from __future__ import annotations
 
+import ipaddress
 import time
+from collections import Counter
 from dataclasses import dataclass
+
+POLICY_VIOLATION = 1008  # websocket close code: the client broke a rule (the reason says which)
+TRY_AGAIN_LATER = 1013  # websocket close code: the server is full or the client fell behind
 
 
 class TokenBucket:
@@ -49,6 +55,23 @@ class Limits:
     max_strikes: int = 50
     # Frames larger than this close the connection with 1009 (uvicorn enforces it).
     max_message_bytes: int = 64 * 1024
+    # A connection that has not said `hello` this long after opening is closed with 1008.
+    hello_seconds: float = 5.0
+    # Open websockets: past `max_connections` in all a new one is closed with 1013, past
+    # `max_connections_per_address` from one client address with 1008. Loopback and private
+    # addresses count only toward the total: they are benchmarks, tests, or a reverse proxy
+    # (compose's nginx) that every player seems to come from. uvicorn gives the real addresses,
+    # which are capped, when it trusts the proxy's X-Forwarded-For ($FORWARDED_ALLOW_IPS).
+    max_connections: int = 4096
+    max_connections_per_address: int = 64
+    uncapped_networks: tuple[str, ...] = (
+        "127.0.0.0/8",
+        "::1/128",
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "fc00::/7",
+    )
 
     def buckets(self) -> dict[str, TokenBucket]:
         return {
@@ -56,3 +79,38 @@ class Limits:
             "predict": TokenBucket(self.predict_burst, self.predict_per_second),
             "submit": TokenBucket(self.submit_burst, self.submit_per_second),
         }
+
+
+class ConnectionCaps:
+    """Counts open websockets, per client address and in total, and refuses those over a cap."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.total = 0
+        self.by_address: Counter[str] = Counter()
+        self._uncapped = [ipaddress.ip_network(net) for net in limits.uncapped_networks]
+
+    def admit(self, address: str) -> tuple[int, str] | None:
+        """Count a new connection in, or say why not: (close code, reason)."""
+        if self.total >= self.limits.max_connections:
+            return TRY_AGAIN_LATER, "the server is full; try again in a minute"
+        crowded = self.by_address[address] >= self.limits.max_connections_per_address
+        if crowded and self._capped(address):
+            return POLICY_VIOLATION, "too many connections from your address; close some tabs"
+        self.total += 1
+        self.by_address[address] += 1
+        return None
+
+    def _capped(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:  # not an IP (a Unix socket, a test client): one more address
+            return True
+        return not any(ip in network for network in self._uncapped)
+
+    def release(self, address: str) -> None:
+        """Count an admitted connection out."""
+        self.total -= 1
+        self.by_address[address] -= 1
+        if self.by_address[address] <= 0:
+            del self.by_address[address]

@@ -2,11 +2,18 @@
 
 `parse(text)` turns one frame into a typed message or raises `ProtocolError` with the stable
 error code the client will see. Validation is strict: `"7"` is not a label and `1` is not `true`.
+
+`parse` is total: whatever the frame, it returns a message or raises `ProtocolError`, never
+anything else (a RecursionError from a deeply nested frame once ended the connection). Frames are
+bounded before anything builds objects from them: at most MAX_FRAME_CHARS long, nested at most
+MAX_DEPTH deep (a message needs 5 levels), with one `type` key. The typed fast path (msgspec, for
+drawings) is bounded by its schema, so it runs first.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
@@ -15,6 +22,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 PROTOCOL_VERSION = 1
+
+MAX_FRAME_CHARS = 64 * 1024  # as uvicorn's frame limit (Limits.max_message_bytes)
+MAX_DEPTH = 16  # of nested objects and arrays; a message needs 5 (message, drawing, strokes...)
 
 ClientId = Annotated[str, Field(max_length=64)]
 Point = Annotated[list[float], Field(min_length=2, max_length=2)]
@@ -128,26 +138,79 @@ def _client_id(raw: dict[str, Any]) -> str | None:
     return value if isinstance(value, str) and len(value) <= 64 else None
 
 
+def _client_id_of(text: str) -> str | None:
+    """The `id` of a frame refused for its shape, found without parsing it."""
+    found = _ID.search(text)
+    return found.group(1) if found else None
+
+
+_ID = re.compile(r'"id"\s*:\s*"([^"\\]{0,64})"')
+
+
 def client_id(text: str) -> str | None:
     """A frame's `id`, if it has a usable one: for an error about a frame not parsed yet."""
+    if isinstance(text, bytes) or _shape_problem(text) is not None:
+        return None
     try:
         value = _envelope.decode(text).id
-    except msgspec.MsgspecError:
+    except (msgspec.MsgspecError, RecursionError):
         return None
     return value if isinstance(value, str) and len(value) <= 64 else None
 
 
-def _describe(error: ValidationError) -> str:
-    first = error.errors()[0]
+# Strings, left to right; `"type"` itself is kept (as group 1), every other string dropped.
+_STRING = re.compile(r'("type")|"(?:[^"\\]|\\.)*"')
+_TYPE_KEY = re.compile(r'"type"\s*:')
+_OPENS, _CLOSES = np.frombuffer(b"[{", np.uint8), np.frombuffer(b"]}", np.uint8)
+
+
+def _shape_problem(text: str) -> str | None:
+    """Why a frame is refused before it is parsed (too long, too deep, two `type`s), or None.
+
+    Cheap on what real clients send (regular expressions and numpy over the text, no objects
+    built), and it runs before any parser that builds objects without a schema."""
+    if len(text) > MAX_FRAME_CHARS:
+        return f"The frame is over {MAX_FRAME_CHARS // 1024} KiB."
+    outside = _STRING.sub(r"\1", text)  # brackets and `"type":` inside strings do not count
+    if len(_TYPE_KEY.findall(outside)) > 1:
+        return "The message has more than one `type`; send exactly one."
+    codes = np.frombuffer(outside.encode("utf-8", "replace"), np.uint8)
+    steps = np.isin(codes, _OPENS).astype(np.int32) - np.isin(codes, _CLOSES)
+    if steps.size and int(np.cumsum(steps).max()) > MAX_DEPTH:
+        return f"The frame nests deeper than {MAX_DEPTH} levels; a message needs 5."
+    return None
+
+
+def _describe(error: ValidationError, raw: dict[str, Any]) -> str:
+    """The first problem, worded for a person. A drawing is either form: the problems reported
+    are those of the form the client sent (`{"png": 12345}` is about `png`, not `strokes`)."""
+    problems = error.errors()
+    drawing = raw.get("drawing")
+    if isinstance(drawing, dict):
+        form = "PngDrawing" if "png" in drawing and "strokes" not in drawing else "StrokesDrawing"
+        problems = [p for p in problems if form in p["loc"]] or problems
+    first = problems[0]
     loc = first["loc"][1:]  # the first part is the message type
     where = ".".join(str(part) for part in loc if not str(part).endswith("Drawing"))
     return f"{where or 'message'}: {first['msg']}"
 
 
 def parse(text: str | bytes) -> ClientMessage:
-    """Validate one frame; raise `ProtocolError` (bad_json, unknown_type, bad_message)."""
+    """Validate one frame; raise `ProtocolError` (bad_json, unknown_type, bad_message) and
+    nothing else, whatever the frame."""
+    try:
+        return _parse(text)
+    except ProtocolError:
+        raise
+    except (RecursionError, ValueError, TypeError) as error:  # a backstop: refused, not a crash
+        raise ProtocolError("bad_json", f"The frame cannot be read ({error}).") from None
+
+
+def _parse(text: str | bytes) -> ClientMessage:
     if isinstance(text, bytes):
         raise ProtocolError("bad_json", "Send JSON text frames, not binary ones.")
+    if text.count('"type"') > 1 and (problem := _shape_problem(text)):
+        raise ProtocolError("bad_message", problem, _client_id_of(text))
     try:
         fast = _fast_drawing.decode(text)
     except msgspec.MsgspecError:
@@ -159,6 +222,9 @@ def parse(text: str | bytes) -> ClientMessage:
                 type="submit", id=fast.id, drawing=drawing, label=fast.label
             )
         return Predict.model_construct(type="predict", id=fast.id, drawing=drawing)
+    if problem := _shape_problem(text):
+        code = "bad_message" if "`type`" in problem else "bad_json"
+        raise ProtocolError(code, problem, _client_id_of(text))
     try:
         # The usual path: pydantic parses and validates the JSON in one pass.
         return _adapter.validate_json(text)
@@ -181,7 +247,7 @@ def parse(text: str | bytes) -> ClientMessage:
     try:
         _adapter.validate_python(raw)
     except ValidationError as error:
-        raise ProtocolError("bad_message", _describe(error), client_id) from None
+        raise ProtocolError("bad_message", _describe(error, raw), client_id) from None
     raise ProtocolError("bad_message", "The message does not match its type.", client_id)
 
 

@@ -253,10 +253,10 @@ class Predictor:
         """The model's answer for a PNG drawing; raises `DrawingError` if it cannot be read."""
         return await self._ask("png", png, want_image)
 
-    async def answer_frame(self, frame: str) -> str | None:
-        """The `prediction` reply to a raw `predict` frame, written by the worker (None if the
-        frame is not a `predict` after all); raises its `ProtocolError` if refused."""
-        reply: str | None = await self._ask("predict", frame, False)
+    async def answer_frame(self, frame: str) -> str:
+        """The `prediction` reply to a raw `predict` frame, written by the worker; raises its
+        `ProtocolError` if refused (a frame that is not a `predict` after all included)."""
+        reply: str = await self._ask("predict", frame, False)
         return reply
 
     async def _ask(self, kind: str, drawing: object, want_image: bool) -> Any:
@@ -342,8 +342,6 @@ class Predictor:
                 request.answer.set_result(Prediction(tuple(probs), label, version, image))
             elif outcome == "reply":
                 request.answer.set_result(details[0])
-            elif outcome == "ignored":
-                request.answer.set_result(None)
             else:
                 code, message, client_id = details
                 refusal: Exception = DrawingError(code, message)

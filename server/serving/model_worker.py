@@ -13,10 +13,11 @@ A drawing's `kind` is "image" (a [28, 28] array), "strokes" (`[[[x, y], ...], ..
 event loop only moves bytes. Each outcome is one of:
 
 - `("answer", probs, label, image or None)` for an image, strokes or a PNG;
-- `("reply", text)` for a frame; `("ignored",)` for a frame that is not a `predict` after all;
+- `("reply", text)` for a frame;
 - `("refused", code, message, id)`: a drawing that cannot be drawn, or a frame that is refused.
 
-All of a batch's strokes are drawn in one `render` call. The worker exits when its stdin closes.
+All of a batch's strokes are drawn in one `render` call; each item is isolated from the others
+(a drawing that fails is refused alone, `bad_drawing`). The worker exits when its stdin closes.
 Only the parent writes to it (pickle is trusted here).
 """
 
@@ -27,6 +28,7 @@ import os
 import pickle
 import signal
 import sys
+from collections.abc import Callable
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -47,19 +49,28 @@ from server.serving.preprocess import (
 def infer(
     session: ort.InferenceSession, version: str, items: list[tuple[str, Any, bool]]
 ) -> list[tuple[Any, ...]]:
-    """Draw the batch's drawings, run the model on them, and say what became of each."""
+    """Draw the batch's drawings, run the model on them, and say what became of each.
+
+    Every item is isolated from the others: whatever goes wrong with one drawing (a refusal, or a
+    bug the drawing triggers) is refused as that item's `bad_drawing`, and the rest of the batch
+    is answered. One player's drawing must never fail another player's guess.
+    """
     images = np.zeros((len(items), 28, 28), dtype=np.float32)
     outcomes: list[tuple[Any, ...]] = [()] * len(items)  # () until decided
     frames: dict[int, str | None] = {}  # the client id of each frame to reply to
     drawings: list[Strokes] = []
     drawn: list[int] = []
+
+    def refuse(index: int, code: str, message: str) -> None:
+        outcomes[index] = ("refused", code, message, frames.get(index))
+
     for index, (kind, drawing, _) in enumerate(items):
         try:
             if kind == "predict":
                 message = parse(drawing)
-                if not isinstance(message, Predict):  # (duplicate `type` keys can do that)
-                    outcomes[index] = ("ignored",)
-                    continue
+                if not isinstance(message, Predict):  # (the session routes by the frame's start)
+                    wrong = "This frame starts as a `predict` but is not one."
+                    raise ProtocolError("bad_message", wrong, message.id)
                 frames[index] = message.id
                 if isinstance(message.drawing, PngDrawing):
                     kind, drawing = "png", png_from_base64(message.drawing.png)
@@ -75,9 +86,17 @@ def infer(
         except ProtocolError as refused:
             outcomes[index] = ("refused", refused.code, refused.message, refused.id)
         except DrawingError as error:
-            outcomes[index] = ("refused", error.code, error.message, frames.get(index))
+            refuse(index, error.code, error.message)
+        except Exception as error:  # a drawing that breaks the code: its own failure only
+            print(f"model worker: drawing {kind} failed: {error!r}", file=sys.stderr)
+            refuse(index, "bad_drawing", _UNDRAWABLE)
     if drawings:
-        images[drawn] = render(drawings)
+        _render_each(drawings, drawn, images, refuse)
+    unfinished = ~np.isfinite(images).all(axis=(1, 2))
+    for index in np.flatnonzero(unfinished).tolist():
+        images[index] = 0.0
+        if not outcomes[index]:
+            refuse(index, "bad_drawing", _UNDRAWABLE)
     probs = run_batch(session, images)
     rows, labels = probs.tolist(), probs.argmax(axis=1).tolist()
     replies = rounded(probs)
@@ -97,6 +116,29 @@ def infer(
             image = images[index] if want_image else None
             outcomes[index] = ("answer", rows[index], labels[index], image)
     return outcomes
+
+
+_UNDRAWABLE = "This drawing cannot be drawn; draw it again."
+
+
+def _render_each(
+    drawings: list[Strokes],
+    drawn: list[int],
+    images: np.ndarray,
+    refuse: Callable[[int, str, str], None],
+) -> None:
+    """Draw the batch's strokes in one `render` call (much cheaper per drawing); should that
+    fail, draw them one by one so that only the drawing at fault is refused."""
+    try:
+        images[drawn] = render(drawings)
+        return
+    except Exception as error:
+        print(f"model worker: batch render failed, drawing alone: {error!r}", file=sys.stderr)
+    for index, drawing in zip(drawn, drawings, strict=True):
+        try:
+            images[index] = render([drawing])[0]
+        except Exception:
+            refuse(index, "bad_drawing", _UNDRAWABLE)
 
 
 def warm(session: ort.InferenceSession, batch: int) -> None:

@@ -42,6 +42,9 @@ BOX = 20  # MNIST fits each digit's ink into a 20×20 box inside the 28×28 fram
 MAX_STROKES = 64
 MAX_POINTS = 2000
 MAX_COORD = 100_000.0  # canvas pixels; anything beyond is not a drawing
+# A drawing that spans less than this (canvas pixels) is a dot. Without a floor, a drawing as
+# wide as a denormal (`[[0, 0], [5e-324, 0]]`) scales by ~1e325 = inf, and inf × 0 is NaN.
+MIN_EXTENT = 1e-6
 
 MAX_PNG_BYTES = 256 * 1024
 MAX_PNG_SIDE = 1024
@@ -155,7 +158,8 @@ def render(drawings: Sequence[Strokes]) -> np.ndarray:
 
     Each drawing's longer side spans the 20×20 box, between pixel centres, less the pen's disc at
     either end; its shorter side is centred in as many whole blocks as it needs. So the drawing's
-    own offset and scale on the canvas never matter.
+    own offset and scale on the canvas never matter. Total over everything `parse_strokes`
+    accepts (tests/serving/test_preprocess_total.py searches for counterexamples).
     """
     count = len(drawings)
     points = np.concatenate([drawing.points for drawing in drawings])
@@ -166,7 +170,7 @@ def render(drawings: Sequence[Strokes]) -> np.ndarray:
     low = np.minimum.reduceat(points, firsts)
     size = np.maximum.reduceat(points, firsts) - low  # [N, 2]: width, height
     extent = size.max(axis=1)
-    dot = extent == 0  # a single dot: only the pen's disc, which then fills the box
+    dot = extent < MIN_EXTENT  # a single dot: only the pen's disc, which then fills the box
     scale = (_SIDE - 1 - 2 * _PEN_RADIUS) / np.where(dot, 1.0, extent)
     ink = size * scale[:, None] + 2 * _PEN_RADIUS + 1
     fit = np.maximum(1, np.rint(ink / SUPERSAMPLE)).astype(np.intp)  # whole blocks wide, high

@@ -7,6 +7,7 @@ storage raises lives in errors.py (re-exported here), so the SQL modules need no
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
@@ -71,6 +72,10 @@ class NewAttempt:
     predicted: int
     probs: list[float]
     model_version: str
+    # The client's `id` for the submission and a digest of what it asked (drawing and label): the
+    # same request again within REPLAY_SECONDS is not stored twice (see `stored_submission`).
+    request: str | None = None
+    fingerprint: str = ""
 
     @property
     def fooled(self) -> bool:
@@ -81,6 +86,20 @@ class NewAttempt:
     def outcome(self) -> str:
         """As stored: "pending" (a claim to settle) or "model_won"."""
         return submission_outcome(self.label, self.predicted)
+
+
+REPLAY_SECONDS = 24 * 3600  # how long a submission's request id is remembered
+
+
+@dataclass(frozen=True)
+class StoredSubmission:
+    """What a submission's acknowledgement says, as stored."""
+
+    attempt_id: int
+    label: int
+    predicted: int
+    probs: list[float]
+    model_version: str
 
 
 class Repository(ABC):
@@ -107,6 +126,12 @@ class Repository(ABC):
 
     @abstractmethod
     async def player_by_token_hash(self, token_hash: str) -> Player | None: ...
+
+    @abstractmethod
+    async def rekey_players(self, name_key: Callable[[str], str]) -> int:
+        """Recompute every player's name key with `name_key` (when the rule for keys changed);
+        return how many changed. Players whose names now collide keep their names, and the
+        later ones a key no new name can have."""
 
     # Rounds
     @abstractmethod
@@ -138,4 +163,17 @@ class Repository(ABC):
     @abstractmethod
     async def add_attempt(self, attempt: NewAttempt) -> int:
         """Store a submission (and its pending claim when the model was fooled); return its id.
-        Raise `RoundNotOpen` if the round no longer accepts submissions."""
+        Raise `RoundNotOpen` if the round no longer accepts submissions. A submission whose
+        `request` and `fingerprint` were stored for the player within REPLAY_SECONDS is a resend:
+        nothing is stored and the original's id is returned."""
+
+    @abstractmethod
+    async def stored_submission(
+        self, player_id: int, request: str, fingerprint: str
+    ) -> StoredSubmission | None:
+        """The submission stored for this request of the player within REPLAY_SECONDS."""
+
+    @abstractmethod
+    async def answer_given(self, player_id: int, task_id: str) -> int | None:
+        """The player's stored answer to a validation task (0–9, 10 for "not a digit"), if any:
+        a vote sent again is recognised by it."""

@@ -251,6 +251,18 @@ SQLITE: list[str] = [
     """
     ALTER TABLE training_jobs ADD COLUMN recipe TEXT;
     """,
+    # 6: submissions are idempotent on the client's request id (issue 12): a resend within the
+    # window finds its attempt here, stored in the same transaction as the attempt itself.
+    """
+    CREATE TABLE submission_requests (
+        player_id   INTEGER NOT NULL REFERENCES players (id),
+        request     TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        attempt_id  INTEGER NOT NULL REFERENCES attempts (id),
+        created_at  REAL NOT NULL,
+        PRIMARY KEY (player_id, request, fingerprint)
+    );
+    """,
 ]
 
 POSTGRES: list[str] = [
@@ -484,6 +496,17 @@ POSTGRES: list[str] = [
     # 5: a training job's recipe
     """
     ALTER TABLE training_jobs ADD COLUMN recipe TEXT;
+    """,
+    # 6: submissions are idempotent on the client's request id
+    """
+    CREATE TABLE submission_requests (
+        player_id   BIGINT NOT NULL REFERENCES players (id),
+        request     TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        attempt_id  BIGINT NOT NULL REFERENCES attempts (id),
+        created_at  DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (player_id, request, fingerprint)
+    );
     """,
 ]
 

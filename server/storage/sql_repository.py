@@ -13,12 +13,13 @@ import asyncio
 import json
 import time
 from abc import abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from game_rules.rounds import RoundState
 from server.storage.base import (
+    REPLAY_SECONDS,
     Conflict,
     NameTaken,
     NewAttempt,
@@ -27,6 +28,7 @@ from server.storage.base import (
     Round,
     RoundChanged,
     RoundNotOpen,
+    StoredSubmission,
 )
 from server.storage.consensus import ConsensusStore
 from server.storage.sql import Database, Row
@@ -92,6 +94,27 @@ class SqlRepository(Repository):
             raise
         assert row is not None
         return Player(id=int(row[0]), name=name)
+
+    async def rekey_players(self, name_key: Callable[[str], str]) -> int:
+        rows = await self._reads.fetchall("SELECT id, name, name_key FROM players ORDER BY id")
+        taken: set[str] = set()
+        changes: list[tuple[str, int]] = []
+        for player_id, name, old_key in rows:
+            key = name_key(str(name))
+            if key in taken:
+                key = f"{key}#{player_id}"  # "#" is not allowed in names: no new name has it
+            taken.add(key)
+            if key != old_key:
+                changes.append((key, int(player_id)))
+        if changes:
+            async with self._transaction() as db:
+                # In two steps: a key may move to a row whose old key is still in its way.
+                await db.executemany(
+                    "UPDATE players SET name_key = ? WHERE id = ?",
+                    [(f"#rekey{player_id}", player_id) for _, player_id in changes],
+                )
+                await db.executemany("UPDATE players SET name_key = ? WHERE id = ?", changes)
+        return len(changes)
 
     async def player_by_token_hash(self, token_hash: str) -> Player | None:
         row = await self._reads.fetchone(
@@ -201,18 +224,38 @@ class SqlRepository(Repository):
 
     async def _insert_attempts(self, attempts: list[NewAttempt]) -> list[int | None]:
         """Insert the attempts whose round is open (claims and score events follow by
-        trigger); their ids in order, None for the others."""
+        trigger); their ids in order, None for the others. A resend (a request stored within
+        the window, or twice in this group) gets the original's id and stores nothing."""
         now = time.time()
         async with self._transaction() as db:
             row = await db.fetchone("SELECT id FROM rounds WHERE state = 'open'")
             open_round = row[0] if row else None
-            accepted = [a for a in attempts if a.round_id == open_round]
+            # Each attempt's id: a resend's now, the new ones' once inserted (in VALUES order).
+            known: dict[int, int] = {}
+            firsts: dict[tuple[int, str, str], int] = {}  # each request's first in this group
+            accepted: list[int] = []
+            for index, a in enumerate(attempts):
+                if a.request is not None:
+                    key = (a.player_id, a.request, a.fingerprint)
+                    if key in firsts:
+                        continue  # filled in from the first, below
+                    stored = await db.fetchone(
+                        "SELECT attempt_id FROM submission_requests WHERE player_id = ?"
+                        " AND request = ? AND fingerprint = ? AND created_at >= ?",
+                        (*key, now - REPLAY_SECONDS),
+                    )
+                    if stored is not None:
+                        known[index] = int(stored[0])
+                        continue
+                    firsts[key] = index
+                if a.round_id == open_round:
+                    accepted.append(index)
             returned: list[Row] = []
             if accepted:
                 rows = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(accepted))
                 values: list[Any] = [
                     value
-                    for a in accepted
+                    for a in (attempts[index] for index in accepted)
                     for value in (
                         a.player_id,
                         a.round_id,
@@ -233,7 +276,51 @@ class SqlRepository(Repository):
                     " RETURNING id",
                     values,
                 )
-        # Ids are handed out in VALUES order while we hold the write turn, but RETURNING may
-        # list them in any order: sorted, they line up with `accepted`.
-        ids = iter(sorted(int(r[0]) for r in returned))
-        return [next(ids) if a.round_id == open_round else None for a in attempts]
+            # Ids are handed out in VALUES order while we hold the write turn, but RETURNING may
+            # list them in any order: sorted, they line up with `accepted`.
+            known.update(zip(accepted, sorted(int(r[0]) for r in returned), strict=True))
+            first_indexes = set(firsts.values())
+            requests = [
+                (a.player_id, a.request, a.fingerprint, known[index], now)
+                for index, a in enumerate(attempts)
+                if index in first_indexes and index in known
+            ]
+            if requests:
+                await db.executemany(
+                    "INSERT INTO submission_requests"
+                    " (player_id, request, fingerprint, attempt_id, created_at)"
+                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (player_id, request, fingerprint)"
+                    " DO UPDATE SET attempt_id = excluded.attempt_id,"
+                    " created_at = excluded.created_at",
+                    requests,
+                )
+        for index, a in enumerate(attempts):
+            if index not in known and a.request is not None:
+                first = firsts.get((a.player_id, a.request, a.fingerprint))
+                if first is not None and first in known:
+                    known[index] = known[first]
+        return [known.get(index) for index in range(len(attempts))]
+
+    async def stored_submission(
+        self, player_id: int, request: str, fingerprint: str
+    ) -> StoredSubmission | None:
+        row = await self._reads.fetchone(
+            "SELECT a.id, a.label, a.predicted, a.probs, a.model_version"
+            " FROM submission_requests r JOIN attempts a ON a.id = r.attempt_id"
+            " WHERE r.player_id = ? AND r.request = ? AND r.fingerprint = ? AND r.created_at >= ?",
+            (player_id, request, fingerprint, time.time() - REPLAY_SECONDS),
+        )
+        if row is None:
+            return None
+        attempt_id, label, predicted, probs, model_version = row
+        return StoredSubmission(
+            int(attempt_id), int(label), int(predicted), json.loads(probs), str(model_version)
+        )
+
+    async def answer_given(self, player_id: int, task_id: str) -> int | None:
+        row = await self._reads.fetchone(
+            "SELECT answer FROM votes WHERE voter_id = ? AND task_id = ?"
+            " UNION ALL SELECT answer FROM gold_answers WHERE player_id = ? AND task_id = ?",
+            (player_id, task_id, player_id, task_id),
+        )
+        return int(row[0]) if row else None

@@ -114,11 +114,11 @@ async def _json_object(request: Request) -> dict[str, object]:
 routes: list[BaseRoute] = [
     Route("/api/admin/rounds", admin(list_rounds), methods=["GET"]),
     Route("/api/admin/rounds", admin(create_round), methods=["POST"]),
-    Route("/api/admin/rounds/{id:int}/open", admin(open_round), methods=["POST"]),
-    Route("/api/admin/rounds/{id:int}/close", admin(close_round), methods=["POST"]),
+    Route("/api/admin/rounds/{id:row_id}/open", admin(open_round), methods=["POST"]),
+    Route("/api/admin/rounds/{id:row_id}/close", admin(close_round), methods=["POST"]),
     Route("/api/admin/review", admin(review), methods=["GET"]),
-    Route("/api/admin/review/{id:int}", admin(decide), methods=["POST"]),
-    Route("/api/admin/players/{id:int}/{action:str}", admin(moderate), methods=["POST"]),
+    Route("/api/admin/review/{id:row_id}", admin(decide), methods=["POST"]),
+    Route("/api/admin/players/{id:row_id}/{action:str}", admin(moderate), methods=["POST"]),
     Route("/api/admin/players", admin(players), methods=["GET"]),
     Route("/api/admin/votes.jsonl", admin(votes_jsonl), methods=["GET"]),
 ]

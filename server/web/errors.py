@@ -1,4 +1,5 @@
-"""The API's one error shape, `{"error": {"code": "…", "message": "…"}}` (docs/http-api.md).
+"""The API's one error shape, `{"error": {"code": "…", "message": "…"}}` (docs/http-api.md), for
+every HTTP error: the API's own and Starlette's (404 for an unknown path, 405 for a wrong method).
 
 Endpoints raise `ApiError` (or let a lookup or an illegal round move escape) and `api_endpoint`,
 wrapped around every `/api/…` endpoint, turns it into that body, so no endpoint builds an error
@@ -9,7 +10,9 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
+from http import HTTPStatus
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -53,3 +56,22 @@ def api_endpoint(endpoint: Endpoint) -> Endpoint:
             return api_error(409, "illegal_transition", str(error))
 
     return answering
+
+
+CODES = {404: "not_found", 405: "method_not_allowed"}
+
+
+async def json_http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's `HTTPException` (routing, static files) in the API's shape: a client of the
+    JSON API should not have to parse two."""
+    assert isinstance(exc, HTTPException)
+    status = HTTPStatus(exc.status_code)
+    code = CODES.get(exc.status_code, status.phrase.lower().replace(" ", "_"))
+    message = exc.detail if exc.detail and exc.detail != status.phrase else status.description
+    if exc.status_code == 404:
+        message = f"Nothing at {request.url.path}; see docs/http-api.md."
+    return JSONResponse(
+        {"error": {"code": code, "message": message}},
+        status_code=exc.status_code,
+        headers=exc.headers,
+    )

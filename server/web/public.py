@@ -126,6 +126,6 @@ routes: list[BaseRoute] = [
     Route("/api/rounds", api_endpoint(rounds)),
     Route("/api/leaderboard", api_endpoint(leaderboard)),
     Route("/api/hall-of-fame", api_endpoint(hall_of_fame)),
-    Route("/api/players/{id:int}/stats", api_endpoint(player_stats)),
+    Route("/api/players/{id:row_id}/stats", api_endpoint(player_stats)),
     Route("/api/models/metrics", api_endpoint(model_metrics)),
 ]

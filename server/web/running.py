@@ -17,7 +17,7 @@ from server.learning.loop import Learning
 from server.play.game import Game
 from server.prometheus import Metrics
 from server.realtime.hub import Hub
-from server.realtime.limits import Limits
+from server.realtime.limits import ConnectionCaps, Limits
 from server.web.errors import starting
 
 
@@ -31,6 +31,8 @@ class Running(Protocol):
     def hub(self) -> Hub: ...
     @property
     def limits(self) -> Limits: ...
+    @property
+    def caps(self) -> ConnectionCaps: ...
     @property
     def allowed_origins(self) -> Sequence[str]: ...
     @property

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
@@ -20,10 +21,11 @@ from urllib.parse import urlsplit
 from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from game_rules.answers import BadAnswer, parse_answer
 from server.play.game import Game
 from server.prometheus import Metrics
 from server.realtime.hub import Connection, Hub
-from server.realtime.limits import Limits
+from server.realtime.limits import POLICY_VIOLATION, Limits
 from server.realtime.protocol import (
     PROTOCOL_VERSION,
     ClientMessage,
@@ -44,8 +46,6 @@ from server.storage import Player
 from server.web.running import running
 
 log = logging.getLogger(__name__)
-
-POLICY_VIOLATION = 1008
 
 M = TypeVar("M", bound=ClientMessage)
 # How a live guess starts (our browser client's JSON.stringify puts `type` first).
@@ -74,7 +74,17 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         await websocket.close(POLICY_VIOLATION, "origin not allowed")
         return
     assert server.game is not None
-    await Session(websocket, server.game, server.hub, server.limits, server.metrics).run()
+    address = websocket.client.host if websocket.client else ""
+    refused = server.caps.admit(address)
+    if refused is not None:
+        await websocket.accept()
+        server.metrics.disconnects.labels(str(refused[0])).inc()
+        await websocket.close(*refused)
+        return
+    try:
+        await Session(websocket, server.game, server.hub, server.limits, server.metrics).run()
+    finally:
+        server.caps.release(address)
 
 
 class LiveGuesses:
@@ -114,7 +124,7 @@ class LiveGuesses:
                     )
                 )
                 continue
-            if reply is not None:  # (duplicate `type` keys can make it another message)
+            if reply is not None:
                 self.session.connection.send_text(reply)
 
     async def stop(self) -> None:
@@ -173,9 +183,16 @@ class Session:
         self.hub.add(self.connection)
         self.live = LiveGuesses(self)
         self.submissions = Submissions(self, int(self.limits.submit_burst))
+        hello_by = asyncio.get_running_loop().time() + self.limits.hello_seconds
         try:
             while self.connection.close_code is None:
-                frame = await self.websocket.receive()
+                try:
+                    async with asyncio.timeout_at(None if self.joined else hello_by):
+                        frame = await self.websocket.receive()
+                except TimeoutError:
+                    wait = self.limits.hello_seconds
+                    self.connection.close(POLICY_VIOLATION, f"say hello within {wait:g} s")
+                    break
                 if frame["type"] == "websocket.disconnect":
                     break
                 text = frame.get("text")
@@ -193,8 +210,14 @@ class Session:
         self.metrics.errors.labels(refused.code).inc()
         self.connection.send(error(refused.code, refused.message, refused.id))
 
-    def _limited(self, bucket: str, what: str, client_id: str | None) -> bool:
-        """Spend a token; if there is none, reply `rate_limited` (and close persistent abusers)."""
+    def _limited(
+        self, bucket: str, what: str, id: str | None = None, *, frame: str | bytes = b""
+    ) -> bool:
+        """Spend a token; if there is none, reply `rate_limited` (and close persistent abusers).
+
+        The reply echoes the request's `id` (read from the raw `frame` unless given: only when
+        refused, as reading it costs) and says how long to wait, rounded up to a tenth of a
+        second."""
         if self.buckets[bucket].take():
             self.strikes = 0
             return False
@@ -202,20 +225,21 @@ class Session:
         if self.strikes > self.limits.max_strikes:
             self.connection.close(POLICY_VIOLATION, "rate limit ignored")
             return True
-        wait = self.buckets[bucket].wait_seconds()
-        self.refuse(
-            ProtocolError("rate_limited", f"Too many {what}; try again in {wait:.1f} s.", client_id)
-        )
+        wait = max(0.1, math.ceil(self.buckets[bucket].wait_seconds() * 10) / 10)
+        if id is None and isinstance(frame, str):
+            id = client_id(frame)
+        advice = f"Too many {what}; try again in {wait:.1f} s."
+        self.refuse(ProtocolError("rate_limited", advice, id))
         return True
 
     async def handle(self, frame: str | bytes) -> None:
-        if self._limited("message", "messages", None):
+        if self._limited("message", "messages", frame=frame):
             return
         if self.player is not None and isinstance(frame, str) and PREDICT.match(frame):
             # A live guess is parsed only if it is still the latest when its turn comes, and then
             # by the model worker process, not here: this loop's time is the scarce resource.
             self.predicts_received.inc()
-            if not self._limited("predict", "live guesses", None):
+            if not self._limited("predict", "live guesses", frame=frame):
                 self.live.offer(frame)
             return
         try:
@@ -273,8 +297,23 @@ class Session:
             reply = {"type": "task", **task} if task else {"type": "no_task"}
             self.connection.send({**reply, "id": message.id})
         elif isinstance(message, Vote):
-            await self.game.validation.vote(self.player, message.task_id, message.answer)
+            try:
+                await self.game.validation.vote(self.player, message.task_id, message.answer)
+            except ProtocolError as refused:
+                # The same vote again (its acknowledgement was lost): acknowledged again.
+                if refused.code != "already_voted" or not await self._voted(message):
+                    raise
             self.connection.send({"type": "voted", "id": message.id, "task_id": message.task_id})
+
+    async def _voted(self, message: Vote) -> bool:
+        """Whether the player's stored answer to the task is this vote's: a vote is idempotent
+        on its task (task ids are random and given to one player) and answer."""
+        assert self.player is not None
+        given = await self.game.repo.answer_given(self.player.id, message.task_id)
+        try:
+            return given is not None and given == parse_answer(message.answer)
+        except BadAnswer:
+            return False
 
     async def hello(self, message: Hello) -> None:
         if self.joined:
@@ -322,7 +361,7 @@ class Session:
 
     async def submit(self, message: Submit) -> None:
         assert self.player is not None
-        result = await self.game.submit(self.player, message.drawing, message.label)
+        result = await self.game.submit(self.player, message.drawing, message.label, message.id)
         self.connection.send(
             {
                 "type": "submitted",

@@ -1,12 +1,15 @@
 // The one websocket to the game server (docs/protocol.md): joins with `hello`, matches replies to
 // requests by `id`, reconnects with exponential backoff and jitter, and re-joins with the saved
-// token so the page recovers without a reload.
+// token so the page recovers without a reload. A submission or vote the server had not
+// acknowledged when the connection dropped is sent again after the re-join, with the same `id`:
+// the server stores each once and answers a resend with the original acknowledgement.
 
 const PROTOCOL_VERSION = 1;
 const TOKEN_KEY = "ftm.token";
 const BACKOFF_FIRST_MS = 400;
 const BACKOFF_MAX_MS = 8000;
 const HEARTBEAT_MS = 20000;
+const RESENT = new Set(["submit", "vote"]); // idempotent on their id: safe to send again
 
 export class ServerError extends Error {
   constructor(code, message) {
@@ -35,7 +38,9 @@ export class GameSocket extends EventTarget {
     this.welcome = null;
     this.attempt = 0;
     this.nextId = 1;
-    this.pending = new Map(); // id → {resolve, reject}
+    // Ids unique across page loads too: the server remembers a submission's id for a day.
+    this.page = Math.random().toString(36).slice(2, 10);
+    this.pending = new Map(); // id → {resolve, reject, message (kept to resend)}
     this.stopped = false;
     this.heartbeat = null;
     this.awaitingPong = false;
@@ -67,18 +72,18 @@ export class GameSocket extends EventTarget {
 
   // Resolves with the reply carrying the same `id`, rejects with a ServerError on `error`.
   request(message) {
-    const id = message.id ?? `r${this.nextId++}`;
+    const sent = { ...message, id: message.id ?? this.newId("r") };
     return new Promise((resolve, reject) => {
-      if (!this.send({ ...message, id })) {
+      if (!this.send(sent)) {
         reject(new ServerError("offline", "Not connected to the game right now; reconnecting…"));
         return;
       }
-      this.pending.set(id, { resolve, reject });
+      this.pending.set(sent.id, { resolve, reject, message: RESENT.has(sent.type) ? sent : null });
     });
   }
 
   newId(prefix) {
-    return `${prefix}${this.nextId++}`;
+    return `${prefix}${this.nextId++}-${this.page}`;
   }
 
   sendHello() {
@@ -124,6 +129,10 @@ export class GameSocket extends EventTarget {
     this.setStatus("online");
     this.startHeartbeat();
     this.emit(rejoined ? "rejoined" : "joined", message);
+    // What was sent but never acknowledged may or may not have been stored: ask again.
+    for (const { message: unacknowledged } of this.pending.values()) {
+      if (unacknowledged) this.send(unacknowledged);
+    }
   }
 
   // A refused hello is final for this identity: the page must ask for a new name (or give up).
@@ -137,10 +146,11 @@ export class GameSocket extends EventTarget {
   closed(ws) {
     if (ws !== this.ws) return;
     clearInterval(this.heartbeat);
-    for (const { reject } of this.pending.values()) {
+    for (const [id, { reject, message }] of this.pending) {
+      if (message && !this.stopped) continue; // resent after the re-join
       reject(new ServerError("offline", "The connection dropped before the server answered."));
+      this.pending.delete(id);
     }
-    this.pending.clear();
     if (this.stopped) {
       this.setStatus("offline");
       return;

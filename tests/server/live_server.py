@@ -23,7 +23,7 @@ import httpx
 import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
 
-from server.app import create_app
+from server.app import create_app, uvicorn_config
 from server.config import DataLayout, Settings
 from server.realtime.limits import Limits
 from server.serving.model_files import ModelCard, now_iso, sha256_file, write_card
@@ -89,21 +89,19 @@ class ThreadServer:
     """uvicorn serving `create_app(settings)` in a background thread of this process, configured
     from the environment (`configured`) plus the allowed `origins`."""
 
-    def __init__(self, data_dir: Path, limits: Limits, origins: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        limits: Limits,
+        origins: tuple[str, ...] = (),
+        hosts: tuple[str, ...] = (),
+    ) -> None:
         self.data_dir = data_dir
-        settings = dataclasses.replace(configured(data_dir), allowed_origins=origins)
-        self.app = create_app(settings, limits)
-        config = uvicorn.Config(
-            self.app,
-            host="127.0.0.1",
-            port=0,
-            ws_max_size=limits.max_message_bytes,
-            ws_per_message_deflate=False,
-            log_config=None,
-            access_log=False,
-            lifespan="on",
+        settings = dataclasses.replace(
+            configured(data_dir), allowed_origins=origins, allowed_hosts=hosts
         )
-        self.server = uvicorn.Server(config)
+        self.app = create_app(settings, limits)
+        self.server = uvicorn.Server(uvicorn_config(self.app, "127.0.0.1", 0, limits))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> ThreadServer:

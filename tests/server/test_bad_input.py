@@ -225,7 +225,7 @@ async def test_until_the_game_runs_every_api_route_says_starting(tmp_path: Path)
     assert ("POST", "/api/admin/rounds/next") in requests
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(
-        transport=transport, base_url="http://test", headers=admin_headers()
+        transport=transport, base_url="http://127.0.0.1", headers=admin_headers()
     ) as client:
         health = await client.get("/healthz")
         assert (health.status_code, health.json()) == (503, {"status": "starting"})

@@ -77,10 +77,13 @@ async def test_bad_votes_are_refused_and_change_nothing(server: ThreadServer) ->
         "bad_message"
     )
 
-    # A double vote: the first counts, the second is refused and changes nothing.
+    # A double vote: the first counts; the same vote again (a resend) gets the same
+    # acknowledgement, another answer is refused; neither changes anything.
     first = await grace.request(vote, "voted")
     assert first["type"] == "voted"
-    assert await refused(grace, vote, data) == "already_voted"
+    assert await grace.request(vote, "voted") == first
+    other = {**vote, "id": "v2", "answer": (claimed + 1) % 10}
+    assert await refused(grace, other, data) == "already_voted"
     assert db_rows(data, "SELECT voter_id, answer FROM votes") == [(2, claimed)]
 
     # A banned player's vote and task requests are refused.

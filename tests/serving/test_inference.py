@@ -252,13 +252,14 @@ async def test_a_predict_frame_is_answered_whole_by_the_worker(linear_onnx_model
             await predictor.answer_frame(
                 '{"type": "predict", "id": "p9", "drawing": {"strokes": []}}'
             )
-        not_a_guess = await predictor.answer_frame('{"type": "ping", "id": "h1"}')
+        with pytest.raises(ProtocolError) as not_a_guess:
+            await predictor.answer_frame('{"type": "ping", "id": "h1"}')
     assert reply["type"] == "prediction" and reply["id"] == "p7"
     assert reply["probs"] == [round(p, 5) for p in expected.probs]
     assert reply["label"] == expected.label and reply["model_version"] == "v1"
     assert (refused.value.code, refused.value.id) == ("bad_message", "p8")
     assert (empty.value.code, empty.value.id) == ("empty_drawing", "p9")
-    assert not_a_guess is None
+    assert (not_a_guess.value.code, not_a_guess.value.id) == ("bad_message", "h1")
 
 
 async def test_a_dead_worker_fails_its_batch_and_a_new_one_takes_over(linear_onnx_model):
