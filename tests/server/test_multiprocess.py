@@ -10,13 +10,12 @@ from typing import Any
 import httpx
 import pytest
 from consensus_helpers import claim_task, make_claim, next_of
+from data_dirs import LinearModelFactory, add_model
 from live_server import (
     SEVEN,
     Client,
-    LinearModelFactory,
     ProcessServer,
     SharedGame,
-    add_model,
     admin_headers,
     db_rows,
     join,
