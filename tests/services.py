@@ -1,10 +1,10 @@
 """Real servers for the tests on loopback: free ports, waiting for a port or a game server's
 /healthz, and PostgreSQL and Redis started in a temporary directory.
 
-Both come from Debian's packages (`make services` installs them; CI always runs it). A test
-session starts each once; every test gets its own empty database (`PostgresServer.new_database`)
-and Redis tests flush what they use. `restart()` is for the fault tests: the server process
-goes away and comes back on the same port.
+PostgreSQL and Redis come from Debian's packages (`make services` installs them; CI always runs
+it). A test session starts each once; every test gets its own empty database
+(`PostgresServer.new_database`) and Redis tests flush what they use. `restart()` is for the
+fault tests: the server process goes away and comes back on the same port.
 """
 
 from __future__ import annotations
