@@ -1,5 +1,9 @@
 """Fixtures shared by every test folder.
 
+Helper modules beside this file serve every folder too: `waiting` (wait on a condition with a
+deadline), `services` (free ports, /healthz, PostgreSQL, Redis) and `data_dirs` (data
+directories and models).
+
 `linear_onnx_model` builds a small, contract-compliant ONNX model with `onnx.helper` (no torch,
 instant): input `image` [N,1,28,28] float32 in [0,1], output `log_probs` [N,10]. Tests that need a
 model which *reads digits* use `trained_model` instead (a quick training on a small slice).
@@ -11,20 +15,17 @@ import gc
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import pytest
+from data_dirs import SHARED_DATA_DIR, LinearModelFactory, add_model, new_data_dir
 from services import PostgresServer, RedisServer, ServiceUnavailable
 
 if TYPE_CHECKING:
     from server.mnist import Mnist
 
-REPO = Path(__file__).resolve().parent.parent
-# The MNIST cache is shared with `make run` so a test session never downloads it twice.
-SHARED_DATA_DIR = REPO / "data"
-
-LinearModelFactory = Callable[..., Path]
+Service = TypeVar("Service", PostgresServer, RedisServer)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -75,6 +76,23 @@ def linear_onnx_model(tmp_path: Path) -> LinearModelFactory:
     return make
 
 
+@pytest.fixture
+def data_dir(tmp_path: Path, linear_onnx_model: LinearModelFactory) -> Path:
+    """A data directory a game server starts on: model v1 (a linear ONNX model) and nothing
+    else; a test may add files before it starts a server on it. (tests/learning and
+    tests/serving override it with `mnist_data_dir`.)"""
+    root = new_data_dir(tmp_path / "data")
+    add_model(root, "v1", linear_onnx_model(seed=1))
+    return root
+
+
+@pytest.fixture
+def mnist_data_dir(tmp_path: Path) -> Path:
+    """A data directory with the shared MNIST cache and no model, for a test that trains,
+    evaluates or installs its own models."""
+    return new_data_dir(tmp_path / "mnist-data", mnist=True)
+
+
 @pytest.fixture(scope="session")
 def mnist() -> Mnist:
     """The real MNIST from the shared data directory (downloaded once, then cached)."""
@@ -102,31 +120,28 @@ def trained_model(tmp_path_factory: pytest.TempPathFactory, mnist: Mnist) -> Pat
     return data_dir / "models" / f"{card.version}.onnx"
 
 
-def _service_or_skip(start: Callable[[], object]) -> object:
-    """The started service; without one the test is skipped, except in CI (`$CI` set), where
-    the servers are always installed (`make services`) and a missing one is a failure."""
+def _running(service: Callable[[], Service]) -> Iterator[Service]:
+    """The started service, closed at the end; without one the test is skipped, except in CI
+    (`$CI` set), where the servers are always installed (`make services`) and a missing one is
+    a failure."""
     try:
-        return start()
+        server = service().start()
     except ServiceUnavailable as error:
         if os.environ.get("CI"):
             raise
         pytest.skip(str(error))
+    yield server
+    server.close()
 
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
-    server = _service_or_skip(lambda: PostgresServer().start())
-    assert isinstance(server, PostgresServer)
-    yield server
-    server.close()
+    yield from _running(PostgresServer)
 
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
-    server = _service_or_skip(lambda: RedisServer().start())
-    assert isinstance(server, RedisServer)
-    yield server
-    server.close()
+    yield from _running(RedisServer)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -1,9 +1,10 @@
-"""Real PostgreSQL and Redis servers for the tests, started on loopback in a temporary directory.
+"""Real servers for the tests on loopback: free ports, waiting for a port or a game server's
+/healthz, and PostgreSQL and Redis started in a temporary directory.
 
-Both come from Debian's packages (`make services` installs them; CI always runs it). A test
-session starts each once; every test gets its own empty database (`PostgresServer.new_database`)
-and Redis tests flush what they use. `restart()` is for the fault tests: the server process
-goes away and comes back on the same port.
+PostgreSQL and Redis come from Debian's packages (`make services` installs them; CI always runs
+it). A test session starts each once; every test gets its own empty database
+(`PostgresServer.new_database`) and Redis tests flush what they use. `restart()` is for the
+fault tests: the server process goes away and comes back on the same port.
 """
 
 from __future__ import annotations
@@ -19,24 +20,51 @@ import tempfile
 import time
 from pathlib import Path
 
+import httpx
+from waiting import wait_until
+
 
 class ServiceUnavailable(RuntimeError):
     pass
 
 
 def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
 
 
 def wait_for_port(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def listening() -> bool:
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
-            return
-        time.sleep(0.05)
-    raise ServiceUnavailable(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f} s")
+            return True
+        return False
+
+    try:
+        wait_until(listening, timeout, f"nothing listens on 127.0.0.1:{port}", poll=0.05)
+    except AssertionError as error:
+        raise ServiceUnavailable(str(error)) from None
+
+
+def wait_for_healthz(
+    http: str, process: subprocess.Popen[bytes], log: Path | None = None, timeout: float = 60.0
+) -> None:
+    """Until the game server at `http` answers /healthz; fails at once if its `process` exits,
+    with the end of its `log`."""
+
+    def tail() -> str:
+        return "" if log is None else ":\n" + log.read_text(errors="replace")[-3000:]
+
+    def healthy() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"the server at {http} exited ({process.returncode}){tail()}")
+        try:
+            return httpx.get(f"{http}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(healthy, timeout, f"the server at {http} did not start", poll=0.1)
 
 
 def _postgres_bin() -> Path:

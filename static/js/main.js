@@ -1,5 +1,6 @@
 // The play page: join (or resume with the saved token), then draw, validate and watch the boards.
 
+import { placeBlocks } from "./blocks.js";
 import { showConnection } from "./connection.js";
 import { LeaderboardView } from "./leaderboard.js";
 import { PlayView } from "./play.js";
@@ -8,6 +9,7 @@ import { GameSocket, savedToken } from "./socket.js";
 import { showError } from "./toast.js";
 import { ValidateView } from "./validate.js";
 
+placeBlocks(); // first: the views below look for the shared markup
 const socket = new GameSocket({});
 const play = new PlayView(socket, document.getElementById("draw"));
 const validate = new ValidateView(socket, document.getElementById("validate"));

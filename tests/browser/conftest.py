@@ -9,7 +9,7 @@ works with no internet), and an uncaught exception in a page fails the test.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,7 @@ from playwright.sync_api import Browser, expect, sync_playwright
 
 # The integration tests' live server helpers, reused (their folder is not a package).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
-from live_server import ProcessServer, add_model
+from live_server import ProcessServer
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -49,17 +49,9 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path, linear_onnx_model: Callable[..., Path]) -> Path:
-    """A data directory with one model, v1 (a test may add files before `game` starts)."""
-    root = tmp_path / "data"
-    root.mkdir()
-    add_model(root, "v1", linear_onnx_model(seed=1))
-    return root
-
-
-@pytest.fixture
 def game(data_dir: Path) -> Iterator[ProcessServer]:
-    """`fool-the-model serve` on an ephemeral port, with model v1 and round 1 open."""
+    """`fool-the-model serve` on an ephemeral port on `data_dir` (tests/conftest.py: model v1;
+    a test may add files first), round 1 open."""
     server = ProcessServer(data_dir).start()
     yield server
     if server.process is not None and server.process.poll() is None:

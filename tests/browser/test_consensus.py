@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 from browser_helpers import ONE, Contexts, draw, join, screenshot, top_guess
+from data_dirs import SMALL_JOB, trained_data_dir
 from live_server import ADMIN_TOKEN
-from loop_helpers import SMALL_JOB, loop_data_dir
 from playwright.sync_api import Page, expect
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -56,7 +56,7 @@ def retrainable(
 ) -> Path:
     """Model v1 with weights to fine-tune from, MNIST for the gate, and a tiny job size."""
     shutil.rmtree(data_dir)
-    loop_data_dir(data_dir, trained_model)
+    trained_data_dir(data_dir, trained_model)
     for name, value in SMALL_JOB.items():
         monkeypatch.setenv(name, value)
     return data_dir

@@ -6,20 +6,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from learning_helpers import SHARED_DATA_DIR, make_data_dir
 
-from server.mnist import Mnist, load_mnist
-
-
-@pytest.fixture(scope="session")
-def mnist() -> Mnist:
-    return load_mnist(SHARED_DATA_DIR)
+from server.mnist import Mnist
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    """A data directory with the shared MNIST cache and no models."""
-    return make_data_dir(tmp_path / "data")
+def data_dir(mnist_data_dir: Path) -> Path:
+    """Here a data directory holds the shared MNIST cache and no model (a test installs its own)."""
+    return mnist_data_dir
 
 
 @pytest.fixture

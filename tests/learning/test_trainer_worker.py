@@ -9,14 +9,14 @@ from __future__ import annotations
 import hashlib
 import json
 import signal
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from learning_helpers import make_data_dir
+from data_dirs import new_data_dir, trained_data_dir
 from services import RedisServer
-from worker_helpers import Child, Server, query, seed_verified, server_data_dir, start_worker
+from waiting import assert_stays, wait_until
+from worker_helpers import Child, Server, query, seed_verified, start_worker
 
 from game_rules.heldout import is_held_out
 from server.config import DataLayout
@@ -38,25 +38,25 @@ def children() -> Iterator[list[Child]]:
 
 @pytest.fixture
 def server_dir(tmp_path: Path, trained_model: Path) -> Path:
-    return server_data_dir(tmp_path / "server", trained_model)
+    return trained_data_dir(tmp_path / "server", trained_model)
 
 
 @pytest.fixture
 def worker_dir(tmp_path: Path) -> Path:
     """The worker's own data directory: MNIST only, no models (it fetches them)."""
-    return make_data_dir(tmp_path / "worker")
+    return new_data_dir(tmp_path / "worker", mnist=True)
 
 
-def wait_running(server: Server, worker: Child) -> dict:
-    """The job once the worker reports training progress."""
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
+def wait_running(server: Server, trainer: Child) -> dict:
+    """The job, as `server` tells it, once its `trainer` (a worker, or a server training in
+    process) reports training progress."""
+
+    def training() -> dict | None:
         job = server.job()
-        if job["state"] == "running" and job["step"] > 0:
-            return job
-        assert worker.process.poll() is None, worker.output()[-3000:]
-        time.sleep(0.2)
-    raise AssertionError(f"the worker never reported progress: {server.job()}")
+        assert trainer.process.poll() is None, trainer.output()[-3000:]
+        return job if job["state"] == "running" and job["step"] > 0 else None
+
+    return wait_until(training, 120, "the trainer never reported progress", poll=0.2)
 
 
 def test_a_queued_job_is_trained_by_one_of_two_workers_and_opens_the_next_round(
@@ -93,15 +93,12 @@ def test_a_queued_job_is_trained_by_one_of_two_workers_and_opens_the_next_round(
     }
     workers = {
         name: start_worker(
-            make_data_dir(tmp_path / name), database_url, name, "--once", **worker_env
+            new_data_dir(tmp_path / name, mnist=True), database_url, name, "--once", **worker_env
         )
         for name in ("alpha", "beta")
     }
     children.extend(workers.values())
-    seen = []
-    while (job := server.job())["state"] in ("queued", "running"):
-        seen.append(job)
-        time.sleep(0.2)
+    job = server.wait_for_job("succeeded", "failed", "cancelled")
     assert (job["state"], job["outcome"], job["version"], job["opened_round"]) == (
         "succeeded",
         "passed",
@@ -109,13 +106,16 @@ def test_a_queued_job_is_trained_by_one_of_two_workers_and_opens_the_next_round(
         2,
     ), job
     assert job["gate"]["passed"] is True
-    assert any(s["state"] == "running" and s["step"] > 0 and s["loss"] for s in seen)
+    assert any(s["state"] == "running" and s["step"] > 0 and s["loss"] for s in server.seen)
 
     winner = job["worker"]
     loser = ({"alpha", "beta"} - {winner}).pop()
     assert workers[winner].wait() == 0
-    time.sleep(0.5)
-    assert workers[loser].process.poll() is None  # still waiting for a job of its own
+    assert_stays(
+        lambda: workers[loser].process.poll() is None,
+        0.5,
+        "the other --once worker exited without a job of its own",
+    )
     workers[loser].signal(signal.SIGTERM)
     assert workers[loser].wait(30) == 0
     assert "trainer took a job" in workers[winner].output()
@@ -128,14 +128,17 @@ def test_a_queued_job_is_trained_by_one_of_two_workers_and_opens_the_next_round(
         (2, "open", "v2"),
         (1, "closing", "v1"),
     ]
-    messages = []
-    deadline = time.monotonic() + 10
-    while not messages and time.monotonic() < deadline:
-        message = listener.get_message(ignore_subscribe_messages=True, timeout=1)
-        if message:
-            messages.append(json.loads(message["data"]))
+    message = wait_until(
+        lambda: listener.get_message(ignore_subscribe_messages=True, timeout=1),
+        10,
+        "no round message on Redis",
+        poll=0,
+    )
     listener.close()
-    assert messages == [{"topic": "round", "payload": {"number": 2, "model_version": "v2"}}]
+    assert json.loads(message["data"]) == {
+        "topic": "round",
+        "payload": {"number": 2, "model_version": "v2"},
+    }
 
     # The worker fetched v1 from the registry to fine-tune from, and registered v2 with bytes.
     winner_models = DataLayout(tmp_path / winner).models_dir
@@ -226,6 +229,10 @@ def test_a_killed_workers_job_fails_after_the_heartbeat_timeout(
     assert server.admin.post("/api/admin/rounds/next").status_code == 202
 
 
+def jobs(database_url: str) -> list[tuple[object, ...]]:
+    return query(database_url, "SELECT id, state FROM training_jobs")
+
+
 def test_the_automatic_triggers_of_two_servers_queue_one_job(
     database_url: str,
     tmp_path: Path,
@@ -236,20 +243,19 @@ def test_the_automatic_triggers_of_two_servers_queue_one_job(
     rules = tmp_path / "rules.toml"
     rules.write_text("[retrain]\nnew_verified_threshold = 5\n")
     env = {"FTM_RULES": str(rules), "FTM_RETRAIN_POLL_SECONDS": "0.1"}
-    first = Server(server_data_dir(tmp_path / "a", trained_model), database_url, **env)
+    first = Server(trained_data_dir(tmp_path / "a", trained_model), database_url, **env)
     children.append(first)
     seed_verified(database_url, mnist, 5)
-    second = Server(server_data_dir(tmp_path / "b", trained_model), database_url, **env)
+    second = Server(trained_data_dir(tmp_path / "b", trained_model), database_url, **env)
     children.append(second)
     job = first.wait_for_job("queued")
     assert job["trigger"] == "automatic"
-    time.sleep(2.0)  # both triggers look about 20 times more
-    assert query(database_url, "SELECT id, state FROM training_jobs") == [(job["id"], "queued")]
+    # Both triggers look about 20 times in 2 s (they show no count of their looks to wait on).
+    assert_stays(lambda: jobs(database_url) == [(job["id"], "queued")], 2.0, "a second job")
     assert second.job()["id"] == job["id"]  # the other process sees the same job
     # Cancelled through the other process; the same drawings do not queue it again.
     assert second.admin.post("/api/admin/trainer/cancel").json()["state"] == "cancelled"
-    time.sleep(1.0)
-    assert query(database_url, "SELECT id, state FROM training_jobs") == [(job["id"], "cancelled")]
+    assert_stays(lambda: jobs(database_url) == [(job["id"], "cancelled")], 1.0, "queued again")
     assert first.job()["state"] == "cancelled"
 
 
@@ -257,17 +263,14 @@ def test_a_job_trained_inside_one_server_is_seen_and_cancelled_through_another(
     database_url: str, tmp_path: Path, trained_model: Path, children: list[Child]
 ) -> None:
     """The in-process trainer (the default) writes heartbeats and progress to the job row too."""
-    first = Server(server_data_dir(tmp_path / "a", trained_model), database_url, FTM_TRAINER="")
+    first = Server(trained_data_dir(tmp_path / "a", trained_model), database_url, FTM_TRAINER="")
     children.append(first)
-    second = Server(server_data_dir(tmp_path / "b", trained_model), database_url, FTM_TRAINER="")
+    second = Server(trained_data_dir(tmp_path / "b", trained_model), database_url, FTM_TRAINER="")
     children.append(second)
     assert first.admin.post("/api/admin/rounds/next").status_code == 202
     busy = second.admin.post("/api/admin/rounds/next")
     assert (busy.status_code, busy.json()["error"]["code"]) == (409, "trainer_busy")
-    deadline = time.monotonic() + 120
-    while (job := second.job())["step"] == 0:
-        assert job["state"] == "running" and time.monotonic() < deadline, job
-        time.sleep(0.2)
+    job = wait_running(second, trainer=first)
     assert job["worker"] == first.job()["worker"]
     assert second.admin.post("/api/admin/trainer/cancel").status_code == 200
     job = first.wait_for_job("cancelled", "failed", "succeeded")

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from learning_helpers import install_model, make_data_dir
+from data_dirs import new_data_dir
+from learning_helpers import install_model
 
 from server.config import DataLayout
 from server.learning.gate import GateSettings
@@ -44,7 +45,7 @@ def trained(
     tmp_path_factory: pytest.TempPathFactory, mnist: Mnist
 ) -> tuple[Path, JobOutcome, list]:
     """v1, trained by the worker on a slice plus 20 extra drawings, judged on 30 held out."""
-    data_dir = make_data_dir(tmp_path_factory.mktemp("trained") / "data")
+    data_dir = new_data_dir(tmp_path_factory.mktemp("trained") / "data", mnist=True)
     digits, labels = mnist.test_images[9000:9050], mnist.test_labels[9000:9050]
     extra = ExampleSet.of(digits[:20], labels[:20], weights=[0.8] * 20)
     heldout = ExampleSet.of(digits[20:], labels[20:], rounds=[1] * 30)

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,39 +15,14 @@ from typing import Any
 
 import httpx
 import numpy as np
-from learning_helpers import make_data_dir
+from data_dirs import JOB_TIMEOUT, REPO, SMALL_JOB
+from services import free_port, wait_for_healthz
+from waiting import wait_until
 
-from server.config import DataLayout
 from server.mnist import Mnist
 from server.storage.sync import connect
 
-REPO = Path(__file__).resolve().parents[2]
 ADMIN_TOKEN = "worker-test-token"
-# Tiny jobs: a slice of MNIST, one epoch, a floor the slice can reach; no automatic trigger.
-SMALL_JOB = {
-    "FTM_TRAIN_LIMIT": "1000",
-    "FTM_TEST_LIMIT": "500",
-    "FTM_TRAIN_EPOCHS": "1",
-    "FTM_GATE_MNIST_FLOOR": "0.5",
-    "FTM_RETRAIN_POLL_SECONDS": "3600",
-}
-JOB_TIMEOUT = 240.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def server_data_dir(root: Path, trained_model: Path) -> Path:
-    """A server's data directory: the shared MNIST cache and model v1 (ONNX, card, weights)."""
-    make_data_dir(root)
-    models = DataLayout(root).models_dir
-    models.mkdir()
-    for suffix in (".onnx", ".json", ".pt"):
-        shutil.copyfile(trained_model.with_suffix(suffix), models / f"v1{suffix}")
-    return root
 
 
 def environment(database_url: str, **extra: str) -> dict[str, str]:
@@ -109,16 +82,12 @@ class Server(Child):
             environment(database_url, **env),
             data_dir.parent / f"server-{self.port}.log",
         )
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{self.http}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"the server did not start:\n{self.output()[-3000:]}")
-            time.sleep(0.1)
+        try:
+            wait_for_healthz(self.http, self.process, self.log)
+        except BaseException:
+            super().close()
+            raise
+        self.seen: list[dict[str, Any]] = []  # every state of the job read, in order
         self.admin = httpx.Client(
             base_url=self.http, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30
         )
@@ -127,16 +96,17 @@ class Server(Child):
         reply = self.admin.get("/api/admin/trainer")
         assert reply.status_code == 200, reply.text
         job: dict[str, Any] = reply.json()
+        self.seen.append(job)
         return job
 
     def wait_for_job(self, *states: str) -> dict[str, Any]:
-        deadline = time.monotonic() + JOB_TIMEOUT
-        while time.monotonic() < deadline:
+        """The job once it is in one of `states` (`seen` keeps what it was on the way)."""
+
+        def reached() -> dict[str, Any] | None:
             job = self.job()
-            if job.get("state") in states:
-                return job
-            time.sleep(0.2)
-        raise AssertionError(f"the job never reached {states}: {self.job()}")
+            return job if job.get("state") in states else None
+
+        return wait_until(reached, JOB_TIMEOUT, f"the job never reached {states}", poll=0.2)
 
     def close(self) -> None:
         self.admin.close()

@@ -1,4 +1,5 @@
-"""Fixtures for the integration tests: a data directory with a model, and a running server."""
+"""Fixtures for the integration tests: a running server on the data directory (tests/conftest.py;
+modules marked `consensus_rules` get the consensus test rules and MNIST gold in it too)."""
 
 from __future__ import annotations
 
@@ -8,17 +9,17 @@ from pathlib import Path
 
 import pytest
 from consensus_helpers import prepare
-from live_server import (
-    ADMIN_TOKEN,
-    LinearModelFactory,
-    SharedGame,
-    ThreadServer,
-    add_model,
-    server_processes,
-)
+from live_server import ADMIN_TOKEN, SharedGame, ThreadServer, server_processes
 from services import PostgresServer, RedisServer
 
 from server.realtime.limits import Limits
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "consensus_rules: the data directory holds consensus_helpers.TEST_RULES and MNIST gold",
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -31,12 +32,12 @@ def game_database(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path, linear_onnx_model: LinearModelFactory) -> Path:
-    """A data directory with one model, v1, and nothing else."""
-    root = tmp_path / "data"
-    root.mkdir()
-    add_model(root, "v1", linear_onnx_model(seed=1))
-    return root
+def data_dir(data_dir: Path, request: pytest.FixtureRequest) -> Path:
+    """Model v1; in a module marked `consensus_rules`, also the consensus test rules (three
+    trusted votes settle a claim) and the MNIST gold digits validators warm up on."""
+    if request.node.get_closest_marker("consensus_rules"):
+        prepare(data_dir)
+    return data_dir
 
 
 @pytest.fixture
@@ -55,17 +56,14 @@ def server(
 
 @pytest.fixture
 def shared_game(
+    data_dir: Path,
     tmp_path: Path,
-    linear_onnx_model: LinearModelFactory,
     postgres_server: PostgresServer,
     redis_server: RedisServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[SharedGame]:
     """Processes A and B on one data directory (models, rules, MNIST gold), one fresh
     PostgreSQL database and the session's Redis. The test reads the same database (`db_rows`)."""
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    add_model(data_dir, "v1", linear_onnx_model(seed=1))
     prepare(data_dir)
     url = postgres_server.new_database()
     monkeypatch.setenv("FTM_DATABASE_URL", url)

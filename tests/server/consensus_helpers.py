@@ -6,9 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from data_dirs import link_mnist
 from live_server import SEVEN, Client, db_rows, join
-
-SHARED_MNIST = Path(__file__).resolve().parents[2] / "data" / "mnist"
 
 # Real rules with small numbers: two gold answers make a validator trusted, three agreeing
 # trusted votes verify a claim, and no gold is mixed in after the warm-up (so tests are short).
@@ -43,7 +42,7 @@ TABLES = (
 def prepare(data_dir: Path, rules: str = TEST_RULES) -> None:
     """Rules override and the shared MNIST cache (for gold digits) in a test data directory."""
     (data_dir / "rules.toml").write_text(rules)
-    (data_dir / "mnist").symlink_to(SHARED_MNIST, target_is_directory=True)
+    link_mnist(data_dir)
 
 
 def counts(data_dir: Path) -> dict[str, int]:

@@ -8,30 +8,25 @@ import contextlib
 import dataclasses
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import uvicorn
+from data_dirs import REPO
+from services import free_port, wait_for_healthz
+from waiting import wait_until
 from websockets.asyncio.client import ClientConnection, connect
 
 from server.app import create_app, uvicorn_config
-from server.config import DataLayout, Settings
+from server.config import Settings
 from server.realtime.limits import Limits
-from server.serving.model_files import ModelCard, now_iso, sha256_file, write_card
 from server.storage.sync import connect as connect_database
 
-REPO = Path(__file__).resolve().parents[2]
-
-LinearModelFactory = Callable[..., Path]
 ADMIN_TOKEN = "test-admin-token"
 REPLY_TIMEOUT = 10.0
 
@@ -39,31 +34,6 @@ REPLY_TIMEOUT = 10.0
 ONE = {"strokes": [[[50, 10], [52, 90]]]}
 SEVEN = {"strokes": [[[10, 10], [90, 10], [40, 95]]]}
 ZERO = {"strokes": [[[50, 10], [85, 50], [50, 90], [15, 50], [50, 10]]]}
-
-
-def add_model(data_dir: Path, version: str, onnx_file: Path) -> Path:
-    """Install `onnx_file` as model `version` of the data directory, with its card."""
-    layout = DataLayout(data_dir)
-    layout.models_dir.mkdir(parents=True, exist_ok=True)
-    path = layout.model_path(version)
-    shutil.copyfile(onnx_file, path)
-    card = ModelCard(
-        version=version,
-        sha256=sha256_file(path),
-        created=now_iso(),
-        architecture="linear (test)",
-        parent=None,
-        training={},
-        mnist_test_accuracy=0.0,
-    )
-    write_card(card, layout.model_card_path(version))
-    return path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def configured(data_dir: Path) -> Settings:
@@ -85,9 +55,23 @@ def row_counts(data_dir: Path) -> dict[str, int]:
     }
 
 
-class ThreadServer:
+class LocalAddress:
+    """The URLs of a game server listening on 127.0.0.1:`port`."""
+
+    port: int
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+
+class ThreadServer(LocalAddress):
     """uvicorn serving `create_app(settings)` in a background thread of this process, configured
-    from the environment (`configured`) plus the allowed `origins`."""
+    from the environment (`configured`) plus the allowed `origins` and `hosts`."""
 
     def __init__(
         self,
@@ -106,11 +90,12 @@ class ThreadServer:
 
     def __enter__(self) -> ThreadServer:
         self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the test server did not start")
-            time.sleep(0.02)
+
+        def started() -> bool:
+            assert self.thread.is_alive(), "the test server's thread ended before it started"
+            return bool(self.server.started)
+
+        wait_until(started, 30, "the test server did not start")
         self.port = self.server.servers[0].sockets[0].getsockname()[1]
         return self
 
@@ -118,16 +103,8 @@ class ThreadServer:
         self.server.should_exit = True
         self.thread.join(timeout=30)
 
-    @property
-    def http(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
-    @property
-    def ws(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
-
-
-class ProcessServer:
+class ProcessServer(LocalAddress):
     """`fool-the-model serve` as a child process, so a test can kill -9 it.
 
     `env` adds to the environment (FTM_DATABASE_URL, FTM_REDIS_URL, ...); `log` receives the
@@ -171,16 +148,8 @@ class ProcessServer:
 
     def wait_until_ready(self) -> ProcessServer:
         assert self.process is not None
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{self.http}/healthz", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the server process did not start")
-            time.sleep(0.1)
+        wait_for_healthz(self.http, self.process, self.log)
+        return self
 
     def kill(self) -> None:
         assert self.process is not None
@@ -195,14 +164,6 @@ class ProcessServer:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.kill()
-
-    @property
-    def http(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
 
 
 @contextlib.contextmanager

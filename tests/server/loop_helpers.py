@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,34 +15,14 @@ from typing import Any
 import httpx
 import numpy as np
 from consensus_helpers import as_answer, gold_truth
-from live_server import REPO, Client, ThreadServer, admin_headers, configured, db_rows, join
+from data_dirs import JOB_TIMEOUT
+from live_server import Client, ThreadServer, admin_headers, configured, db_rows, join
+from waiting import wait_until_async
 
 from game_rules.consensus import Claim, Outcome
-from server.config import DataLayout
 from server.mnist import Mnist
 from server.serving.preprocess import image_to_png
 from server.storage.sync import connect as connect_database
-
-# Tiny jobs: a slice of MNIST, one epoch, a floor the slice can reach.
-SMALL_JOB = {
-    "FTM_TRAIN_LIMIT": "1000",
-    "FTM_TEST_LIMIT": "500",
-    "FTM_TRAIN_EPOCHS": "1",
-    "FTM_GATE_MNIST_FLOOR": "0.5",
-    "FTM_RETRAIN_POLL_SECONDS": "3600",  # no automatic job unless a test asks for one
-}
-JOB_TIMEOUT = 240.0
-
-
-def loop_data_dir(root: Path, trained_model: Path) -> Path:
-    """A data directory with the shared MNIST cache and model v1 (ONNX, card and weights)."""
-    root.mkdir(parents=True)
-    (root / "mnist").symlink_to(DataLayout(REPO / "data").mnist_dir.resolve())
-    models = DataLayout(root).models_dir
-    models.mkdir()
-    for suffix in (".onnx", ".json", ".pt"):
-        shutil.copyfile(trained_model.with_suffix(suffix), models / f"v1{suffix}")
-    return root
 
 
 def rotated_digits(mnist: Mnist, count: int, start: int = 0) -> list[tuple[np.ndarray, int]]:
@@ -173,17 +152,51 @@ class Predictors:
         return seen
 
 
+class TriggerLooks:
+    """Counts the automatic retraining trigger's looks at the verified drawings of a running
+    server. The server shows no count of its own, so this wraps its look
+    (`LearningLoop._new_verified`); a test that no job starts waits for looks, not a guessed
+    time."""
+
+    def __init__(self, server: ThreadServer) -> None:
+        learning = server.app.state.server.learning_api.learning
+        look = learning._new_verified
+        self.count = 0
+
+        def counted() -> tuple[int, int | None]:
+            seen = look()
+            self.count += 1
+            return seen
+
+        learning._new_verified = counted
+
+    async def settled(self) -> None:
+        """Until the trigger has acted on what is in the database now: a look that began after
+        this call has ended, and so has what the trigger did about it (the look after it has
+        ended too). The trigger does not look while a job it started runs, so a job started by
+        mistake makes this wait for that job."""
+        target = self.count + 3
+        await wait_until_async(
+            lambda: self.count >= target, JOB_TIMEOUT, "the trigger stopped looking", 0.05
+        )
+
+
+async def trainer_job(admin: httpx.AsyncClient) -> dict[str, Any]:
+    """The newest training job as the console shows it ({} before the first)."""
+    job: dict[str, Any] = (await admin.get("/api/admin/trainer")).json()
+    return job
+
+
 async def wait_for_job(admin: httpx.AsyncClient) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Poll the trainer until the job finishes; the final state and what was seen on the way."""
-    seen = []
-    deadline = time.monotonic() + JOB_TIMEOUT
-    while time.monotonic() < deadline:
-        job = (await admin.get("/api/admin/trainer")).json()
-        seen.append(job)
-        if job["state"] != "running":
-            return job, seen
-        await asyncio.sleep(0.25)
-    raise AssertionError(f"the training job did not finish in {JOB_TIMEOUT} s: {seen[-1]}")
+    seen: list[dict[str, Any]] = []
+
+    async def finished() -> dict[str, Any] | None:
+        seen.append(await trainer_job(admin))
+        return seen[-1] if seen[-1]["state"] != "running" else None
+
+    job = await wait_until_async(finished, JOB_TIMEOUT, "the training job did not finish", 0.25)
+    return job, seen
 
 
 def admin_client(http: str) -> httpx.AsyncClient:

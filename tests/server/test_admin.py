@@ -10,12 +10,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from data_dirs import LinearModelFactory, add_model
 from live_server import (
     REPO,
     SEVEN,
-    LinearModelFactory,
     ThreadServer,
-    add_model,
     admin_headers,
     free_port,
     join,

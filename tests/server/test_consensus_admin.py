@@ -8,25 +8,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-from consensus_helpers import claim_task, counts, make_claim, next_of, prepare
+from consensus_helpers import claim_task, counts, make_claim, next_of
 from live_server import (
     SEVEN,
-    LinearModelFactory,
     ThreadServer,
-    add_model,
     admin_headers,
     db_rows,
     join,
 )
 
-
-@pytest.fixture
-def data_dir(tmp_path: Path, linear_onnx_model: LinearModelFactory) -> Path:
-    root = tmp_path / "data"
-    root.mkdir()
-    add_model(root, "v1", linear_onnx_model(seed=1))
-    prepare(root)
-    return root
+pytestmark = pytest.mark.consensus_rules
 
 
 def consensus(data_dir: Path, attempt_id: int) -> dict[str, object]:

@@ -7,12 +7,10 @@ from typing import Any
 
 import httpx
 import pytest
-from consensus_helpers import claim_task, counts, make_claim, prepare
+from consensus_helpers import claim_task, counts, make_claim
 from live_server import (
     Client,
-    LinearModelFactory,
     ThreadServer,
-    add_model,
     admin_headers,
     db_rows,
     join,
@@ -21,14 +19,7 @@ from live_server import (
 
 from game_rules.answers import ANSWERS
 
-
-@pytest.fixture
-def data_dir(tmp_path: Path, linear_onnx_model: LinearModelFactory) -> Path:
-    root = tmp_path / "data"
-    root.mkdir()
-    add_model(root, "v1", linear_onnx_model(seed=1))
-    prepare(root)
-    return root
+pytestmark = pytest.mark.consensus_rules
 
 
 async def refused(client: Client, message: dict[str, Any], data_dir: Path) -> str:

@@ -9,20 +9,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from consensus_helpers import claim_task, make_claim, next_of, prepare
-from live_server import LinearModelFactory, ProcessServer, add_model, db_rows, join
+from consensus_helpers import claim_task, make_claim, next_of
+from live_server import ProcessServer, db_rows, join
 from websockets.exceptions import ConnectionClosed
 
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, linear_onnx_model: LinearModelFactory) -> Path:
-    root = tmp_path / "data"
-    root.mkdir()
-    add_model(root, "v1", linear_onnx_model(seed=1))
-    prepare(root)
-    return root
+pytestmark = [pytest.mark.slow, pytest.mark.consensus_rules]
 
 
 def boards(server: ProcessServer) -> dict[str, object]:

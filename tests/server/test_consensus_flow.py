@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,23 +15,15 @@ from consensus_helpers import (
     gold_truth,
     make_claim,
     next_of,
-    prepare,
 )
-from live_server import LinearModelFactory, ThreadServer, add_model, db_rows, join, open_client
+from live_server import ThreadServer, db_rows, join, open_client
 
 from game_rules.leaderboard import board
 from game_rules.scoring import Scores
 from server.config import load_rules
 from server.storage.consensus import event_from_row
 
-
-@pytest.fixture
-def data_dir(tmp_path: Path, linear_onnx_model: LinearModelFactory) -> Path:
-    root = tmp_path / "data"
-    root.mkdir()
-    add_model(root, "v1", linear_onnx_model(seed=1))
-    prepare(root)
-    return root
+pytestmark = pytest.mark.consensus_rules
 
 
 async def test_a_claim_is_verified_by_three_validators(server: ThreadServer) -> None:

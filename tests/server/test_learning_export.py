@@ -12,11 +12,10 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from data_dirs import LinearModelFactory, add_model
 from live_server import (
     SEVEN,
-    LinearModelFactory,
     ThreadServer,
-    add_model,
     admin_headers,
     db_rows,
     join,

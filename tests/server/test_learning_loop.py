@@ -5,7 +5,6 @@ cancelled trainer, a second launch."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 from collections.abc import Callable
@@ -13,17 +12,19 @@ from pathlib import Path
 
 import pytest
 from consensus_helpers import TEST_RULES
+from data_dirs import SMALL_JOB, trained_data_dir
 from live_server import ADMIN_TOKEN, ThreadServer, db_rows, join
 from loop_helpers import (
-    SMALL_JOB,
     Predictors,
+    TriggerLooks,
     admin_client,
-    loop_data_dir,
     seed_verified,
     submit_claims,
+    trainer_job,
     verify_by_votes,
     wait_for_job,
 )
+from waiting import wait_until_async
 
 from game_rules.heldout import is_held_out
 from server.config import DataLayout
@@ -44,7 +45,7 @@ GENEROUS = Limits(
 
 @pytest.fixture
 def loop_dir(tmp_path: Path, trained_model: Path) -> Path:
-    return loop_data_dir(tmp_path / "data", trained_model)
+    return trained_data_dir(tmp_path / "data", trained_model)
 
 
 StartServer = Callable[..., ThreadServer]
@@ -85,7 +86,9 @@ async def test_next_round_trains_gates_and_swaps_without_a_failed_prediction(
                 "heldout": len(heldout_ids),
             }
             job, seen = await wait_for_job(admin)
-            await asyncio.sleep(0.3)  # a few predictions on the new model
+            await wait_until_async(
+                lambda: players.versions()[-1:] == ["v2"], 30, "no prediction by the new model"
+            )
         assert job["state"] == "succeeded", job
         assert (job["outcome"], job["version"], job["opened_round"]) == ("passed", "v2", 2)
         assert job["gate"]["passed"] is True
@@ -174,9 +177,8 @@ async def test_a_crashed_trainer_is_reported_and_the_game_goes_on(
             second = await admin.post("/api/admin/rounds/next")
             assert (second.status_code, second.json()["error"]["code"]) == (409, "trainer_busy")
             assert "already running" in second.json()["error"]["message"]
-            while learning._trainer.pid is None:
-                await asyncio.sleep(0.05)
-            os.kill(learning._trainer.pid, signal.SIGKILL)
+            pid = await wait_until_async(lambda: learning._trainer.pid, 60, "no trainer process")
+            os.kill(pid, signal.SIGKILL)
             job, _ = await wait_for_job(admin)
             assert (job["state"], job["outcome"]) == ("failed", "failed")
             assert "killed by SIGKILL" in job["error"]
@@ -218,13 +220,13 @@ async def test_enough_new_verified_drawings_start_a_candidate_left_for_an_admin(
     rules = tmp_path / "rules.toml"
     rules.write_text("[retrain]\nnew_verified_threshold = 10\nauto_open_next_round = false\n")
     with start_server(FTM_RULES=str(rules), FTM_RETRAIN_POLL_SECONDS="0.2") as server:
+        looks = TriggerLooks(server)
         async with admin_client(server.http) as admin:
             await seed_verified(server, mnist, wanted=9)
-            await asyncio.sleep(1.0)
+            await looks.settled()
             assert (await admin.get("/api/admin/trainer")).json() == {}  # 9 < 10: no job
             await seed_verified(server, mnist, wanted=1, name="Another")
-            while (await admin.get("/api/admin/trainer")).json() == {}:
-                await asyncio.sleep(0.1)
+            await wait_until_async(lambda: trainer_job(admin), 30, "the tenth started no job")
             job, _ = await wait_for_job(admin)
             assert (job["trigger"], job["state"], job["opened_round"]) == (
                 "automatic",
@@ -238,7 +240,7 @@ async def test_enough_new_verified_drawings_start_a_candidate_left_for_an_admin(
             assert (await admin.get("/healthz")).json()["model_version"] == "v1"
 
             # No new drawings since that job: no second one.
-            await asyncio.sleep(1.0)
+            await looks.settled()
             assert (await admin.get("/api/admin/trainer")).json()["id"] == job["id"]
 
             # The admin opens the candidate, then goes back to v1: each opens a new round.

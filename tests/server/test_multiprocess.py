@@ -10,13 +10,12 @@ from typing import Any
 import httpx
 import pytest
 from consensus_helpers import claim_task, make_claim, next_of
+from data_dirs import LinearModelFactory, add_model
 from live_server import (
     SEVEN,
     Client,
-    LinearModelFactory,
     ProcessServer,
     SharedGame,
-    add_model,
     admin_headers,
     db_rows,
     join,
@@ -24,6 +23,7 @@ from live_server import (
     spectate,
 )
 from services import PostgresServer, RedisServer
+from waiting import wait_until_async
 
 from game_rules.rounds import RoundState
 from game_rules.scoring import GoldAnswered
@@ -240,12 +240,12 @@ async def test_a_process_on_another_machine_fetches_the_rounds_model_or_says_it_
 async def wait_for_health(server: ProcessServer, condition: Any) -> dict[str, Any]:
     """/healthz once it meets `condition` (the periodic check runs every few seconds)."""
     async with httpx.AsyncClient(base_url=server.http) as http:
-        for _ in range(200):  # bounded: 20 s
-            health: dict[str, Any] = (await http.get("/healthz")).json()
-            if condition(health):
-                return health
-            await asyncio.sleep(0.1)
-    raise AssertionError(f"/healthz never got there: {health}")
+
+        async def health() -> dict[str, Any] | None:
+            body: dict[str, Any] = (await http.get("/healthz")).json()
+            return body if condition(body) else None
+
+        return await wait_until_async(health, 20, "/healthz never got there", poll=0.1)
 
 
 async def test_what_a_lost_message_would_have_said_is_found_in_the_database(

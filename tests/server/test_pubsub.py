@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 import redis.asyncio as redis
 from services import RedisServer
+from waiting import wait_until_async
 
 from server.prometheus import Metrics
 from server.realtime.pubsub import (
@@ -34,12 +36,8 @@ class Heard:
         self.resyncs += 1
 
 
-async def until(condition: Callable[[], bool], what: str) -> None:
-    for _ in range(1000):  # bounded: 10 s
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"never: {what}")
+async def until(condition: Callable[[], object], what: str) -> None:
+    await wait_until_async(condition, 10, f"never: {what}")
 
 
 def counted(broker: Broker, name: str, labels: dict[str, str] | None = None) -> float:
@@ -119,8 +117,11 @@ async def test_games_on_different_redis_databases_do_not_hear_each_other(
         brokers[1].publish("scores", {"game": 0})
         other.publish("scores", {"game": 1})
         await until(lambda: heard.messages and heard_other.messages, "each game heard itself")
-        await asyncio.sleep(0.2)
-        assert heard.messages == [{"game": 0}]
+        # Redis hands a subscriber its messages in the order it took them: once a message sent
+        # after the other game's is heard here, the other game's would have been heard before.
+        brokers[1].publish("scores", {"game": 0, "after": "the other game's message"})
+        await until(lambda: len(heard.messages) == 2, "the later message")
+        assert heard.messages == [{"game": 0}, {"game": 0, "after": "the other game's message"}]
         assert heard_other.messages == [{"game": 1}]
     finally:
         await other.stop()
@@ -157,19 +158,25 @@ async def test_the_first_subscribe_resyncs_too(redis_server: RedisServer) -> Non
 
 
 async def test_a_broker_starts_while_redis_is_down_and_connects_later(
-    redis_server: RedisServer,
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     redis_server.stop()
     broker = RedisBroker(redis_server.url, Metrics())
     heard = Heard(broker)
+    caplog.set_level(logging.WARNING, logger="server.realtime.pubsub")
     await broker.start()
     try:
-        await asyncio.sleep(0.3)
+        await until(lambda: len(failed_connections(caplog)) >= 2, "two failed connections")
         assert heard.resyncs == 0
+        assert not broker.subscribed.is_set()
         redis_server.start()
         await until(lambda: heard.resyncs == 1, "subscribed once Redis is back")
     finally:
         await broker.stop()
+
+
+def failed_connections(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.getMessage().startswith("pubsub listener lost Redis")]
 
 
 def test_the_url_chooses_the_broker() -> None:

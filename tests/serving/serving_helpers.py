@@ -5,13 +5,9 @@ from __future__ import annotations
 import io
 import struct
 import zlib
-from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
-
-# The MNIST cache shared with `make run` (the same place tests/conftest.py names).
-SHARED_DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 
 # A hand-drawn 7 (top bar, diagonal) and a crossbar, in canvas pixels.
 SEVEN = [[[10.0, 10.0], [60.0, 12.0], [30.0, 80.0]], [[20.0, 45.0], [50.0, 44.0]]]

@@ -2,43 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pytest
+from data_dirs import add_model
 from PIL import Image
-from serving_helpers import SHARED_DATA_DIR, digit_on_canvas, png_bytes
+from serving_helpers import digit_on_canvas, png_bytes
 
-from server.config import DataLayout
 from server.serving.evaluate import accuracy, eval_command, predict_command
 from server.serving.inference import load_session, run_batch
-from server.serving.model_files import ModelCard, sha256_file, write_card
 from server.serving.preprocess import png_to_image
-
-
-@pytest.fixture
-def data_dir(tmp_path):
-    """A data directory with the shared MNIST cache in it and no models."""
-    layout = DataLayout(tmp_path / "data")
-    layout.mnist_dir.mkdir(parents=True)
-    shutil.copy(DataLayout(SHARED_DATA_DIR).mnist_cache, layout.mnist_cache)
-    return layout.root
-
-
-def install_model(data_dir, source, version: str) -> None:
-    layout = DataLayout(data_dir)
-    layout.models_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copy(source, layout.model_path(version))
-    card = ModelCard(
-        version=version,
-        sha256=sha256_file(layout.model_path(version)),
-        created="2026-01-01T00:00:00+00:00",
-        architecture="linear",
-        parent=None,
-        training={"mnist_train": 0},
-        mnist_test_accuracy=0.1,
-    )
-    write_card(card, layout.model_card_path(version))
 
 
 def test_eval_prints_overall_and_per_class_accuracy(data_dir, linear_onnx_model, capsys):
@@ -68,8 +40,8 @@ def test_eval_without_the_model_file_says_so(data_dir, tmp_path, capsys):
 
 
 def test_predict_uses_the_newest_model_by_default(data_dir, tmp_path, linear_onnx_model, capsys):
-    install_model(data_dir, linear_onnx_model(seed=1), "v1")
-    install_model(data_dir, linear_onnx_model(seed=2), "v2")
+    add_model(data_dir, "v1", linear_onnx_model(seed=1))
+    add_model(data_dir, "v2", linear_onnx_model(seed=2))
     image_file = tmp_path / "seven.png"
     image_file.write_bytes(png_bytes(Image.fromarray(255 - digit_on_canvas())))
 
