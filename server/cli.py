@@ -120,13 +120,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--format",
         choices=["imagefolder", "ndjson", "numpy", "all"],
         default="all",
-        help="imagefolder: PNGs + metadata.jsonl; ndjson: strokes; numpy: arrays.npz",
+        help="imagefolder: PNGs + metadata.jsonl per round; ndjson: Quick, Draw! strokes; "
+        "numpy: arrays.npz (the data card README.md and votes.jsonl come with every format)",
     )
     p.add_argument("--round", type=int, action="append", help="only this round (repeatable)")
     p.add_argument(
         "--outcome",
         action="append",
-        help="only this outcome (repeatable): verified, relabelled, pending, model_won, …",
+        help="only this outcome (repeatable; default: every settled one): verified, relabelled, "
+        "model_won, rejected_model_right, rejected_not_digit, pending, disputed",
     )
 
     p = add(

@@ -55,7 +55,11 @@ def export_command(args: argparse.Namespace, data_dir: Path) -> int:
     except (RegistryError, ExportError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(f"exported {summary.count} drawings to {summary.directory} ({', '.join(formats)})")
+    splits = ", ".join(f"{name} {count}" for name, count in summary.splits.items())
+    print(
+        f"exported {summary.count} drawings ({splits}) and {summary.votes} votes to "
+        f"{summary.directory} ({', '.join(formats)}); its README.md is the data card"
+    )
     return 0
 
 
