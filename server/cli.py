@@ -69,6 +69,12 @@ def _rounds(args: argparse.Namespace) -> int:
     return rounds_command(args, resolve_data_dir(args.data_dir))
 
 
+def _benchmark(args: argparse.Namespace) -> int:
+    from server.learning.cli import benchmark_command
+
+    return benchmark_command(args, resolve_data_dir(args.data_dir))
+
+
 def _trainer(args: argparse.Namespace) -> int:
     from server.learning.jobs.worker import trainer_command
 
@@ -141,6 +147,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="this worker's name on the jobs it takes (default: host:pid)")
 
     add("models", _models, "the model registry with each version's metrics, as a table")
+    p = add(
+        "benchmark",
+        _benchmark,
+        "score ONNX models (the game's, registered outside ones, and these files) on MNIST "
+        "test and every round's verified drawings, as a table",
+    )
+    p.add_argument("models", nargs="*", help="more .onnx files honouring the model contract")
     add("rounds", _rounds, "every round with attempts, claims, verified fools, MER and vMER")
     return parser
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from game_rules.heldout import percent_of
 from server.config import DataLayout
+from server.learning.benchmark import NOTE, BenchmarkError, file_entrant, leaderboard, table
 from server.learning.chart import heldout_accuracy, model_metrics, models_table, rounds_table
 from server.learning.data import (
     EXPORT_FORMATS,
@@ -89,4 +90,22 @@ def rounds_command(args: argparse.Namespace, data_dir: Path) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(rounds_table(rounds) if rounds else "No rounds yet.")
+    return 0
+
+
+def benchmark_command(args: argparse.Namespace, data_dir: Path) -> int:
+    """`fool-the-model benchmark [MODEL.onnx ...]`: the game's models, the registered outside
+    models and these files, on MNIST test and every round's verified drawings."""
+    try:
+        layout = _open(data_dir)
+        extra = [file_entrant(Path(p)) for p in args.models]
+        percent = percent_of(load_rules(layout).retrain.heldout_fraction)
+        board = leaderboard(layout, percent, extra)
+    except (RegistryError, BenchmarkError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    if not board["rounds"]:
+        print("No verified drawings yet: only MNIST is scored.", file=sys.stderr)
+    print(table(board))
+    print(f"\n{NOTE}")
     return 0
