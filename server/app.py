@@ -38,6 +38,7 @@ from server.validation.service import load_rules
 from server.web.admin import AdminApi, load_admin_token
 from server.web.consensus import public_routes
 from server.web.learning import LearningApi
+from server.web.models import ModelsApi
 from server.web.websocket import POLICY_VIOLATION, Session
 
 log = logging.getLogger(__name__)
@@ -176,6 +177,7 @@ def create_app(
         *public_routes(lambda: server.game),
         *server.admin.routes(),
         *server.learning_api.routes(),
+        *ModelsApi(server.admin, server.layout).routes(),
         Mount("/", StaticFiles(directory=STATIC_DIR, html=True, check_dir=False)),
     ]
     app = Starlette(routes=routes, lifespan=server.lifespan)

@@ -323,6 +323,6 @@ def _percent(value: float | None) -> str:
 
 
 NOTE = (
-    "accuracy (drawings scored): a game version on the held-out drawings and on those drawn "
+    "Accuracy (drawings scored): a game version on the held-out drawings and on those drawn "
     "after it was made; an outside model on the held-out drawings only"
 )

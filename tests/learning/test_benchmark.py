@@ -4,17 +4,14 @@ models registered by upload, checked, never trusted."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
-from learning_helpers import install_model, make_data_dir
+from benchmark_helpers import PERCENT, install_game_models, seed_rounds, seed_rounds_ids
+from learning_helpers import make_data_dir
 from onnx import TensorProto, helper, numpy_helper
 
 from game_rules.heldout import is_held_out
@@ -30,74 +27,6 @@ from server.learning.benchmark import (
 )
 from server.mnist import Mnist
 from server.serving.inference import load_session, run_batch
-from server.serving.model_files import write_card
-from server.storage import open_repository
-from server.storage.sync import connect
-
-PERCENT = 20  # the packaged retrain.heldout_fraction
-START = 1_700_000_000.0
-V2_MADE = START + 500  # between round 1's drawings and round 2's
-
-
-def seed_rounds(data_dir: Path, mnist: Mnist) -> dict[int, list[int]]:
-    """Round 1 (model v1, closed) and round 2 (v2, open), 30 verified MNIST test digits each
-    (round 1 drawn before v2 was made, round 2 after), plus a few model_won attempts."""
-    layout = DataLayout(data_dir)
-
-    async def migrate() -> None:
-        await (await open_repository(layout.database_url)).close()
-
-    asyncio.run(migrate())
-    ids: dict[int, list[int]] = {1: [], 2: []}
-    with connect(layout.database_url) as db:
-        (player,) = db.execute(
-            "INSERT INTO players (name, name_key, token_hash, created_at)"
-            " VALUES ('Ada', 'ada', 'hash', ?) RETURNING id",
-            (START,),
-        ).fetchone()
-        for number, version, state in ((1, "v1", "closed"), (2, "v2", "open")):
-            (round_id,) = db.execute(
-                "INSERT INTO rounds (number, state, model_version, created_at)"
-                " VALUES (?, ?, ?, ?) RETURNING id",
-                (number, state, version, START),
-            ).fetchone()
-            for k in range(32):
-                index = 30 * (number - 1) + k
-                label = int(mnist.test_labels[index])
-                created = START + (number - 1) * 1000 + k
-                outcome = "model_won" if k >= 30 else "pending"
-                (attempt,) = db.execute(
-                    "INSERT INTO attempts (player_id, round_id, created_at, strokes, image,"
-                    " label, predicted, probs, model_version, outcome)"
-                    " VALUES (?, ?, ?, '[]', ?, ?, ?, ?, ?, ?) RETURNING id",
-                    (
-                        player,
-                        round_id,
-                        created,
-                        (mnist.test_images[index].astype("<f4") / 255.0).tobytes(),
-                        label,
-                        label if outcome == "model_won" else (label + 1) % 10,
-                        json.dumps([0.1] * 10),
-                        version,
-                        outcome,
-                    ),
-                ).fetchone()
-                if outcome == "pending":
-                    db.execute(
-                        "UPDATE claims SET state = 'verified', label = ?, by_admin = 1"
-                        " WHERE attempt_id = ?",
-                        (label, attempt),
-                    )
-                    ids[number].append(int(attempt))
-    return ids
-
-
-def install_game_models(data_dir: Path, linear_onnx_model: Callable[..., Path]) -> None:
-    layout = DataLayout(data_dir)
-    for version, seed, created in (("v1", 1, START - 100), ("v2", 2, V2_MADE)):
-        card = install_model(data_dir, version, linear_onnx_model(seed=seed, scale=0.05))
-        iso = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(created))
-        write_card(replace(card, created=iso), layout.model_card_path(version))
 
 
 @pytest.fixture
@@ -141,18 +70,6 @@ def test_each_model_is_scored_on_what_it_cannot_have_seen(
     assert all(d["png"].startswith("data:image/png;base64,") for d in v2_round_2["fooling"])
     mnist_right = correct(DataLayout(game).model_path("v1"), mnist, list(range(10_000)))
     assert models["v1"]["mnist_accuracy"] == pytest.approx(np.mean(mnist_right))
-
-
-def seed_rounds_ids(data_dir: Path) -> dict[int, list[int]]:
-    with connect(DataLayout(data_dir).database_url) as db:
-        rows = db.execute(
-            "SELECT r.number, a.id FROM attempts a JOIN rounds r ON r.id = a.round_id"
-            " JOIN claims c ON c.attempt_id = a.id ORDER BY a.id"
-        ).fetchall()
-    ids: dict[int, list[int]] = {1: [], 2: []}
-    for number, attempt in rows:
-        ids[int(number)].append(int(attempt))
-    return ids
 
 
 def test_the_cli_prints_a_per_round_table(
