@@ -32,7 +32,7 @@ import zipfile
 from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -85,8 +85,8 @@ class ExportRecord:
     model_version: str
     player: str  # pseudonym: see server/pseudonyms.py
     outcome: str
-    timestamp: float = 0.0  # Unix time of the submission
-    model_probs: Sequence[float] = field(default=(0.1,) * 10)
+    timestamp: float  # Unix time of the submission
+    model_probs: Sequence[float]  # the model's 10 probabilities
     votes: Sequence[VoteRecord] = ()
 
     def check(self) -> None:
