@@ -12,15 +12,19 @@ per model, what it may have been trained on:
   drawings only.
 
 Outside models are registered by an admin (`register_outside_model`): the file's size is capped
-and its contract checked by loading it in ONNX Runtime and running a batch. An ONNX file is a
-graph of standard operators, not code: nothing from it is ever imported or executed.
+and its contract checked by loading it in ONNX Runtime and running a batch, in a child process
+(a file that crashes or hangs the runtime costs that process only). An ONNX file is a graph of
+standard operators, not code: nothing from it is ever imported or executed.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import os
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -289,7 +293,30 @@ def register_outside_model(layout: DataLayout, name: str, data: bytes) -> dict[s
     return record
 
 
+CHECK_SECONDS = 60
+
+
 def _check_contract(path: Path) -> None:
+    """Run `check_contract` in a child process, so a model that crashes or hangs ONNX Runtime
+    costs that process only, never the server."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "server.learning.benchmark", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=CHECK_SECONDS,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        )
+    except subprocess.TimeoutExpired as error:
+        raise BenchmarkError(
+            f"ONNX Runtime did not finish one batch in {CHECK_SECONDS} s; the model is refused."
+        ) from error
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines()
+        raise BenchmarkError(lines[-1] if lines else f"the check crashed ({done.returncode})")
+
+
+def check_contract(path: Path) -> None:
     """Load in ONNX Runtime (input/output names, types and shapes are checked there) and run a
     batch of two: the answer must be [2, 10] finite log-probabilities."""
     try:
@@ -298,7 +325,8 @@ def _check_contract(path: Path) -> None:
     except ModelError as error:
         raise BenchmarkError(f"The model does not honour the contract: {error}") from error
     except Exception as error:  # ONNX Runtime raises its own exception types on bad graphs
-        raise BenchmarkError(f"ONNX Runtime cannot run the model: {error}") from error
+        message = " ".join(str(error).split())
+        raise BenchmarkError(f"ONNX Runtime cannot run the model: {message}") from error
     if probs.shape != (2, 10) or not np.isfinite(probs).all():
         raise BenchmarkError(
             f"The model answered shape {list(probs.shape)}; the contract is `log_probs` "
@@ -335,3 +363,11 @@ NOTE = (
     "Accuracy (drawings scored): a game version on the held-out drawings and on those drawn "
     "after it was made; an outside model on the held-out drawings only"
 )
+
+
+if __name__ == "__main__":  # the child process of `_check_contract`
+    try:
+        check_contract(Path(sys.argv[1]))
+    except BenchmarkError as error:
+        print(" ".join(str(error).split()), file=sys.stderr)
+        sys.exit(1)
