@@ -1,5 +1,5 @@
-"""`fool-the-model export`, `models` and `rounds`: the learning loop's figures and data from the
-command line, read straight from the game database (the server may be running)."""
+"""`fool-the-model export`, `models`, `rounds` and `benchmark`: the learning loop's figures and
+data from the command line, read straight from the game database (the server may be running)."""
 
 from __future__ import annotations
 
@@ -104,6 +104,11 @@ def benchmark_command(args: argparse.Namespace, data_dir: Path) -> int:
     except (RegistryError, BenchmarkError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    if not layout.mnist_cache.is_file():
+        print(
+            "MNIST is not cached here: run `fool-the-model fetch-data` to score it.",
+            file=sys.stderr,
+        )
     if not board["rounds"]:
         print("No verified drawings yet: only MNIST is scored.", file=sys.stderr)
     print(table(board))
