@@ -201,11 +201,14 @@ verified = drawings["{first}"].filter(lambda d: d["outcome"] == "verified")
 
 - torchvision: `ImageFolder("EXPORT_DIR/imagefolder/{first}")` sees one class per folder: the
   digits `0`–`9`, then `not_a_digit` and `unlabelled` (no consensus) when the round has such
-  drawings (class indices follow the sorted names, so digit folders keep their digit index).
+  drawings. Its class indices count only the folders present: read the digit as
+  `int(folder.classes[target])`.
 - NumPy: `numpy.load("EXPORT_DIR/arrays.npz")`: the same fields as arrays, plus `image`
   (uint8 [N, 28, 28], white ink on black, what the model saw), `model_probs` [N, 10] and
   `vote_counts` [N, 11].
 - Quick, Draw! tools: `strokes.ndjson` (drawn digits only; PNG uploads have no strokes).
+
+Each form is there when the export asked for it: {", ".join(facts.formats)}.
 
 ## Fields
 
