@@ -69,6 +69,12 @@ def _rounds(args: argparse.Namespace, settings: Settings) -> int:
     return rounds_command(args, settings.layout)
 
 
+def _benchmark(args: argparse.Namespace, settings: Settings) -> int:
+    from server.learning.cli import benchmark_command
+
+    return benchmark_command(args, settings.layout)
+
+
 def _trainer(args: argparse.Namespace, settings: Settings) -> int:
     from server.learning.jobs.worker import trainer_command
 
@@ -120,13 +126,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--format",
         choices=["imagefolder", "ndjson", "numpy", "all"],
         default="all",
-        help="imagefolder: PNGs + metadata.jsonl; ndjson: strokes; numpy: arrays.npz",
+        help="imagefolder: PNGs + metadata.jsonl per round; ndjson: Quick, Draw! strokes; "
+        "numpy: arrays.npz (the data card README.md and votes.jsonl come with every format)",
     )
     p.add_argument("--round", type=int, action="append", help="only this round (repeatable)")
     p.add_argument(
         "--outcome",
         action="append",
-        help="only this outcome (repeatable): verified, relabelled, pending, model_won, …",
+        help="only this outcome (repeatable; default: every settled one): verified, relabelled, "
+        "model_won, rejected_model_right, rejected_not_digit, pending, disputed",
     )
 
     p = add(
@@ -139,6 +147,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="this worker's name on the jobs it takes (default: host:pid)")
 
     add("models", _models, "the model registry with each version's metrics, as a table")
+    p = add(
+        "benchmark",
+        _benchmark,
+        "score ONNX models (the game's, registered outside ones, and these files) on MNIST "
+        "test and every round's verified drawings, as a table",
+    )
+    p.add_argument("models", nargs="*", help="more .onnx files honouring the model contract")
     add("rounds", _rounds, "every round with attempts, claims, verified fools, MER and vMER")
     return parser
 

@@ -1,5 +1,5 @@
-"""`fool-the-model export`, `models` and `rounds`: the learning loop's figures and data from the
-command line, read straight from the game database (the server may be running)."""
+"""`fool-the-model export`, `models`, `rounds` and `benchmark`: the learning loop's figures and
+data from the command line, read straight from the game database (the server may be running)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 
 from game_rules.heldout import percent_of
 from server.config import DataLayout, load_rules
+from server.learning.benchmark import NOTE, BenchmarkError, file_entrant, leaderboard, table
 from server.learning.chart import heldout_accuracy, model_metrics, models_table, rounds_table
 from server.learning.data import (
     EXPORT_FORMATS,
@@ -53,7 +54,11 @@ def export_command(args: argparse.Namespace, layout: DataLayout) -> int:
     except (RegistryError, ExportError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(f"exported {summary.count} drawings to {summary.directory} ({', '.join(formats)})")
+    splits = ", ".join(f"{name} {count}" for name, count in summary.splits.items())
+    print(
+        f"exported {summary.count} drawings ({splits}) and {summary.votes} votes to "
+        f"{summary.directory} ({', '.join(formats)}); its README.md is the data card"
+    )
     return 0
 
 
@@ -84,4 +89,27 @@ def rounds_command(args: argparse.Namespace, layout: DataLayout) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(rounds_table(rounds) if rounds else "No rounds yet.")
+    return 0
+
+
+def benchmark_command(args: argparse.Namespace, layout: DataLayout) -> int:
+    """`fool-the-model benchmark [MODEL.onnx ...]`: the game's models, the registered outside
+    models and these files, on MNIST test and every round's verified drawings."""
+    try:
+        _open(layout)
+        extra = [file_entrant(Path(p)) for p in args.models]
+        percent = percent_of(load_rules(layout).retrain.heldout_fraction)
+        board = leaderboard(layout, percent, extra)
+    except (RegistryError, BenchmarkError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    if not layout.mnist_cache.is_file():
+        print(
+            "MNIST is not cached here: run `fool-the-model fetch-data` to score it.",
+            file=sys.stderr,
+        )
+    if not board["rounds"]:
+        print("No verified drawings yet: only MNIST is scored.", file=sys.stderr)
+    print(table(board))
+    print(f"\n{NOTE}")
     return 0

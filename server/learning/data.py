@@ -14,7 +14,6 @@ server in a thread.
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,10 +24,10 @@ import numpy as np
 from game_rules.heldout import is_held_out
 from server.config import DataLayout
 from server.learning.export import (
-    ARRAYS,
-    STROKES,
+    FORMATS,
     ExportRecord,
     ExportSummary,
+    VoteRecord,
     export_dataset,
 )
 from server.learning.jobs.examples import ExampleSet
@@ -152,113 +151,118 @@ _ATTEMPTS = """
     LEFT JOIN claims c ON c.attempt_id = a.id
 """
 _RECORD_QUERY = f"""
-    SELECT a.id, a.image, a.strokes, a.label, a.predicted, a.model_version, a.player_id,
-           r.number, {_OUTCOME}, c.label, c.by_admin, c.consensus
+    SELECT a.id, a.image, a.strokes, a.label, a.predicted, a.probs, a.model_version, a.player_id,
+           a.created_at, r.number, {_OUTCOME}, c.label, c.by_admin, c.consensus
     {_ATTEMPTS}
 """
+# What an export holds unless asked otherwise: every settled attempt, whatever the outcome.
+SETTLED_OUTCOMES = tuple(o for o in OUTCOMES if o not in ("pending", "disputed"))
+# Outcomes whose consensus is a digit: the drawing's label.
+_DIGIT_CONSENSUS = ("verified", "relabelled", "rejected_model_right")
 
 
-def _filters(
-    rounds: Collection[int] | None, outcomes: Collection[str] | None
-) -> tuple[str, list[object]]:
-    clauses: list[str] = []
-    params: list[object] = []
+def _filters(rounds: Collection[int] | None, outcomes: Collection[str]) -> tuple[str, list[object]]:
+    unknown = set(outcomes) - set(OUTCOMES)
+    if unknown or not outcomes:
+        raise ValueError(f"unknown outcome {sorted(unknown)}: choose from {', '.join(OUTCOMES)}")
+    clauses = [f"{_OUTCOME} IN ({', '.join('?' * len(outcomes))})"]
+    params: list[object] = list(outcomes)
     if rounds is not None:
         clauses.append(f"r.number IN ({', '.join('?' * len(rounds))})")
         params.extend(rounds)
-    if outcomes is not None:
-        unknown = set(outcomes) - set(OUTCOMES)
-        if unknown:
-            raise ValueError(
-                f"unknown outcome {sorted(unknown)}: choose from {', '.join(OUTCOMES)}"
-            )
-        clauses.append(f"{_OUTCOME} IN ({', '.join('?' * len(outcomes))})")
-        params.extend(outcomes)
-    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+    return " WHERE " + " AND ".join(clauses), params
 
 
 def count_records(
-    database_url: str, rounds: Collection[int] | None, outcomes: Collection[str] | None
+    database_url: str,
+    rounds: Collection[int] | None = None,
+    outcomes: Collection[str] = SETTLED_OUTCOMES,
 ) -> int:
     where, params = _filters(rounds, outcomes)
     with connect(database_url) as db:
-        return int(
-            db.execute(
-                f"SELECT count(*) {_ATTEMPTS}{where}",
-                params,
-            ).fetchone()[0]
-        )
+        return int(db.execute(f"SELECT count(*) {_ATTEMPTS}{where}", params).fetchone()[0])
 
 
 def export_records(
     database_url: str,
     salt: bytes,
     rounds: Collection[int] | None = None,
-    outcomes: Collection[str] | None = None,
+    outcomes: Collection[str] = SETTLED_OUTCOMES,
 ) -> Iterator[ExportRecord]:
-    """The attempts as export records, oldest first, streamed from the database."""
+    """The attempts as export records with their raw votes, oldest first, streamed from the
+    database. Drawers and voters get their pseudonyms from the one `salt`."""
     where, params = _filters(rounds, outcomes)
+
+    def pseudonym(player_id: int) -> str:
+        return anonymous_player_id(int(player_id), salt)
+
     with connect(database_url) as db:
-        votes: dict[int, list[int]] = {}
-        for attempt_id, answer, count in db.execute(
-            "SELECT attempt_id, answer, count(*) FROM votes WHERE counted = 1"
-            " GROUP BY attempt_id, answer"
+        votes: dict[int, list[VoteRecord]] = {}
+        for attempt_id, voter, answer, counted, created in db.execute(
+            "SELECT attempt_id, voter_id, answer, counted, created_at FROM votes ORDER BY id"
         ).fetchall():
-            votes.setdefault(int(attempt_id), [0] * 11)[int(answer)] = int(count)
+            votes.setdefault(int(attempt_id), []).append(
+                VoteRecord(pseudonym(voter), int(answer), bool(counted), float(created))
+            )
         for row in db.execute(f"{_RECORD_QUERY}{where} ORDER BY a.id", params):
-            attempt_id, image, strokes, claimed, predicted, version, player, number = row[:8]
-            outcome, consensus_label, by_admin, consensus = row[8:]
-            verified = (
-                outcome in VERIFIED_STATES
-                and consensus_label is not None
-                and 0 <= consensus_label <= 9
+            attempt_id, image, strokes, claimed, predicted, probs, version, player = row[:8]
+            created, number, outcome, consensus_label, by_admin, consensus = row[8:]
+            label, consensus_strength = _consensus(
+                str(outcome), int(claimed), consensus_label, int(by_admin or 0), consensus
             )
             yield ExportRecord(
                 attempt_id=int(attempt_id),
                 image=np.frombuffer(image, dtype="<f4").reshape(28, 28),
                 strokes=json.loads(strokes) if strokes else None,
-                label=int(consensus_label) if verified else None,
+                label=label,
                 claimed_label=int(claimed),
-                predicted=int(predicted),
-                consensus_strength=(
-                    strength(int(consensus_label), int(by_admin), consensus) if verified else None
-                ),
+                model_label=int(predicted),
+                model_probs=[float(p) for p in json.loads(probs)],
+                consensus_strength=consensus_strength,
                 round=int(number),
                 model_version=str(version),
-                player=anonymous_player_id(int(player), salt),
+                player=pseudonym(player),
                 outcome=str(outcome),
-                votes=tuple(votes.get(int(attempt_id), [0] * 11)),
+                timestamp=float(created),
+                votes=tuple(votes.get(int(attempt_id), ())),
             )
 
 
-# What each export format keeps of `export_dataset`'s output.
-EXPORT_FORMATS = {"imagefolder": "imagefolder", "ndjson": STROKES, "numpy": ARRAYS}
+def _consensus(
+    outcome: str, claimed: int, answer: int | None, by_admin: int, consensus: str | None
+) -> tuple[int | None, float | None]:
+    """The drawing's label and consensus strength: the crowd's digit whatever the outcome, the
+    claim the model confirmed for model_won (nobody votes on those), none otherwise."""
+    if outcome == "model_won":
+        return claimed, None
+    if answer is None or outcome not in (*_DIGIT_CONSENSUS, "rejected_not_digit"):
+        return None, None
+    certainty = strength(int(answer), by_admin, consensus)
+    return (int(answer), certainty) if outcome in _DIGIT_CONSENSUS else (None, certainty)
+
+
+# The formats the CLI and the admin route accept.
+EXPORT_FORMATS = FORMATS
 
 
 def export_to(
     layout: DataLayout,
     out: Path,
-    formats: Collection[str],
+    formats: Collection[str] = FORMATS,
     rounds: Collection[int] | None = None,
     outcomes: Collection[str] | None = None,
     show_progress: bool = False,
 ) -> ExportSummary:
-    """Export the attempts in `rounds` with `outcomes` (None: all) to the directory `out`, in
-    `formats` (names in EXPORT_FORMATS)."""
-    unknown = set(formats) - set(EXPORT_FORMATS)
-    if unknown or not formats:
-        raise ValueError(
-            f"unknown export format {sorted(unknown)}: choose from {', '.join(EXPORT_FORMATS)}"
-        )
+    """Export the attempts in `rounds` (None: all) with `outcomes` (None: every settled one) to
+    the new directory `out`, in `formats` (of export.FORMATS), with the data card and votes."""
+    chosen = SETTLED_OUTCOMES if outcomes is None else tuple(outcomes)
     salt = load_or_create_salt(layout.pseudonym_salt)
-    summary = export_dataset(
-        export_records(layout.database_url, salt, rounds, outcomes),
+    return export_dataset(
+        export_records(layout.database_url, salt, rounds, chosen),
         out,
-        total=count_records(layout.database_url, rounds, outcomes),
+        formats=formats,
+        total=count_records(layout.database_url, rounds, chosen),
         show_progress=show_progress,
+        rounds=rounds,
+        outcomes=outcomes,  # for the message when nothing matches (the query filtered already)
     )
-    for name, part in EXPORT_FORMATS.items():
-        if name not in formats:
-            path = Path(out) / part
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
-    return summary

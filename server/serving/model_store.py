@@ -19,7 +19,6 @@ few rows per model.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -30,7 +29,13 @@ from typing import Any
 
 from server.atomic import atomic_write
 from server.config import DataLayout
-from server.serving.model_files import ModelCard, list_models, may_serve, weights_path_for
+from server.serving.model_files import (
+    ModelCard,
+    card_json,
+    list_models,
+    may_serve,
+    weights_path_for,
+)
 from server.storage.base import StorageError
 from server.storage.sync import connect
 
@@ -105,7 +110,7 @@ def _version_key(version: str) -> int:
 
 
 def _card_json(card: ModelCard) -> str:
-    return json.dumps(dataclasses.asdict(card), indent=2, sort_keys=True) + "\n"
+    return card_json(card)
 
 
 class ModelStore:

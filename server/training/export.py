@@ -8,12 +8,18 @@ file unless told `external_data=False`.
 The export goes to a temporary directory first; only a file that passes the contract check and
 matches torch within `tolerance` on a batch is moved into place, so a failed export leaves
 nothing behind.
+
+`describe_onnx` then makes the file self-describing (server/serving/model_files.ONNX_METADATA):
+metadata_props, a doc_string and model_version, checked with the full ONNX checker. Only the
+metadata changes: the weights, and so the outputs, stay byte for byte what was checked.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +28,7 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
+from server.atomic import atomic_write
 from server.training.data import images_to_tensor
 
 INPUT_NAME = "image"
@@ -122,3 +129,35 @@ def _parity(model: nn.Module, path: Path, batch: torch.Tensor) -> float:
     if onnx_out.shape != torch_out.shape:
         raise ExportError(f"ONNX output shape {onnx_out.shape} != torch {torch_out.shape}")
     return float(np.max(np.abs(onnx_out - torch_out)))
+
+
+def weights_sha256(path: Path) -> str:
+    """sha256 of the weights alone: every initializer, in name order, as its name then its
+    values as little-endian bytes. Unlike the file's sha256 it survives metadata edits, and
+    anyone can recompute it with `onnx` and `numpy`."""
+    model = onnx.load(str(path))
+    digest = hashlib.sha256()
+    for tensor in sorted(model.graph.initializer, key=lambda t: t.name):
+        values = onnx.numpy_helper.to_array(tensor)
+        digest.update(tensor.name.encode())
+        digest.update(values.astype(values.dtype.newbyteorder("<")).tobytes())
+    return digest.hexdigest()
+
+
+def describe_onnx(
+    path: Path, metadata: Mapping[str, str], *, doc_string: str, model_version: int
+) -> None:
+    """Write `metadata` as the file's metadata_props (replacing any), with its doc_string and
+    model_version, after the full ONNX check; the file is replaced atomically."""
+    model = onnx.load(str(path))
+    del model.metadata_props[:]
+    onnx.helper.set_model_props(model, {key: str(value) for key, value in metadata.items()})
+    model.doc_string = doc_string
+    model.model_version = model_version
+    model.producer_name = "fool-the-model"
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except onnx.checker.ValidationError as exc:
+        raise ExportError(f"the described model is not valid ONNX: {exc}") from exc
+    with atomic_write(path, binary=True, permissions=0o644) as f:
+        f.write(model.SerializeToString())

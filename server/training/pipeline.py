@@ -3,11 +3,16 @@
 The files of version vN appear in this order: `vN.pt` (reserved first, so two trainings never
 pick the same number), `vN.onnx` (only once it passed the parity check), `vN.json` last. A model
 counts as existing once its card is written, so a crash midway never leaves a half model in use.
+
+Before its sha256 is taken the ONNX file is made self-describing (version, parent, weights hash,
+contract, class names, MNIST and held-out accuracy, training data: model_files.ONNX_METADATA),
+and the card gets the Hugging Face fields with one `model-index` result per evaluation set.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Iterable
@@ -17,18 +22,29 @@ from pathlib import Path
 import torch
 
 from server.config import DataLayout
+from server.learning.gate import accuracy
+from server.learning.jobs.examples import ExampleSet
 from server.mnist import Mnist, MnistUnavailable, load_mnist
+from server.serving.inference import load_session
 from server.serving.model_files import (
+    CLASS_NAMES,
+    INPUT_CONTRACT,
+    LICENSE,
+    OUTPUT_CONTRACT,
+    PREPROCESSING,
     ModelCard,
     card_path_for,
+    evaluation_result,
     latest_model,
+    model_index,
     next_version,
     now_iso,
     sha256_file,
+    version_number,
     weights_path_for,
     write_card,
 )
-from server.training.export import ExportError, export_onnx
+from server.training.export import ExportError, describe_onnx, export_onnx, weights_sha256
 from server.training.model import ARCHITECTURE
 from server.training.train import ExtraExample, ProgressCallback, TrainConfig, train
 
@@ -45,11 +61,13 @@ def build_model(
     on_progress: ProgressCallback | None = None,
     output: Path | None = None,
     mnist: Mnist | None = None,
+    heldout: ExampleSet | None = None,
 ) -> ModelCard:
     """Train a model (fine-tuned from version `parent` if given) and save it as the next version.
 
     Files go to `DATA/models/vN.{onnx,json,pt}`, or beside `output` when given (the card still
-    says vN, the version it would have had). Returns the card, already written.
+    says vN, the version it would have had). `heldout`, the game's held-out verified drawings,
+    is measured and recorded in the file and the card. Returns the card, already written.
     """
     layout = DataLayout(Path(data_dir))
     mnist = mnist if mnist is not None else load_mnist(layout.root, show_progress=True)
@@ -81,13 +99,51 @@ def build_model(
     except BaseException:
         weights.unlink(missing_ok=True)
         raise
+    results = [evaluation_result("MNIST", "mnist", "test", result.test_accuracy)]
+    heldout_figures: dict[str, float | int] = {"examples": 0}
+    if heldout is not None and len(heldout.labels):
+        score = accuracy(load_session(model_path, threads=1), heldout.images, heldout.labels)
+        heldout_figures = {"examples": len(heldout.labels), "accuracy": score}
+        results.append(
+            evaluation_result(
+                "Fool the Model held-out verified drawings", "fool-the-model", "heldout", score
+            )
+        )
+    created = now_iso()
+    training = {**result.counts}
+    describe_onnx(
+        model_path,
+        {
+            "version": version,
+            "parent": parent or "",
+            "weights_sha256": weights_sha256(model_path),
+            "architecture": ARCHITECTURE,
+            "input": INPUT_CONTRACT,
+            "output": OUTPUT_CONTRACT,
+            "preprocessing": PREPROCESSING,
+            "class_names": json.dumps(CLASS_NAMES),
+            "mnist_test_accuracy": repr(float(result.test_accuracy)),
+            "heldout_accuracy": json.dumps(heldout_figures),
+            "training_data": json.dumps(
+                {**training, "sources": "MNIST train + the game's verified drawings"}
+            ),
+            "license": LICENSE,
+            "created": created,
+        },
+        doc_string=(
+            f"Fool the Model {version}: a {ARCHITECTURE} digit classifier"
+            f"{f' fine-tuned from {parent}' if parent else ''}. Input {INPUT_CONTRACT}; "
+            f"output {OUTPUT_CONTRACT}. Preprocessing: {PREPROCESSING}."
+        ),
+        model_version=version_number(version),
+    )
     card = ModelCard(
         version=version,
         sha256=sha256_file(model_path),
-        created=now_iso(),
+        created=created,
         architecture=ARCHITECTURE,
         parent=parent,
-        training=result.counts,
+        training=training,
         mnist_test_accuracy=result.test_accuracy,
         gate={
             "onnx_parity": {
@@ -98,6 +154,9 @@ def build_model(
             }
         },
         metrics={"train_seconds": round(train_seconds, 1), "config": asdict(config)},
+        datasets=["mnist", *(["fool-the-model"] if training.get("extra") else [])],
+        base_model=parent,
+        model_index=model_index(version, results),
     )
     write_card(card, card_path_for(model_path))
     return card

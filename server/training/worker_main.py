@@ -117,7 +117,13 @@ def run_job(job: TrainingJob, reporter: Reporter) -> ResultMessage:
         )
 
     card = build_model(
-        layout.root, config, extra=extra, parent=job.parent, on_progress=on_progress, mnist=mnist
+        layout.root,
+        config,
+        extra=extra,
+        parent=job.parent,
+        on_progress=on_progress,
+        mnist=mnist,
+        heldout=heldout,
     )
     model_path = layout.model_path(card.version)
     test_n = job.test_limit or len(mnist.test_labels)

@@ -1,5 +1,6 @@
 """The votes export (`GET /api/admin/votes.jsonl`): settled claims with their raw votes, for
-anyone studying the crowd, with player ids anonymised."""
+anyone studying the crowd. Field names and pseudonyms are the dataset export's (docs/research.md),
+so the two join on `attempt_id` and `player`."""
 
 from __future__ import annotations
 
@@ -21,13 +22,13 @@ async def votes_export(layout: DataLayout, repo: Repository) -> list[dict[str, A
         records.append(
             {
                 "attempt_id": row.attempt_id,
-                "round_id": row.round_id,
+                "round": row.round_id,
                 "player": anonymous_player_id(row.drawer_id, salt),
-                "claimed": row.claimed,
-                "predicted": row.model_label,
+                "claimed_label": row.claimed,
+                "model_label": row.model_label,
                 "outcome": row.state,
                 "consensus_label": None if row.label is None else format_answer(row.label),
-                "strength": row.consensus.strength if row.consensus else None,
+                "consensus_strength": row.consensus.strength if row.consensus else None,
                 "votes": [
                     {
                         "voter": anonymous_player_id(v.voter_id, salt),

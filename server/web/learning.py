@@ -16,7 +16,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from server.learning.data import EXPORT_FORMATS, OUTCOMES, export_to
-from server.learning.export import zip_export
+from server.learning.export import ExportError, zip_export
 from server.learning.loop import NoJobRunning, TrainerBusy
 from server.web.auth import admin
 from server.web.errors import ApiError
@@ -96,6 +96,9 @@ async def export(request: Request) -> Response:
 
     try:
         archive = await asyncio.to_thread(build)
+    except ExportError as error:  # e.g. nothing matches the selection
+        shutil.rmtree(work, ignore_errors=True)
+        raise ApiError(400, "export_refused", str(error)) from None
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise

@@ -1,115 +1,137 @@
-"""The dataset export loads back: imagefolder PNGs + metadata.jsonl, strokes, NumPy arrays."""
+"""The dataset export: one dataset in every form (imagefolder per round, Quick, Draw! NDJSON, NumPy
+arrays, raw votes), the same fields under the same names, nothing half-written."""
 
 from __future__ import annotations
 
-import json
 import stat
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from export_helpers import SEVEN, player, read_jsonl, read_metadata, records
 from PIL import Image
 
 from server.learning.export import (
     ARRAYS,
+    CARD,
     IMAGEFOLDER,
-    METADATA,
     STROKES,
+    VOTES,
     ExportError,
     ExportRecord,
     export_dataset,
-    quickdraw_strokes,
+    row,
     zip_export,
 )
+from server.learning.quickdraw import rdp, simplified
 from server.pseudonyms import anonymous_player_id, load_or_create_salt
-from server.serving.preprocess import strokes_to_image
-
-SEVEN = [[[10.0, 10.0], [60.0, 12.0], [30.0, 80.0]], [[20.0, 45.0], [50.0, 44.0]]]
-OUTCOMES = ["verified", "rejected_model_right", "model_won", "rejected_not_digit"]
 
 
-def records(count: int = 12) -> list[ExportRecord]:
-    """Drawings from three rounds; every other one drawn as strokes, the rest PNG uploads."""
-    rng = np.random.default_rng(7)
-    made = []
-    for i in range(count):
-        with_strokes = i % 2 == 0
-        strokes = [[[x + i, y] for x, y in line] for line in SEVEN] if with_strokes else None
-        image = strokes_to_image(strokes) if strokes else rng.random((28, 28), dtype=np.float32)
-        outcome = OUTCOMES[i % 4]
-        made.append(
-            ExportRecord(
-                attempt_id=100 + i,
-                image=image,
-                strokes=strokes,
-                label=None if outcome == "rejected_not_digit" else (i * 3) % 10,
-                claimed_label=7,
-                predicted=(i + 1) % 10,
-                consensus_strength=None if outcome == "model_won" else 0.9,
-                round=1 + i % 3,
-                model_version=f"v{1 + i % 3}",
-                player=anonymous_player_id(i % 4, b"s" * 32),
-                outcome=outcome,
-                votes=[0] * 7 + [3, 0, 0, 1],
-            )
-        )
-    return made
-
-
-def read_metadata(out: Path) -> list[dict]:
-    lines = (out / IMAGEFOLDER / METADATA).read_text().splitlines()
-    return [json.loads(line) for line in lines]
-
-
-def test_the_export_loads_back(tmp_path: Path) -> None:
+def test_every_form_holds_every_drawing_with_the_same_fields(tmp_path: Path) -> None:
     source = records()
     summary = export_dataset(source, tmp_path / "out")
     out = summary.directory
-    assert (summary.count, summary.with_strokes) == (12, 6)
+    assert (summary.count, summary.with_strokes, summary.votes) == (12, 6, 27)
+    assert summary.splits == {"round_1": 4, "round_2": 4, "round_3": 4}
 
     rows = read_metadata(out)
-    assert [row["attempt_id"] for row in rows] == [r.attempt_id for r in source]
-    for row, record in zip(rows, source, strict=True):
-        assert row["label"] == record.label and row["claimed_label"] == 7
-        assert row["model_prediction"] == record.predicted and row["round"] == record.round
-        assert row["model_version"] == record.model_version and row["outcome"] == record.outcome
-        assert row["player"] == record.player and row["votes"] == {"7": 3, "x": 1}
-        png = np.asarray(Image.open(out / IMAGEFOLDER / row["file_name"]))
+    assert [r["attempt_id"] for r in rows] == [r.attempt_id for r in source]
+    for got, record in zip(rows, source, strict=True):
+        assert got["split"] == f"round_{record.round}"
+        expected = row(record)
+        assert {k: got[k] for k in expected} == expected
+        png = np.asarray(Image.open(out / IMAGEFOLDER / got["split"] / got["file_name"]))
         assert png.shape == (28, 28) and png.dtype == np.uint8
         assert np.abs(png / 255.0 - record.image).max() <= 0.5 / 255 + 1e-6
 
     with np.load(out / ARRAYS, allow_pickle=False) as arrays:
-        assert arrays["images"].shape == (12, 28, 28) and arrays["images"].dtype == np.uint8
-        labels = [-1 if r.label is None else r.label for r in source]
-        assert arrays["labels"].tolist() == labels
-        assert arrays["attempt_ids"].tolist() == [r.attempt_id for r in source]
-        assert arrays["rounds"].tolist() == [r.round for r in source]
-        assert arrays["outcomes"].tolist() == [r.outcome for r in source]
-        assert arrays["votes"].shape == (12, 11)
-        assert np.isnan(arrays["consensus_strength"][2])  # model_won: no consensus
+        assert arrays["image"].shape == (12, 28, 28) and arrays["image"].dtype == np.uint8
+        for name in row(source[0]):
+            values = [r[name] for r in rows]
+            if arrays[name].dtype == np.float32:
+                np.testing.assert_allclose(arrays[name], values, rtol=1e-6, err_msg=name)
+            else:
+                assert arrays[name].tolist() == values, name
+        assert arrays["model_probs"].shape == (12, 10)
+        assert arrays["vote_counts"].shape == (12, 11)
+        first = rows[0]
         np.testing.assert_array_equal(
-            arrays["images"][0], np.asarray(Image.open(out / IMAGEFOLDER / "100.png"))
+            arrays["image"][0],
+            np.asarray(Image.open(out / IMAGEFOLDER / first["split"] / first["file_name"])),
         )
 
+    by_id = {r["attempt_id"]: r for r in rows}
+    for line in read_jsonl(out / STROKES):
+        assert {k: line[k] for k in row(source[0])} == {
+            k: by_id[line["attempt_id"]][k] for k in row(source[0])
+        }
+    assert (out / CARD).read_text().startswith("---\n")
 
-def test_strokes_are_written_in_quickdraw_simplified_form(tmp_path: Path) -> None:
+
+def test_every_settled_drawing_keeps_its_consensus_label(tmp_path: Path) -> None:
     out = export_dataset(records(), tmp_path / "out").directory
-    lines = [json.loads(line) for line in (out / STROKES).read_text().splitlines()]
+    by_outcome = {r["outcome"]: r for r in read_metadata(out)}
+    model_right = by_outcome["rejected_model_right"]
+    assert model_right["label"] == model_right["model_label"] != 7
+    assert model_right["consensus_strength"] == pytest.approx(0.9)
+    assert by_outcome["verified"]["label"] == 7
+    assert by_outcome["model_won"]["label"] == 7  # the claim the model confirmed
+    assert by_outcome["model_won"]["consensus_strength"] == 0.0  # nobody voted
+    assert by_outcome["rejected_not_digit"]["label"] == -1
+    not_digit = by_outcome["rejected_not_digit"]["vote_counts"]
+    assert not_digit[10] == sum(not_digit) >= 2
+
+
+def test_images_sit_in_one_folder_per_class(tmp_path: Path) -> None:
+    out = export_dataset(records(), tmp_path / "out").directory
+    for r in read_metadata(out):
+        folder = r["file_name"].split("/")[0]
+        expected = str(r["label"]) if r["label"] >= 0 else "not_a_digit"
+        assert folder == expected
+
+
+def test_votes_join_the_drawings_on_attempt_and_pseudonym(tmp_path: Path) -> None:
+    out = export_dataset(records(), tmp_path / "out").directory
+    drawings = {r["attempt_id"]: r for r in read_metadata(out)}
+    votes = read_jsonl(out / VOTES)
+    assert len(votes) == 27
+    for vote in votes:
+        drawing = drawings[vote["attempt_id"]]
+        shared = ("round", "player", "claimed_label")
+        assert {k: vote[k] for k in shared} == {k: drawing[k] for k in shared}
+        assert vote["voter"] != vote["player"]  # nobody votes on their own drawing
+        assert set(vote) == {*shared, "attempt_id", "voter", "answer", "counted", "timestamp"}
+    drawers = {r["player"] for r in drawings.values()}
+    assert {v["voter"] for v in votes} == drawers  # the same people, the same pseudonyms
+    counted = [v for v in votes if v["counted"] and v["attempt_id"] == 100]
+    assert drawings[100]["vote_counts"][7] == len(counted)
+
+
+def test_strokes_are_quickdraw_lines(tmp_path: Path) -> None:
+    out = export_dataset(records(), tmp_path / "out").directory
+    lines = read_jsonl(out / STROKES)
     assert [line["key_id"] for line in lines] == ["100", "102", "104", "106", "108", "110"]
     first = lines[0]
-    assert first["word"] == "0" and first["recognized"] is False
+    assert first["word"] == "seven" and first["countrycode"] == ""
+    assert first["recognized"] is False  # the model read 1
+    assert [line["recognized"] for line in lines if line["outcome"] == "model_won"] == [True] * 3
+    assert first["timestamp"] == "2023-11-14 22:13:20.000000 UTC"
+    assert first["raw_drawing"] == [[[10.0, 60.0, 30.0], [10.0, 12.0, 80.0]], [[20, 50], [45, 44]]]
     assert len(first["drawing"]) == 2  # two strokes
-    for xs, ys in first["drawing"]:
-        assert len(xs) == len(ys)
-        assert all(isinstance(v, int) and 0 <= v <= 255 for v in xs + ys)
     every = [v for xs, ys in first["drawing"] for v in xs + ys]
     assert min(every) == 0 and max(every) == 255
 
 
-def test_quickdraw_scaling_keeps_the_aspect_ratio() -> None:
-    assert quickdraw_strokes([[[10, 10], [20, 15]]]) == [[[0, 255], [0, 128]]]
-    assert quickdraw_strokes([[[5, 5]]]) == [[[0], [0]]]  # a single dot
+def test_quickdraw_simplification_aligns_scales_and_drops_collinear_points() -> None:
+    assert simplified([[[10, 10], [20, 15]]]) == [[[0, 255], [0, 128]]]
+    assert simplified([[[5, 5]]]) == [[[0], [0]]]  # a single dot
+    line = [[x, 3 * x] for x in range(0, 86, 5)]  # 18 points on one straight line
+    assert simplified([line]) == [[[0, 85], [0, 255]]]
+    bent = np.array([[0, 0], [50, 1], [100, 0], [100, 100]], dtype=float)
+    assert rdp(bent, epsilon=2.0).tolist() == [[0, 0], [100, 0], [100, 100]]
+    assert rdp(bent, epsilon=0.5).tolist() == bent.tolist()
+    assert len(simplified(SEVEN)) == 2
 
 
 def test_filters_by_round_and_outcome(tmp_path: Path) -> None:
@@ -117,18 +139,23 @@ def test_filters_by_round_and_outcome(tmp_path: Path) -> None:
     out = export_dataset(source, tmp_path / "out", rounds={1, 3}, outcomes={"verified"}).directory
     expected = [r for r in source if r.round in {1, 3} and r.outcome == "verified"]
     assert expected  # the filter keeps something, and drops something
-    assert [row["attempt_id"] for row in read_metadata(out)] == [r.attempt_id for r in expected]
-    pngs = sorted((out / IMAGEFOLDER).glob("*.png"))
-    assert len(pngs) == len(expected)
+    assert [r["attempt_id"] for r in read_metadata(out)] == [r.attempt_id for r in expected]
+    assert len(list((out / IMAGEFOLDER).rglob("*.png"))) == len(expected)
     with np.load(out / ARRAYS) as arrays:
-        assert len(arrays["labels"]) == len(expected)
+        assert len(arrays["label"]) == len(expected)
 
 
-def test_an_empty_export_is_still_well_formed(tmp_path: Path) -> None:
-    out = export_dataset(records(), tmp_path / "out", rounds={99}).directory
-    assert read_metadata(out) == []
-    with np.load(out / ARRAYS) as arrays:
-        assert arrays["images"].shape == (0, 28, 28)
+def test_one_format_still_brings_the_card_and_the_votes(tmp_path: Path) -> None:
+    out = export_dataset(records(), tmp_path / "out", formats=["numpy"]).directory
+    assert sorted(p.name for p in out.iterdir()) == [CARD, ARRAYS, VOTES]
+
+
+def test_an_empty_selection_is_an_error_and_writes_nothing(tmp_path: Path) -> None:
+    with pytest.raises(ExportError, match=r"nothing to export: no drawing in round 99 \("):
+        export_dataset(records(), tmp_path / "out", rounds={99})
+    with pytest.raises(ExportError, match="no drawing in the game yet"):
+        export_dataset([], tmp_path / "out")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_bad_record_leaves_nothing_behind(tmp_path: Path) -> None:
@@ -154,8 +181,10 @@ def test_the_zip_holds_every_file(tmp_path: Path) -> None:
     with zipfile.ZipFile(archive) as z:
         names = set(z.namelist())
         assert z.read(ARRAYS) == (out / ARRAYS).read_bytes()
-    assert {"arrays.npz", "strokes.ndjson", "imagefolder/train/metadata.jsonl"} <= names
-    assert "imagefolder/train/100.png" in names and len(names) == 3 + 4
+    files = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    assert names == files
+    assert {CARD, ARRAYS, STROKES, VOTES, "imagefolder/round_1/metadata.jsonl"} <= names
+    assert "imagefolder/round_1/7/100.png" in names
 
 
 def test_player_ids_are_pseudonymous_per_deployment(tmp_path: Path) -> None:
@@ -166,7 +195,7 @@ def test_player_ids_are_pseudonymous_per_deployment(tmp_path: Path) -> None:
     assert anonymous_player_id(12, salt) == anonymous_player_id(12, salt)
     assert anonymous_player_id(12, salt) != anonymous_player_id(13, salt)
     assert anonymous_player_id(12, salt) != anonymous_player_id(12, other)
-    assert len(anonymous_player_id(12, salt)) == 16
+    assert len(anonymous_player_id(12, salt)) == 16 == len(player(1))
     (tmp_path / "short").write_bytes(b"abc")
     with pytest.raises(ValueError, match="too short"):
         load_or_create_salt(tmp_path / "short")

@@ -117,5 +117,7 @@ async def test_ban_quarantine_review_and_export(server: ThreadServer) -> None:
         assert [r["attempt_id"] for r in records] == [mallory_claim["attempt_id"]]
         assert records[0]["outcome"] == "verified"
         assert len(records[0]["player"]) == 16 and records[0]["player"] != str(mallory_id)
+        assert records[0]["claimed_label"] == mallory_claim["label"]  # the dataset's names
+        assert records[0]["round"] >= 1 and "round_id" not in records[0]
     for client in (ada, grace, mallory):
         await client.close()

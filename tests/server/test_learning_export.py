@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from consensus_helpers import prepare
 from data_dirs import LinearModelFactory, add_model
 from live_server import (
     SEVEN,
@@ -20,13 +21,14 @@ from live_server import (
     db_rows,
     join,
 )
-from loop_helpers import rotated_digits, settle, submit_png
+from loop_helpers import rotated_digits, settle, submit_png, verify_by_votes
 from PIL import Image
 
 from game_rules.consensus import Outcome
 from server.cli import main
 from server.config import DataLayout
 from server.mnist import Mnist
+from server.pseudonyms import anonymous_player_id
 from server.realtime.limits import Limits
 from server.serving.model_files import read_card, write_card
 
@@ -87,7 +89,7 @@ async def test_the_export_loads_back_and_matches_the_database(
     argv = ["--data-dir", str(server.data_dir), "export", "--out", str(out)]
     assert await cli([*argv, "--outcome", "verified", "--outcome", "relabelled"]) == 0
 
-    folder = out / "imagefolder" / "train"
+    folder = out / "imagefolder" / "round_1"
     metadata = [json.loads(line) for line in (folder / "metadata.jsonl").read_text().splitlines()]
     assert {m["attempt_id"]: (m["outcome"], m["label"]) for m in metadata} == wanted
     stored = {
@@ -98,16 +100,18 @@ async def test_the_export_loads_back_and_matches_the_database(
     }
     for m in metadata:
         image, claimed, predicted, _ = stored[m["attempt_id"]]
+        assert m["file_name"] == f"{m['label']}/{m['attempt_id']}.png"
         png = np.asarray(Image.open(folder / m["file_name"]), dtype=np.float32) / 255
         assert png.shape == (28, 28) and np.abs(png - image).max() <= 1 / 255
-        assert (m["claimed_label"], m["model_prediction"]) == (claimed, predicted)
+        assert (m["claimed_label"], m["model_label"]) == (claimed, predicted)
         assert m["round"] == 1 and m["model_version"] == "v1"
         assert 0.7 <= m["consensus_strength"] <= 0.8 + 1e-9
         assert len(m["player"]) == 16 and m["player"] != "1"
+        assert len(m["model_probs"]) == 10 and np.argmax(m["model_probs"]) == predicted
 
     arrays = np.load(out / "arrays.npz")
-    assert arrays["images"].shape == (len(wanted), 28, 28) and arrays["images"].dtype == np.uint8
-    assert dict(zip(arrays["attempt_ids"].tolist(), arrays["labels"].tolist(), strict=True)) == {
+    assert arrays["image"].shape == (len(wanted), 28, 28) and arrays["image"].dtype == np.uint8
+    assert dict(zip(arrays["attempt_id"].tolist(), arrays["label"].tolist(), strict=True)) == {
         i: label for i, (_, label) in wanted.items()
     }
     strokes = (out / "strokes.ndjson").read_text().splitlines()
@@ -116,21 +120,80 @@ async def test_the_export_loads_back_and_matches_the_database(
         for i in wanted
         if db_rows(server.data_dir, "SELECT strokes FROM attempts WHERE id = ?", (i,))[0][0]
     )
+    assert (out / "README.md").read_text().startswith("---\n")
 
-    # One format, one round, every outcome.
+    # One format, one round: every settled outcome by default, pending ones when asked.
+    settled = {i for i, (outcome, _) in expected.items() if outcome not in ("pending", "disputed")}
     only = tmp_path / "numpy-only"
     assert await cli([*argv[:-1], str(only), "--format", "numpy", "--round", "1"]) == 0
-    assert sorted(p.name for p in only.iterdir()) == ["arrays.npz"]
-    assert len(np.load(only / "arrays.npz")["labels"]) == len(expected)
+    assert sorted(p.name for p in only.iterdir()) == ["README.md", "arrays.npz", "votes.jsonl"]
+    assert set(np.load(only / "arrays.npz")["attempt_id"].tolist()) == settled
     assert await cli([*argv[:-1], str(only), "--format", "numpy"]) == 1  # never overwrites
     assert await cli([*argv[:-1], str(tmp_path / "x"), "--outcome", "won"]) == 1
+    pending = tmp_path / "pending"
+    assert await cli([*argv[:-1], str(pending), "--outcome", "pending"]) == 0
+    rows = (pending / "imagefolder" / "round_1" / "metadata.jsonl").read_text().splitlines()
+    assert len(rows) == len(expected) - len(settled)
+
+
+async def test_an_empty_selection_is_a_one_line_error(
+    server: ThreadServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "export"
+    argv = ["--data-dir", str(server.data_dir), "export", "--out", str(out), "--round", "99"]
+    assert await cli(argv) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error: nothing to export: no drawing in round 99 (")
+    assert "\n" not in error
+    assert not out.exists()
+
+
+async def test_the_raw_votes_join_the_drawings_with_one_pseudonym_per_player(
+    data_dir: Path, mnist: Mnist, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prepare(data_dir)  # three trusted votes settle a claim
+    monkeypatch.setenv("FTM_ADMIN_TOKEN", "test-admin-token")
+    fast = Limits(
+        **{
+            f"{kind}_{rate}": 10_000
+            for kind in ("messages", "predict", "submit")
+            for rate in ("burst", "per_second")
+        }
+    )
+    with ThreadServer(data_dir, fast) as server:
+        client, _ = await join(server.ws, "Ada")
+        for image, label in rotated_digits(mnist, 12):
+            await submit_png(client, image, label)
+        await client.close()
+        assert await verify_by_votes(server, voters=3) > 0
+    out = tmp_path / "export"
+    assert await cli(["--data-dir", str(data_dir), "export", "--out", str(out)]) == 0
+
+    salt = DataLayout(data_dir).pseudonym_salt.read_bytes()
+    stored = db_rows(data_dir, "SELECT attempt_id, voter_id, answer, counted FROM votes")
+    votes = [json.loads(line) for line in (out / "votes.jsonl").read_text().splitlines()]
+    assert sorted(
+        (v["attempt_id"], v["voter"], v["answer"], v["counted"]) for v in votes
+    ) == sorted(
+        (a, anonymous_player_id(voter, salt), answer, bool(counted))
+        for a, voter, answer, counted in stored
+    )
+    drawings = {}
+    for line in (out / "imagefolder" / "round_1" / "metadata.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        drawings[row["attempt_id"]] = row
+    for vote in votes:
+        drawing = drawings[vote["attempt_id"]]
+        shared = ("round", "claimed_label", "player")
+        assert {k: vote[k] for k in shared} == {k: drawing[k] for k in shared}
+        assert drawing["outcome"] == "verified" and drawing["vote_counts"][vote["answer"]] >= 1
 
 
 async def test_the_admin_export_is_a_zip_and_refuses_bad_queries(
     server: ThreadServer, mnist: Mnist
 ) -> None:
     expected = await seed_game(server, mnist)
-    verified = sorted(i for i, e in expected.items() if e[0] == "verified")
+    verified = sorted((i, e[1]) for i, e in expected.items() if e[0] == "verified")
     async with httpx.AsyncClient(base_url=server.http, headers=admin_headers()) as admin:
         reply = await admin.get("/api/admin/export?format=imagefolder&outcome=verified&round=1")
         assert reply.status_code == 200, reply.text
@@ -138,14 +201,15 @@ async def test_the_admin_export_is_a_zip_and_refuses_bad_queries(
         archive = zipfile.ZipFile(io.BytesIO(reply.content))
         names = archive.namelist()
         assert sorted(n for n in names if n.endswith(".png")) == sorted(
-            f"imagefolder/train/{i}.png" for i in verified
+            f"imagefolder/round_1/{label}/{i}.png" for i, label in verified
         )
         assert "arrays.npz" not in names and "strokes.ndjson" not in names
-        lines = archive.read("imagefolder/train/metadata.jsonl").decode().splitlines()
+        lines = archive.read("imagefolder/round_1/metadata.jsonl").decode().splitlines()
         assert len(lines) == len(verified)
 
         everything = zipfile.ZipFile(io.BytesIO((await admin.get("/api/admin/export")).content))
-        assert len(np.load(io.BytesIO(everything.read("arrays.npz")))["labels"]) == len(expected)
+        settled = [e for e in expected.values() if e[0] not in ("pending", "disputed")]
+        assert len(np.load(io.BytesIO(everything.read("arrays.npz")))["label"]) == len(settled)
 
         for query in ("format=zip", "round=one", "outcome=won", "format=numpy,gif"):
             bad = await admin.get(f"/api/admin/export?{query}")

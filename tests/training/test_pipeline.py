@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -52,16 +53,18 @@ class _FakeTraining:
         return TrainResult(model=Classifier().eval(), test_accuracy=0.5, counts=counts)
 
 
-def _fake_export(model: object, path: Path, **kwargs: object) -> float:
-    path.write_bytes(b"onnx")
-    return 0.0
-
-
 @pytest.fixture
-def fake_training(monkeypatch: pytest.MonkeyPatch) -> _FakeTraining:
+def fake_training(
+    monkeypatch: pytest.MonkeyPatch, linear_onnx_model: Callable[..., Path]
+) -> _FakeTraining:
     fake = _FakeTraining()
+
+    def fake_export(model: object, path: Path, **kwargs: object) -> float:
+        shutil.copy(linear_onnx_model(), path)  # a valid file, which the pipeline describes
+        return 0.0
+
     monkeypatch.setattr(pipeline, "train", fake)
-    monkeypatch.setattr(pipeline, "export_onnx", _fake_export)
+    monkeypatch.setattr(pipeline, "export_onnx", fake_export)
     return fake
 
 
