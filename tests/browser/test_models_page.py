@@ -18,7 +18,7 @@ from playwright.sync_api import expect
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "learning"))
 from benchmark_helpers import install_game_models, seed_rounds
-from learning_helpers import make_data_dir
+from data_dirs import new_data_dir
 
 from server.mnist import Mnist
 
@@ -29,7 +29,7 @@ DOCS_IMAGE = Path(__file__).resolve().parents[2] / "docs" / "images" / "models.p
 @pytest.fixture
 def data_dir(tmp_path: Path, mnist: Mnist, linear_onnx_model: Callable[..., Path]) -> Path:
     """Two rounds of verified drawings, models v1 and v2, MNIST for the test column."""
-    root = make_data_dir(tmp_path / "data")
+    root = new_data_dir(tmp_path / "data", mnist=True)
     install_game_models(root, linear_onnx_model)
     seed_rounds(root, mnist)
     return root

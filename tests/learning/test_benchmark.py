@@ -11,7 +11,7 @@ import numpy as np
 import onnx
 import pytest
 from benchmark_helpers import PERCENT, install_game_models, seed_rounds, seed_rounds_ids
-from learning_helpers import make_data_dir
+from data_dirs import new_data_dir
 from onnx import TensorProto, helper, numpy_helper
 
 from game_rules.heldout import is_held_out
@@ -31,7 +31,7 @@ from server.serving.inference import load_session, run_batch
 
 @pytest.fixture
 def game(tmp_path: Path, mnist: Mnist, linear_onnx_model: Callable[..., Path]) -> Path:
-    data_dir = make_data_dir(tmp_path / "data")
+    data_dir = new_data_dir(tmp_path / "data", mnist=True)
     install_game_models(data_dir, linear_onnx_model)
     seed_rounds(data_dir, mnist)
     return data_dir
