@@ -159,7 +159,7 @@ class TriggerLooks:
     time."""
 
     def __init__(self, server: ThreadServer) -> None:
-        learning = server.app.state.server.learning_api.learning
+        learning = server.app.state.server.learning
         look = learning._new_verified
         self.count = 0
 

@@ -49,10 +49,12 @@ async def player(url: str, name: str) -> Player:
 
 
 async def submit(drawer: Player, claimed: int) -> None:
-    """Submit a claim, waiting out the rate limit (one a second) as the browser would."""
+    """Submit a new claim (a new request id: the same id again would be a resend), waiting out
+    the rate limit (one a second) as the browser would."""
+    request_id = f"s{len(drawer.submitted)}"
     for _ in range(5):
         reply = await drawer.client.request(
-            {"type": "submit", "id": "s", "drawing": SEVEN, "label": claimed}, "submitted"
+            {"type": "submit", "id": request_id, "drawing": SEVEN, "label": claimed}, "submitted"
         )
         if reply["type"] != "error" or reply["code"] != "rate_limited":
             break
