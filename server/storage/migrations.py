@@ -251,6 +251,13 @@ SQLITE: list[str] = [
     """
     ALTER TABLE training_jobs ADD COLUMN recipe TEXT;
     """,
+    # 6 (trust, issue 11): the crowd's confirmations per drawer (the collusion graph), and what
+    # the served model reads on each gold item (hard gold exposes model oracles).
+    """
+    ALTER TABLE drawers ADD COLUMN votes INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE drawers ADD COLUMN confirmed INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE gold ADD COLUMN model_label INTEGER CHECK (model_label BETWEEN 0 AND 9);
+    """,
 ]
 
 POSTGRES: list[str] = [
@@ -484,6 +491,13 @@ POSTGRES: list[str] = [
     # 5: a training job's recipe
     """
     ALTER TABLE training_jobs ADD COLUMN recipe TEXT;
+    """,
+    # 6 (trust, issue 11): the crowd's confirmations per drawer (the collusion graph), and what
+    # the served model reads on each gold item (hard gold exposes model oracles).
+    """
+    ALTER TABLE drawers ADD COLUMN votes INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE drawers ADD COLUMN confirmed INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE gold ADD COLUMN model_label INTEGER CHECK (model_label BETWEEN 0 AND 9);
     """,
 ]
 

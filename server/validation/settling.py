@@ -48,7 +48,7 @@ async def store_settlement(
     if settled.event is not None:
         await store.append_event(settled.event)
     if settled.gold_label is not None:
-        await store.add_claim_gold(row.attempt_id, settled.gold_label)
+        await store.add_claim_gold(row.attempt_id, settled.gold_label, row.model_label)
     label = settled.event.label if settled.event is not None else None
     message: dict[str, Any] = {
         "type": "claim_settled",
