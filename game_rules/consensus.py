@@ -81,6 +81,7 @@ class Claim:
     votes: tuple[Vote, ...] = ()
     outcome: Outcome | None = None  # None while pending
     label: int | None = None  # the consensus answer once settled (None if disputed)
+    extra_voters: int = 0  # established confirmers needed beyond K (a clustered drawer's claim)
 
     @property
     def pending(self) -> bool:
@@ -133,6 +134,7 @@ class Claim:
             votes=votes,
             outcome=None if outcome is None else Outcome(outcome),
             label=None if data["label"] is None else int(data["label"]),
+            extra_voters=int(data.get("extra_voters", 0)),
         )
 
 
@@ -155,8 +157,10 @@ def new_claim(
     model_label: int,
     claim_prior: float,
     s: RuleSettings,
+    extra_voters: int = 0,
 ) -> Claim:
-    """A pending claim. `claim_prior` is `reliability.drawer_prior(drawer)`."""
+    """A pending claim. `claim_prior` is `reliability.drawer_prior(drawer)`, `extra_voters`
+    `reliability.claim_extra_voters(drawer)`."""
     check_digit(claimed)
     check_digit(model_label)
     if not fooled(claimed, model_label):
@@ -168,7 +172,15 @@ def new_claim(
     prior = [rest] * ANSWERS
     prior[claimed] = claim_prior * (1.0 - m)
     prior[model_label] = m
-    return Claim(claim_id, drawer_id, claimed, model_label, tuple(prior), tuple(prior))
+    return Claim(
+        claim_id,
+        drawer_id,
+        claimed,
+        model_label,
+        tuple(prior),
+        tuple(prior),
+        extra_voters=extra_voters,
+    )
 
 
 def record_vote(
@@ -245,7 +257,11 @@ def clustered(claim: Claim) -> bool:
 def established_needed(claim: Claim, s: RuleSettings) -> int:
     """Established confirmers a claim needs before the crowd may verify it."""
     t = s.trust
-    return t.min_established_voters + (t.cluster_extra_voters if clustered(claim) else 0)
+    return (
+        t.min_established_voters
+        + claim.extra_voters
+        + (t.cluster_extra_voters if clustered(claim) else 0)
+    )
 
 
 def _decide(claim: Claim, s: RuleSettings) -> Claim:
@@ -267,7 +283,10 @@ def _decide(claim: Claim, s: RuleSettings) -> Claim:
         and established_backers(claim, best) >= s.trust.min_established_voters
     ):
         return replace(claim, outcome=outcome_for(claim, best), label=best)
-    if len(claim.votes) >= c.vote_cap:
+    split = claim.dissent and any(v.counted and v.answer == claim.claimed for v in claim.votes)
+    if len(claim.votes) >= c.vote_cap or (claim.extra_voters and split):
+        # Unsure after many votes, or a clustered drawer's claim the crowd splits on (the crowd
+        # can no longer verify it, and its confirmers may keep it from being rejected).
         return replace(claim, outcome=Outcome.DISPUTED)
     return claim
 
@@ -280,6 +299,8 @@ def contested(claim: Claim, s: RuleSettings) -> bool:
     claim can still be rejected, but verifying it is left to an admin.
     """
     n = s.consensus.contest_voters
+    if claim.extra_voters:
+        n = 1  # a clustered drawer's claim is verified only without any counted dissent
     if n == 0:
         return False
     backing = [0] * ANSWERS

@@ -91,6 +91,7 @@ class Voter:
     # far their "confirm" exceeded the crowd's confirmation rate on that drawer, and its variance.
     confirm_excess: float = 0.0
     confirm_variance: float = 0.0
+    refuted_confirms: int = 0  # claims they confirmed that were then not verified
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "confusion": list(self.confusion), "status": str(self.status)}
@@ -115,6 +116,7 @@ class Voter:
             moderator=bool(data.get("moderator", False)),
             confirm_excess=float(data.get("confirm_excess", 0.0)),
             confirm_variance=float(data.get("confirm_variance", 0.0)),
+            refuted_confirms=int(data.get("refuted_confirms", 0)),
         )
 
     @property
@@ -155,6 +157,7 @@ class Drawer:
     verified: int = 0
     votes: int = 0  # counted votes on their settled claims
     confirmed: int = 0  # ...that confirmed the claim
+    refuted: int = 0  # settled claims not verified although a counted voter confirmed them
 
 
 class Reason(StrEnum):
@@ -221,10 +224,12 @@ def record_settled_vote(
     lost_together: bool = False,
     confirmed: bool | None = None,
     crowd_rate: float = 0.5,
+    refuted_confirm: bool = False,
 ) -> Voter:
     """Count one vote on a claim that settled. For a counted vote, `confirmed` says whether it
     confirmed the claim and `crowd_rate` is the crowd's confirmation rate on the drawer
-    (`confirm_rate`): the difference feeds the voter's collusion-graph score."""
+    (`confirm_rate`): the difference feeds the voter's collusion-graph score. `refuted_confirm`:
+    the vote confirmed a claim that was then not verified."""
     if won and lost_together:
         raise ValueError("a vote that won cannot have lost together with another")
     excess, variance = voter.confirm_excess, voter.confirm_variance
@@ -238,6 +243,7 @@ def record_settled_vote(
         lost_together=voter.lost_together + lost_together,
         confirm_excess=excess,
         confirm_variance=variance,
+        refuted_confirms=voter.refuted_confirms + refuted_confirm,
     )
 
 
@@ -257,6 +263,7 @@ def record_drawer_claim(
         verified=drawer.verified + verified,
         votes=drawer.votes + votes,
         confirmed=drawer.confirmed + confirmed,
+        refuted=drawer.refuted + (not verified and confirmed > 0),
     )
 
 
@@ -299,12 +306,40 @@ def graph_clustered(voter: Voter, s: RuleSettings) -> bool:
     drawers their excess stays near zero. A ring's account confirms every claim of its few
     drawers whatever the crowd says, and its excess grows with every such vote, on whichever of
     the ring's drawers: the accounts of a ring lose weight together, and the ring's drawers
-    with them (their claims need more independent voters, see `consensus`).
+    with them (their claims need more independent voters, see `consensus`). Sharper still: an
+    honest voter almost never confirms a claim the crowd then rejects (that takes a mistake
+    that happens to be the claimed digit); a ring's account does it whenever the crowd wins.
     """
     k = s.collusion
-    if voter.settled < k.cluster_min_settled or voter.confirm_variance <= 0.0:
+    if voter.settled < k.cluster_min_settled:
+        return False
+    if voter.refuted_confirms >= k.drawer_refuted_min and (
+        _excess_z(voter.refuted_confirms, voter.settled, k.refuted_floor) > k.cluster_z
+    ):
+        return True  # keeps confirming claims the crowd then overrules
+    if voter.confirm_variance <= 0.0:
         return False
     return voter.confirm_excess / math.sqrt(voter.confirm_variance) > k.cluster_z
+
+
+def drawer_clustered(drawer: Drawer, s: RuleSettings) -> bool:
+    """Claims of this drawer keep being confirmed by someone the crowd then overrules.
+
+    A true claim is confirmed by everyone who counts, bar a rare mistake, and a lie rejected by
+    everyone, unless accounts the drawer controls confirm it. A confirmed claim that the crowd
+    rejects anyway is rare for an honest drawer and the mark of a small set of accounts
+    confirming for this one, so their claims need `trust.cluster_extra_voters` more established
+    confirmers, without a single counted dissent (or go to an admin when the vote cap comes).
+    """
+    k = s.collusion
+    if drawer.refuted < k.drawer_refuted_min:
+        return False
+    return _excess_z(drawer.refuted, drawer.settled, k.refuted_floor) > k.cluster_z
+
+
+def claim_extra_voters(drawer: Drawer, s: RuleSettings) -> int:
+    """Established confirmers a new claim by `drawer` needs beyond `min_established_voters`."""
+    return s.trust.cluster_extra_voters if drawer_clustered(drawer, s) else 0
 
 
 def _excess_z(observed: int, trials: int, rate: float) -> float:

@@ -57,6 +57,8 @@ class Collusion:
     pair_margin: float
     cluster_min_settled: int
     cluster_z: float
+    drawer_refuted_min: int
+    refuted_floor: float
     drawer_prior_verified: float
     drawer_prior_rejected: float
 

@@ -385,9 +385,10 @@ def run(policy: str, cfg: CrowdConfig, s: RuleSettings) -> Result:
             result.trues += 1
         pending[claim_id] = Candidate(claim_id, d.drawer_id, 0, claim_id)
         if policy == "ours":
-            prior = rl.drawer_prior(ours.drawer(d.drawer_id), s)
+            drawer = ours.drawer(d.drawer_id)
+            prior, extra = rl.drawer_prior(drawer, s), rl.claim_extra_voters(drawer, s)
             claims[claim_id] = cs.new_claim(
-                claim_id, d.drawer_id, d.claimed, d.model_label, prior, s
+                claim_id, d.drawer_id, d.claimed, d.model_label, prior, s, extra
             )
         else:
             tallies[claim_id] = [0] * ANSWERS

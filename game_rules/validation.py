@@ -16,7 +16,7 @@ then are the other voters' records needed: the server loads them just for that.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from game_rules.consensus import Claim, Outcome, judged_votes, record_vote, usable_as_gold
 from game_rules.reliability import (
@@ -24,6 +24,7 @@ from game_rules.reliability import (
     Pair,
     Voter,
     assess_vote,
+    claim_extra_voters,
     confirm_rate,
     record_drawer_claim,
     record_gold,
@@ -53,7 +54,10 @@ def cast_vote(
     claim or a second vote by the same voter.
     """
     evidence = assess_vote(voter, pair, drawer, answer, s)
-    voted = record_vote(claim, voter.player_id, answer, evidence, s)
+    # The drawer's record as it is now: a drawer found clustered since the claim was made
+    # needs more independent confirmers on it too.
+    extra = max(claim.extra_voters, claim_extra_voters(drawer, s))
+    voted = record_vote(replace(claim, extra_voters=extra), voter.player_id, answer, evidence, s)
     return VoteCast(
         voted, record_pair_vote(pair, claim.claimed, answer), evidence.counts, evidence.reason
     )
@@ -111,6 +115,7 @@ def settle(
                 j.lost_together,
                 (j.vote.answer == claim.claimed) if j.vote.counted else None,
                 rate,
+                j.vote.answer == claim.claimed and claim.outcome is not Outcome.VERIFIED,
             )
             for j in judged
         ),

@@ -167,18 +167,18 @@ class ConsensusStore:
 
     async def drawer(self, player_id: int) -> Drawer:
         row = await self._one(
-            "SELECT settled, verified, votes, confirmed FROM drawers WHERE player_id = ?",
+            "SELECT settled, verified, votes, confirmed, refuted FROM drawers WHERE player_id = ?",
             (player_id,),
         )
         return Drawer(player_id, *(int(n) for n in row)) if row else Drawer(player_id)
 
-    async def save_drawer(self, drawer: Drawer) -> None:
+    async def save_drawer(self, d: Drawer) -> None:
         await self.db.execute(
-            "INSERT INTO drawers (player_id, settled, verified, votes, confirmed)"
-            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (player_id) DO UPDATE SET"
+            "INSERT INTO drawers (player_id, settled, verified, votes, confirmed, refuted)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (player_id) DO UPDATE SET"
             " settled = excluded.settled, verified = excluded.verified,"
-            " votes = excluded.votes, confirmed = excluded.confirmed",
-            (drawer.player_id, drawer.settled, drawer.verified, drawer.votes, drawer.confirmed),
+            " votes = excluded.votes, confirmed = excluded.confirmed, refuted = excluded.refuted",
+            (d.player_id, d.settled, d.verified, d.votes, d.confirmed, d.refuted),
         )
 
     async def pair(self, drawer_id: int, voter_id: int) -> Pair:

@@ -256,6 +256,7 @@ SQLITE: list[str] = [
     """
     ALTER TABLE drawers ADD COLUMN votes INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE drawers ADD COLUMN confirmed INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE drawers ADD COLUMN refuted INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE gold ADD COLUMN model_label INTEGER CHECK (model_label BETWEEN 0 AND 9);
     """,
 ]
@@ -497,6 +498,7 @@ POSTGRES: list[str] = [
     """
     ALTER TABLE drawers ADD COLUMN votes INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE drawers ADD COLUMN confirmed INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE drawers ADD COLUMN refuted INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE gold ADD COLUMN model_label INTEGER CHECK (model_label BETWEEN 0 AND 9);
     """,
 ]

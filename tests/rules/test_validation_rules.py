@@ -114,7 +114,8 @@ def test_settling_counts_each_vote_once_against_the_settled_label(answers: list[
     verified = claim.outcome is cs.Outcome.VERIFIED
     counted = [v for v in claim.votes if v.counted]
     confirmed = sum(v.answer == CLAIMED for v in counted)
-    assert settled.drawer == rl.Drawer(DRAWER, 5, 2 + verified, len(counted), confirmed)
+    refuted = not verified and confirmed > 0
+    assert settled.drawer == rl.Drawer(DRAWER, 5, 2 + verified, len(counted), confirmed, refuted)
     assert (settled.gold_label is not None) == cs.usable_as_gold(claim, S)
 
 
