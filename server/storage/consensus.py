@@ -360,6 +360,13 @@ class ConsensusStore:
             [(index, label, png, now) for index, label, png in digits],
         )
 
+    async def set_mnist_model_labels(self, labels: dict[int, int]) -> None:
+        """What the served model reads on MNIST gold digits: {MNIST test index: label}."""
+        await self.db.executemany(
+            "UPDATE gold SET model_label = ? WHERE mnist_index = ?",
+            [(label, index) for index, label in labels.items()],
+        )
+
     async def add_claim_gold(self, attempt_id: int, truth: int, model_label: int) -> None:
         """A settled claim as gold; `model_label` is what the model read on it (a verified
         fooling is hard gold: the model got it wrong)."""
