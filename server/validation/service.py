@@ -105,6 +105,12 @@ class Validation:
     async def review(self) -> list[dict[str, Any]]:
         return await self.admin.review()
 
+    async def set_moderator(self, player_id: int, moderator: bool) -> dict[str, Any]:
+        return await self.admin.set_moderator(player_id, moderator)
+
+    async def audit(self, attempt_id: int) -> dict[str, Any]:
+        return await self.admin.audit(attempt_id)
+
     async def players(self, query: str) -> list[dict[str, Any]]:
         return await self.admin.players(query)
 

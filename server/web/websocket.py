@@ -208,6 +208,25 @@ class Session:
         )
         return True
 
+    def _shared_limited(self, wait: float | None, what: str, client_id: str | None) -> bool:
+        """Reply `rate_limited` when a limit shared across connections (`wait` seconds until
+        the next token, or None) is spent (shared_limits.py)."""
+        if wait is None:
+            return False
+        self.refuse(
+            ProtocolError("rate_limited", f"Too many {what}; try again in {wait:.1f} s.", client_id)
+        )
+        return True
+
+    def _player_limited(self, kind: str, what: str, client_id: str | None) -> bool:
+        assert self.player is not None
+        wait = self.hub.shared_limits.player(kind, self.player.id)
+        return self._shared_limited(wait, f"{what} from this player", client_id)
+
+    @property
+    def address(self) -> str:
+        return self.websocket.client.host if self.websocket.client else "unknown"
+
     async def handle(self, frame: str | bytes) -> None:
         if self._limited("message", "messages", None):
             return
@@ -215,7 +234,9 @@ class Session:
             # A live guess is parsed only if it is still the latest when its turn comes, and then
             # by the model worker process, not here: this loop's time is the scarce resource.
             self.predicts_received.inc()
-            if not self._limited("predict", "live guesses", None):
+            if not self._limited("predict", "live guesses", None) and not self._player_limited(
+                "predict", "live guesses", None
+            ):
                 self.live.offer(frame)
             return
         try:
@@ -259,6 +280,9 @@ class Session:
             return
         if self.player is None:
             raise ProtocolError("spectator", "Spectators can watch but not play.", message.id)
+        kind = {Predict: "predict", Submit: "submit", Task: "task", Vote: "vote"}.get(type(message))
+        if kind is not None and self._player_limited(kind, f"{kind} messages", message.id):
+            return
         if isinstance(message, Predict):
             if not self._limited("predict", "live guesses", message.id):
                 drawing = message.drawing.model_dump()
@@ -293,10 +317,16 @@ class Session:
                 message.id,
             )
         token: str | None = None
+        limits = self.hub.shared_limits
         if message.name is not None:
+            wait = limits.join(self.address, self.game.validation.settings)
+            if self._shared_limited(wait, "new accounts from here", message.id):
+                return
             self.player, token = await self.game.join(message.name)
         elif message.token is not None:
             self.player = await self.game.resume(message.token)
+        elif self._shared_limited(limits.spectator(self.address), "spectators here", message.id):
+            return
         self.joined = True
         current = await self.game.current_round()
         welcome: dict[str, Any] = {
