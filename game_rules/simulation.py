@@ -1,23 +1,27 @@
 """A seeded crowd simulation of the validation rules, against two plain baselines.
 
 The world: drawers submit claims; 40% are fakes (the drawer lies about the digit). Validators
-are honest (≈95% accurate), random clickers, or **sybils**: accounts run by cheating drawers,
-which answer honestly everywhere (gold included) except on their own ring's drawings, where they
-confirm the lie. By default all cheaters and their sybils form one ring — the worst case, since
-then every fake has colluders in the crowd.
+are honest (≈95% accurate), random clickers, or attackers, all run by cheating drawers:
+**colluders** answer honestly everywhere (gold included) except on their own ring's drawings,
+where they confirm the lie; **model oracles** answer everything as the served model reads it
+(and confirm their ring's lies); **sleepers** behave honestly until `sleepers_wake` of the run,
+then collude; an **account farm** makes `farm_accounts` fresh accounts for each fake claim, which
+answer gold with the model in a burst and then confirm the fake. By default all cheaters and
+their accounts form one ring — the worst case, since then every fake has colluders in the crowd.
 
 The simulation is honest about what the rules may know: the rules see only what the server
-stores (who drew each claim, who voted what, gold answers); nothing marks an account as a sybil.
-Tasks are handed out by `assignment.next_task`, votes, settlements and gold answers go through
-`validation` (the functions the server calls), and a disputed claim is decided by an (always
-correct) admin.
+stores (who drew each claim, who voted what, gold answers with the served model's reading and
+their time); nothing marks an account as an attacker. Tasks are handed out by
+`assignment.next_task`, votes, settlements and gold answers go through `validation` (the very
+functions the server calls), and a disputed claim is decided by an (always correct) admin. A
+clock advances `seconds_per_task` per task request, so trust that takes a day takes a day here.
 
 Numbers (`CrowdConfig`): 2,000 claims; 100 validators; 25 honest validators also draw (true
 claims only), 10 cheating drawers lie on 80% of their claims (half of all claims come from
 them, so 40% are fakes; 10% of fakes are scribbles whose truth is "not a digit"). An honest
 mistake on a true claim reads the model's answer half the time (such drawings are ambiguous).
-Between two new claims, 8 task requests come from validators picked at random, so validators
-have spare capacity and the queue does not back up; idle requests become gold.
+Between two new claims, 8 task requests come from validators picked at random. MNIST gold: 30%
+of it is hard (the served model misreads it); settled claims become gold too.
 
 Three policies run on the same world, with the same seeds:
 - `ours`: the game's rules (`validation`, `assignment`, and through them `reliability` and
@@ -27,11 +31,11 @@ Three policies run on the same world, with the same seeds:
 
 Measured: fakes accepted = fakes the crowd verified / fakes; true rejected = true claims the
 crowd settled on another answer / true claims; votes per claim over every finished claim
-(disputed ones included); disputed share; gold answers per claim (warm-up, gold-only accounts
-and idle requests included). Under `ours` nearly every accepted fake comes from the first few
-hundred claims, before the ring's accounts have lost enough settled claims to be suspended;
-when the queue backs up (fewer task requests per claim) settlements, and so detection, come
-later and the 30%-sybil rate rises.
+(disputed ones included); disputed share; gold answers per claim (warm-up, gold-only accounts,
+farm accounts and idle requests included). `SCENARIOS` are issue 11's; `bench/crowd.py` prints
+them. While nobody is established yet (the first simulated day) claims wait or go to review, so
+most disputes come early; most fakes accepted at 50% colluders come before the ring's drawers
+are found clustered.
 """
 
 from __future__ import annotations
