@@ -360,6 +360,23 @@ class ConsensusStore:
             [(index, label, png, now) for index, label, png in digits],
         )
 
+    async def claim_gold_images(self, limit: int = 2000) -> list[tuple[int, bytes]]:
+        """(gold id, the 28×28 float32 image the model saw) of settled claims kept as gold,
+        newest first."""
+        rows = await self._all(
+            "SELECT g.id, a.image FROM gold g JOIN attempts a ON a.id = g.attempt_id"
+            " ORDER BY g.id DESC LIMIT ?",
+            (limit,),
+        )
+        return [(int(r[0]), bytes(r[1])) for r in rows]
+
+    async def set_claim_gold_model_labels(self, labels: dict[int, int]) -> None:
+        """What the served model reads on settled claims kept as gold: {gold id: label}."""
+        await self.db.executemany(
+            "UPDATE gold SET model_label = ? WHERE id = ?",
+            [(label, gold_id) for gold_id, label in labels.items()],
+        )
+
     async def set_mnist_model_labels(self, labels: dict[int, int]) -> None:
         """What the served model reads on MNIST gold digits: {MNIST test index: label}."""
         await self.db.executemany(
