@@ -62,7 +62,7 @@ class Role(StrEnum):
     TRUSTED = "trusted"  # claims, with gold mixed in
     LEARNING = "learning"  # past warm-up, trust still being earned: claims and more gold
     GOLD_ONLY = "gold_only"  # gold accuracy too low: only gold can change that
-    PROBATION = "probation"  # standing suspended: some claims (not counted) to clear the record
+    PROBATION = "probation"  # standing suspended or clustered: a few uncounted claims to clear it
     OUT = "out"  # quarantined or banned: no tasks
 
 
@@ -423,7 +423,7 @@ def role(voter: Voter, s: RuleSettings) -> Role:
         return Role.WARMUP
     if accuracy(voter, s) < s.reliability.min_reliability or model_oracle(voter, s):
         return Role.GOLD_ONLY
-    if standing_suspended(voter, s):
+    if standing_suspended(voter, s) or graph_clustered(voter, s):
         return Role.PROBATION
     if not established(voter, s):
         return Role.LEARNING

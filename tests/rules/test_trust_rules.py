@@ -78,6 +78,7 @@ def test_a_voter_who_confirms_far_more_than_the_crowd_is_clustered() -> None:
         ring = rl.record_settled_vote(ring, True, confirmed=True, crowd_rate=0.4)
         honest = rl.record_settled_vote(honest, True, confirmed=False, crowd_rate=0.4)
     assert rl.graph_clustered(ring, S) and not rl.graph_clustered(honest, S)
+    assert rl.role(ring, S) is rl.Role.PROBATION  # fewer claims, uncounted, to clear it
     evidence = rl.assess_vote(ring, rl.Pair(DRAWER, 1), rl.Drawer(DRAWER), CLAIMED, S)
     assert evidence.reason == "cluster"
 
