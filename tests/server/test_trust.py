@@ -17,8 +17,9 @@ from typing import Any
 
 import httpx
 import pytest
-from consensus_helpers import as_answer, gold_truth, make_claim, next_of, prepare
+from consensus_helpers import as_answer, claim_task, gold_truth, make_claim, next_of, prepare
 from live_server import (
+    ADMIN_TOKEN,
     SEVEN,
     Client,
     LinearModelFactory,
@@ -31,6 +32,7 @@ from live_server import (
 )
 
 from server.config import default_rules
+from server.realtime.limits import Limits
 from server.realtime.shared_limits import PER_PLAYER
 
 # The default trust rules with a day shrunk to a second, so honest validators can become
@@ -186,6 +188,33 @@ async def test_model_answering_fresh_accounts_cannot_verify_a_fake(server: Threa
             assert not v["counted"] and v["reason"] in ("new_account", "model_oracle"), v
         else:
             assert v["counted"] and v["reason"] == "established", v
+
+
+async def test_fresh_accounts_that_pass_gold_cannot_verify_a_fake(
+    tmp_path: Path, linear_onnx_model: LinearModelFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shipped trust rules (a day before anyone is established): accounts that answer all
+    their gold right within a minute, as a good model would, get the fake and confirm it, and
+    none of their votes counts."""
+    root = tmp_path / "shipped"
+    root.mkdir()
+    add_model(root, "v1", linear_onnx_model(seed=1))
+    prepare(root, "[leaderboard]\npush_interval_seconds = 0.05\n")
+    monkeypatch.setenv("FTM_ADMIN_TOKEN", ADMIN_TOKEN)
+    with ThreadServer(root, Limits()) as server:
+        _, _, fake = await make_claim(server.ws, "Ada")
+        farm = [f"Farm{i}" for i in range(4)]
+        for name in farm:
+            client, _ = await join(server.ws, name)
+            task = await claim_task(client, server.data_dir, limit=40)
+            await vote(client, task["task_id"], fake["label"])
+        audit = httpx.get(
+            f"{server.http}/api/admin/claims/{fake['attempt_id']}/audit", headers=admin_headers()
+        ).json()
+        assert audit["state"] == "pending" and audit["established_confirmers"] == 0
+        assert [v["name"] for v in audit["votes"]] == farm
+        assert all(not v["counted"] and v["reason"] == "new_account" for v in audit["votes"])
+        assert not any(player(server, name)["established"] for name in farm)
 
 
 async def test_per_player_limits_hold_across_ten_connections(server: ThreadServer) -> None:
