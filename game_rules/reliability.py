@@ -382,7 +382,9 @@ def trust_weight(voter: Voter, s: RuleSettings) -> float:
     gold, which the served model gets wrong, counts twice) and votes that matched settled claims,
     spread over at least `established_span_seconds`. The weight is the smaller of the two
     fractions (work done, time spanned), so a farm of accounts that answers a burst of gold in
-    a minute stays near zero however much it answers. A moderator has full weight.
+    a minute stays near zero however much it answers. Nobody reaches full weight (established)
+    before the model-oracle test has run on `oracle_min_hard` hard gold answers. A moderator
+    has full weight.
     """
     t = s.trust
     if voter.moderator:
@@ -390,10 +392,12 @@ def trust_weight(voter: Voter, s: RuleSettings) -> float:
     work = (voter.gold_correct + voter.hard_right + voter.matched) / t.established_evidence
     span = voter.gold_span / t.established_span_seconds if t.established_span_seconds else 1.0
     weight = max(0.0, min(1.0, work, span))
-    if weight >= 1.0 and voter.hard_gold < t.oracle_min_hard:
-        # Not established before the model-oracle test could run on enough hard gold.
-        return 1.0 - 1e-9
+    if voter.hard_gold < t.oracle_min_hard:
+        weight = min(weight, _NOT_YET_TESTED)
     return weight
+
+
+_NOT_YET_TESTED = 0.99  # the most weight before the model-oracle test has run
 
 
 def established(voter: Voter, s: RuleSettings) -> bool:

@@ -13,7 +13,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from game_rules.settings import RuleSettings
-from server.realtime.limits import TokenBucket
+from server.realtime.limits import Limits, TokenBucket
 
 
 @dataclass(frozen=True)
@@ -22,13 +22,6 @@ class Rate:
     per_second: float
 
 
-# Per player, whatever the number of their connections (a person draws and votes at this pace).
-PER_PLAYER = {
-    "predict": Rate(30, 20),
-    "submit": Rate(5, 1),
-    "task": Rate(20, 4),
-    "vote": Rate(20, 4),
-}
 PER_ADDRESS_SPECTATORS = Rate(30, 2)  # spectator hellos per client address
 
 
@@ -51,8 +44,14 @@ class SharedLimits:
             self._buckets.move_to_end((kind, key))
         return None if bucket.take() else bucket.wait_seconds()
 
-    def player(self, kind: str, player_id: int) -> float | None:
-        return self.wait(kind, player_id, PER_PLAYER[kind])
+    def player(self, kind: str, player_id: int, limits: Limits) -> float | None:
+        """A `predict`, `submit`, `task` or `vote` by `player_id`, on any connection: one
+        player gets what one connection gets, however many they open."""
+        rate = {
+            "predict": Rate(limits.predict_burst, limits.predict_per_second),
+            "submit": Rate(limits.submit_burst, limits.submit_per_second),
+        }.get(kind, Rate(limits.tasks_burst, limits.tasks_per_second))
+        return self.wait(kind, player_id, rate)
 
     def spectator(self, address: str) -> float | None:
         return self.wait("spectate", address, PER_ADDRESS_SPECTATORS)

@@ -220,7 +220,7 @@ class Session:
 
     def _player_limited(self, kind: str, what: str, client_id: str | None) -> bool:
         assert self.player is not None
-        wait = self.hub.shared_limits.player(kind, self.player.id)
+        wait = self.hub.shared_limits.player(kind, self.player.id, self.limits)
         return self._shared_limited(wait, f"{what} from this player", client_id)
 
     @property

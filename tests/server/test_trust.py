@@ -33,7 +33,6 @@ from live_server import (
 
 from server.config import default_rules
 from server.realtime.limits import Limits
-from server.realtime.shared_limits import PER_PLAYER
 
 # The default trust rules with a day shrunk to a second, so honest validators can become
 # established within a test; everything else (warm-up, K, oracle test) as shipped.
@@ -234,7 +233,7 @@ async def test_per_player_limits_hold_across_ten_connections(server: ThreadServe
     replies = [await c.reply("submitted") for c in connections for _ in range(3)]
     accepted = [r for r in replies if r["type"] == "submitted"]
     limited = [r for r in replies if r.get("code") == "rate_limited"]
-    burst = int(PER_PLAYER["submit"].burst)
+    burst = int(Limits().submit_burst)  # per player now, not per connection
     assert burst <= len(accepted) <= burst + 2  # a token or two may refill meanwhile
     assert len(limited) == len(replies) - len(accepted)
     assert "from this player" in limited[0]["message"]
