@@ -33,6 +33,7 @@ from live_server import (
 
 from server.config import default_rules
 from server.realtime.limits import Limits
+from server.realtime.shared_limits import PER_ADDRESS_SPECTATORS
 
 # The default trust rules with a day shrunk to a second, so honest validators can become
 # established within a test; everything else (warm-up, K, oracle test) as shipped.
@@ -270,3 +271,20 @@ async def test_a_moderator_settles_claims_in_a_three_player_game(server: ThreadS
         headers=admin_headers(),
     )
     assert unmarked.json()["moderator"] is False
+
+
+async def test_spectators_beyond_the_per_address_limit_are_rate_limited(
+    server: ThreadServer,
+) -> None:
+    burst = int(PER_ADDRESS_SPECTATORS.burst)
+    replies = []
+    for _ in range(burst * 4):  # far more than the burst plus what refills meanwhile
+        client = await open_client(server.ws)
+        replies.append(
+            await client.request({"type": "hello", "v": 1, "spectator": True}, "welcome")
+        )
+        if replies[-1]["type"] == "error":
+            break
+    assert all(r["type"] == "welcome" for r in replies[:burst])
+    assert replies[-1]["type"] == "error" and replies[-1]["code"] == "rate_limited", replies[-1]
+    assert "spectators" in replies[-1]["message"]
