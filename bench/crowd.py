@@ -2,8 +2,10 @@
 
     python bench/crowd.py [--seed N] [--claims N] [--rings N]
 
-The scenarios are issue 4's (40% fakes; validators 70%/55% honest, 15% random clickers,
-15%/30% sybils); see game_rules/simulation.py for the world and the policies.
+The scenarios are issue 11's (40% fakes; colluders at 15/30/50%, model-oracle bots, an account
+farm making fresh accounts per fake claim, sleepers that collude after a while); see
+game_rules/simulation.py for the world and the policies. Our policy runs the server's own
+vote/settle sequence (game_rules/validation.py).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from game_rules.simulation import POLICIES, CrowdConfig, run, table
+from game_rules.simulation import standard_table
 from server.config import default_rules
 
 
@@ -21,19 +23,9 @@ def main() -> None:
     parser.add_argument("--claims", type=int, default=2000)
     parser.add_argument("--rings", type=int, default=1, help="independent cheater rings")
     args = parser.parse_args()
-    rules = default_rules()
     started = time.perf_counter()
-    rows = []
-    for sybils in (0.15, 0.30):
-        cfg = CrowdConfig(
-            claims=args.claims,
-            sybil_share=sybils,
-            honest_share=0.85 - sybils,
-            rings=args.rings,
-            seed=args.seed,
-        )
-        rows += [(f"{sybils:.0%} sybils", run(policy, cfg, rules)) for policy in POLICIES]
-    print(table(rows))
+    text, _ = standard_table(default_rules(), args.seed, args.claims, args.rings)
+    print(text)
     print(
         f"({args.claims} claims per run, seed {args.seed}, {args.rings} ring(s), "
         f"{time.perf_counter() - started:.1f}s)"

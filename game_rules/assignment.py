@@ -13,7 +13,8 @@ task would only waste a slot). A share `gold.settled_share` of gold comes from s
 rather than MNIST: a sybil that confirms its ring's lies cannot tell a recycled drawing of its
 ring from a live claim, so it lies on gold too, and gold catches it. A validator on probation
 (standing suspended) gets a claim now and then, uncounted, so an honest voter who was unlucky
-can clear their record.
+can clear their record. A validator still earning trust (`Role.LEARNING`) gets gold at the
+higher `trust.learning_gold_rate`: gold is how they earn it.
 
 The function is pure over a snapshot: the server passes the candidates it has (a bounded
 slice of the pending queue, e.g. the 100 neediest, keeps it cheap) and a seeded `random.Random`.
@@ -88,7 +89,7 @@ def next_task(
 
     if role in (Role.WARMUP, Role.GOLD_ONLY):
         return gold()
-    claim_share = 1.0 - s.gold.rate
+    claim_share = 1.0 - (s.trust.learning_gold_rate if role is Role.LEARNING else s.gold.rate)
     if role is Role.PROBATION:
         claim_share *= s.gold.probation_claim_rate
     if rng.random() < claim_share:

@@ -12,6 +12,10 @@ why this module adds two guards of its own:
 - a claim is verified only with at least `min_trusted_voters` distinct counted voters, and
   `dissent_extra_voters` more once any counted voter answered something other than the claim
   (one honest dissent among confirmations is exactly what a colluding ring looks like);
+- it is verified or rejected only with at least `trust.min_established_voters` (K ≥ 2) distinct
+  *established* voters on the winning side, `cluster_extra_voters` more for verifying when a
+  confirmer is clustered on the drawer: new accounts alone never decide anything;
+- a moderator's vote (an admin-marked trusted validator) decides the claim, as an admin would;
 - a claim that is still unsure after `vote_cap` votes goes to an admin (disputed) rather than
   being decided on thin evidence.
 
@@ -56,6 +60,12 @@ class Vote:
     answer: int
     counted: bool
     likelihood: tuple[float, ...] = ()  # what the vote multiplied in (empty if not counted)
+    reason: str = ""  # why it counted or not (`reliability.Reason`), for the admin's audit
+    weight: float = 0.0  # the voter's trust weight when counted (1 = established)
+
+    @property
+    def established(self) -> bool:
+        return self.counted and self.weight >= 1.0
 
 
 @dataclass(frozen=True)
@@ -71,6 +81,7 @@ class Claim:
     votes: tuple[Vote, ...] = ()
     outcome: Outcome | None = None  # None while pending
     label: int | None = None  # the consensus answer once settled (None if disputed)
+    extra_voters: int = 0  # established confirmers needed beyond K (a clustered drawer's claim)
 
     @property
     def pending(self) -> bool:
@@ -102,7 +113,14 @@ class Claim:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Claim:
         votes = tuple(
-            Vote(int(v["voter_id"]), int(v["answer"]), bool(v["counted"]), tuple(v["likelihood"]))
+            Vote(
+                int(v["voter_id"]),
+                int(v["answer"]),
+                bool(v["counted"]),
+                tuple(v["likelihood"]),
+                str(v.get("reason", "")),
+                float(v.get("weight", 1.0 if v["counted"] else 0.0)),
+            )
             for v in data["votes"]
         )
         outcome = data["outcome"]
@@ -116,6 +134,7 @@ class Claim:
             votes=votes,
             outcome=None if outcome is None else Outcome(outcome),
             label=None if data["label"] is None else int(data["label"]),
+            extra_voters=int(data.get("extra_voters", 0)),
         )
 
 
@@ -138,8 +157,10 @@ def new_claim(
     model_label: int,
     claim_prior: float,
     s: RuleSettings,
+    extra_voters: int = 0,
 ) -> Claim:
-    """A pending claim. `claim_prior` is `reliability.drawer_prior(drawer)`."""
+    """A pending claim. `claim_prior` is `reliability.drawer_prior(drawer)`, `extra_voters`
+    `reliability.claim_extra_voters(drawer)`."""
     check_digit(claimed)
     check_digit(model_label)
     if not fooled(claimed, model_label):
@@ -151,7 +172,15 @@ def new_claim(
     prior = [rest] * ANSWERS
     prior[claimed] = claim_prior * (1.0 - m)
     prior[model_label] = m
-    return Claim(claim_id, drawer_id, claimed, model_label, tuple(prior), tuple(prior))
+    return Claim(
+        claim_id,
+        drawer_id,
+        claimed,
+        model_label,
+        tuple(prior),
+        tuple(prior),
+        extra_voters=extra_voters,
+    )
 
 
 def record_vote(
@@ -179,8 +208,13 @@ def record_vote(
     voted = replace(
         claim,
         posterior=posterior,
-        votes=(*claim.votes, Vote(voter_id, answer, evidence.counts, likelihood)),
+        votes=(
+            *claim.votes,
+            Vote(voter_id, answer, evidence.counts, likelihood, evidence.reason, evidence.weight),
+        ),
     )
+    if evidence.counts and evidence.reason == "moderator":
+        return replace(voted, outcome=outcome_for(voted, answer), label=answer)
     return _decide(voted, s)
 
 
@@ -193,7 +227,8 @@ def void_votes(claim: Claim, voter_id: int, s: RuleSettings) -> Claim:
     if not claim.pending:
         return claim
     votes = tuple(
-        Vote(v.voter_id, v.answer, False) if v.voter_id == voter_id else v for v in claim.votes
+        Vote(v.voter_id, v.answer, False, (), "voided") if v.voter_id == voter_id else v
+        for v in claim.votes
     )
     posterior = claim.prior
     for v in votes:
@@ -208,17 +243,50 @@ def _times(posterior: tuple[float, ...], likelihood: tuple[float, ...]) -> tuple
     return tuple(p / total for p in raw)
 
 
+def established_backers(claim: Claim, answer: int) -> int:
+    """Distinct established voters whose counted vote gave `answer`."""
+    return len({v.voter_id for v in claim.votes if v.established and v.answer == answer})
+
+
+def clustered(claim: Claim) -> bool:
+    """A confirmer of this claim was refused as clustered on its drawer: the drawer's claims
+    are confirmed by a small set of accounts, so the claim needs more independent voters."""
+    return any(v.reason == "cluster" and v.answer == claim.claimed for v in claim.votes)
+
+
+def established_needed(claim: Claim, s: RuleSettings) -> int:
+    """Established confirmers a claim needs before the crowd may verify it."""
+    t = s.trust
+    return (
+        t.min_established_voters
+        + claim.extra_voters
+        + (t.cluster_extra_voters if clustered(claim) else 0)
+    )
+
+
 def _decide(claim: Claim, s: RuleSettings) -> Claim:
     c = s.consensus
     counted = claim.counted_voters
     p_claim = claim.posterior[claim.claimed]
     needed = c.min_trusted_voters + (c.dissent_extra_voters if claim.dissent else 0)
-    if counted >= needed and p_claim >= c.verify_threshold and not contested(claim, s):
+    if (
+        counted >= needed
+        and p_claim >= c.verify_threshold
+        and established_backers(claim, claim.claimed) >= established_needed(claim, s)
+        and not contested(claim, s)
+    ):
         return replace(claim, outcome=Outcome.VERIFIED, label=claim.claimed)
-    if counted >= c.min_trusted_voters and p_claim <= c.reject_threshold:
-        best = max(range(ANSWERS), key=lambda a: claim.posterior[a])
+    best = max(range(ANSWERS), key=lambda a: claim.posterior[a])
+    if (
+        counted >= c.min_trusted_voters
+        and p_claim <= c.reject_threshold
+        and established_backers(claim, best) >= s.trust.min_established_voters
+    ):
         return replace(claim, outcome=outcome_for(claim, best), label=best)
-    if len(claim.votes) >= c.vote_cap:
+    split = claim.dissent and any(v.counted and v.answer == claim.claimed for v in claim.votes)
+    if len(claim.votes) >= c.vote_cap or (claim.extra_voters and split):
+        # Unsure after many votes, or a clustered drawer's claim the crowd splits on (the crowd
+        # can no longer verify it, and its confirmers may keep it from being rejected).
         return replace(claim, outcome=Outcome.DISPUTED)
     return claim
 
@@ -231,6 +299,8 @@ def contested(claim: Claim, s: RuleSettings) -> bool:
     claim can still be rejected, but verifying it is left to an admin.
     """
     n = s.consensus.contest_voters
+    if claim.extra_voters:
+        n = 1  # a clustered drawer's claim is verified only without any counted dissent
     if n == 0:
         return False
     backing = [0] * ANSWERS

@@ -55,8 +55,24 @@ class Collusion:
     pair_min_votes: int
     pair_z: float
     pair_margin: float
+    cluster_min_settled: int
+    cluster_z: float
+    drawer_refuted_min: int
+    refuted_floor: float
     drawer_prior_verified: float
     drawer_prior_rejected: float
+
+
+@dataclass(frozen=True)
+class Trust:
+    established_evidence: int
+    established_span_seconds: float
+    min_weight: float
+    min_established_voters: int
+    oracle_min_hard: int
+    oracle_follow_share: float
+    cluster_extra_voters: int
+    learning_gold_rate: float
 
 
 @dataclass(frozen=True)
@@ -81,6 +97,14 @@ class Gold:
 
 
 @dataclass(frozen=True)
+class Accounts:
+    per_address_burst: int
+    per_address_per_hour: float
+    overall_burst: int
+    overall_per_minute: float
+
+
+@dataclass(frozen=True)
 class Leaderboard:
     top_n: int
     neighbours: int
@@ -99,8 +123,10 @@ class RuleSettings:
     scoring: Scoring
     reliability: Reliability
     collusion: Collusion
+    trust: Trust
     consensus: Consensus
     gold: Gold
+    accounts: Accounts
     leaderboard: Leaderboard
     retrain: Retrain
     # Where the values came from, for logs and error messages; not a rule.
@@ -218,7 +244,16 @@ def _check_values(s: RuleSettings) -> None:
     def probability(name: str, value: float) -> None:
         require(0.0 < value < 1.0, name, f"must be strictly between 0 and 1, not {value}")
 
-    for section in ("scoring", "leaderboard", "retrain", "gold", "consensus", "collusion"):
+    for section in (
+        "scoring",
+        "leaderboard",
+        "retrain",
+        "gold",
+        "consensus",
+        "collusion",
+        "trust",
+        "accounts",
+    ):
         for key, value in dataclasses.asdict(getattr(s, section)).items():
             if isinstance(value, int | float) and not isinstance(value, bool):
                 require(value >= 0, f"{section}.{key}", f"must not be negative, not {value}")
@@ -243,6 +278,21 @@ def _check_values(s: RuleSettings) -> None:
         "consensus.vote_cap",
         "must leave room for min_trusted_voters + dissent_extra_voters",
     )
+    t = s.trust
+    require(t.established_evidence >= 1, "trust.established_evidence", "must be at least 1")
+    require(0.0 < t.min_weight <= 1.0, "trust.min_weight", "must be in (0, 1]")
+    require(
+        t.min_established_voters >= 2,
+        "trust.min_established_voters",
+        "must be at least 2: one account alone never verifies (mark moderators for small games)",
+    )
+    probability("trust.oracle_follow_share", t.oracle_follow_share)
+    require(0.0 <= t.learning_gold_rate < 1.0, "trust.learning_gold_rate", "must be in [0, 1)")
+    acc = s.accounts
+    require(acc.per_address_burst >= 1, "accounts.per_address_burst", "must be at least 1")
+    require(acc.overall_burst >= 1, "accounts.overall_burst", "must be at least 1")
+    require(acc.per_address_per_hour > 0, "accounts.per_address_per_hour", "must be positive")
+    require(acc.overall_per_minute > 0, "accounts.overall_per_minute", "must be positive")
     require(k.drawer_prior_verified > 0, "collusion.drawer_prior_verified", "must be positive")
     require(k.drawer_prior_rejected > 0, "collusion.drawer_prior_rejected", "must be positive")
     require(0.0 <= g.rate < 1.0, "gold.rate", "must be in [0, 1)")

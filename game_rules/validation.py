@@ -16,7 +16,7 @@ then are the other voters' records needed: the server loads them just for that.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from game_rules.consensus import Claim, Outcome, judged_votes, record_vote, usable_as_gold
 from game_rules.reliability import (
@@ -24,6 +24,8 @@ from game_rules.reliability import (
     Pair,
     Voter,
     assess_vote,
+    claim_extra_voters,
+    confirm_rate,
     record_drawer_claim,
     record_gold,
     record_pair_vote,
@@ -40,6 +42,7 @@ class VoteCast:
     claim: Claim  # after the vote: still pending, or settled, or disputed (then `settle` it)
     pair: Pair  # the voter's record on this drawer, this vote included
     counted: bool  # whether the vote moved the posterior (stored with the vote)
+    reason: str  # why it counted or not (`reliability.Reason`)
 
 
 def cast_vote(
@@ -51,8 +54,13 @@ def cast_vote(
     claim or a second vote by the same voter.
     """
     evidence = assess_vote(voter, pair, drawer, answer, s)
-    voted = record_vote(claim, voter.player_id, answer, evidence, s)
-    return VoteCast(voted, record_pair_vote(pair, claim.claimed, answer), evidence.counts)
+    # The drawer's record as it is now: a drawer found clustered since the claim was made
+    # needs more independent confirmers on it too.
+    extra = max(claim.extra_voters, claim_extra_voters(drawer, s))
+    voted = record_vote(replace(claim, extra_voters=extra), voter.player_id, answer, evidence, s)
+    return VoteCast(
+        voted, record_pair_vote(pair, claim.claimed, answer), evidence.counts, evidence.reason
+    )
 
 
 @dataclass(frozen=True)
@@ -84,6 +92,9 @@ def settle(
         return Settlement(claim)
     judged = judged_votes(claim)  # ValueError for a claim that is still pending
     assert claim.outcome is not None and claim.label is not None
+    rate = confirm_rate(drawer, s)
+    counted = [j.vote for j in judged if j.vote.counted]
+    confirmations = sum(v.answer == claim.claimed for v in counted)
     event = ClaimSettled(
         seq=1,
         round_id=round_id,
@@ -98,9 +109,19 @@ def settle(
     return Settlement(
         claim=claim,
         voters=tuple(
-            record_settled_vote(voters[j.vote.voter_id], j.won, j.lost_together) for j in judged
+            record_settled_vote(
+                voters[j.vote.voter_id],
+                j.won,
+                j.lost_together,
+                (j.vote.answer == claim.claimed) if j.vote.counted else None,
+                rate,
+                j.vote.answer == claim.claimed and claim.outcome is not Outcome.VERIFIED,
+            )
+            for j in judged
         ),
-        drawer=record_drawer_claim(drawer, claim.outcome is Outcome.VERIFIED),
+        drawer=record_drawer_claim(
+            drawer, claim.outcome is Outcome.VERIFIED, len(counted), confirmations
+        ),
         event=event,
         gold_label=claim.label if usable_as_gold(claim, s) else None,
         points=drawer_points(event, s),
@@ -115,9 +136,18 @@ class GoldAnswer:
     event: GoldAnswered  # for the score log; its `seq` is the store's to assign
 
 
-def answer_gold(voter: Voter, truth: int, answer: int, round_id: int) -> GoldAnswer:
-    """`voter` answered a gold task whose known answer is `truth`."""
+def answer_gold(
+    voter: Voter,
+    truth: int,
+    answer: int,
+    round_id: int,
+    model_label: int | None = None,
+    at: float = 0.0,
+) -> GoldAnswer:
+    """`voter` answered a gold task whose known answer is `truth` at time `at` (seconds);
+    `model_label` is what the served model reads on it (None if unknown): where the model is
+    wrong, following it marks a model oracle."""
     return GoldAnswer(
-        record_gold(voter, truth, answer),
+        record_gold(voter, truth, answer, model_label, at),
         GoldAnswered(1, round_id, voter.player_id, truth, answer),
     )

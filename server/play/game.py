@@ -156,6 +156,7 @@ class Game:
         self._tasks = [
             asyncio.create_task(self._follow_loop()),
             asyncio.create_task(self._check_loop()),
+            asyncio.create_task(self.validation.refresh_gold(self.predictor.predict)),
         ]
 
     @property
@@ -354,6 +355,10 @@ class Game:
             await self.predictor.swap(path, version)
         except ModelError as error:
             raise RoundError(f"Cannot serve {path}: {error}") from None
+        # Hard gold is what *this* model misreads: read the gold again with it.
+        self._tasks.append(
+            asyncio.create_task(self.validation.refresh_gold(self.predictor.predict))
+        )
 
     async def _model_file(self, version: str) -> Path:
         """DATA/models/{version}.onnx, fetched from the registry if another machine made it."""

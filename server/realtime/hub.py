@@ -17,6 +17,7 @@ from starlette.websockets import WebSocket
 
 from server.prometheus import Metrics
 from server.realtime.limits import TRY_AGAIN_LATER
+from server.realtime.shared_limits import SharedLimits
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,7 @@ class Hub:
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
         self.connections: set[Connection] = set()
+        self.shared_limits = SharedLimits()  # per player and per address, across connections
 
     def add(self, connection: Connection) -> None:
         self.connections.add(connection)

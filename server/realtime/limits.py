@@ -49,6 +49,9 @@ class Limits:
     predict_per_second: float = 20  # the client streams at ~10 Hz; this leaves room for jitter
     submit_burst: float = 5
     submit_per_second: float = 1
+    # Task requests and votes, each, per player across their connections (shared_limits.py).
+    tasks_burst: float = 20
+    tasks_per_second: float = 4
     # Replies waiting for a client that reads too slowly; past this it is closed with 1013.
     send_queue: int = 256
     # Consecutive `rate_limited` replies before the connection is closed with 1008.

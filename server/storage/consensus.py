@@ -66,6 +66,7 @@ class GoldRow:
     truth: int
     attempt_id: int | None  # a settled claim, else an MNIST digit
     png: bytes | None
+    model_label: int | None = None  # what the served model reads on it (None: not known yet)
 
 
 def _claim_row(row: Any) -> ClaimRow:
@@ -166,16 +167,18 @@ class ConsensusStore:
 
     async def drawer(self, player_id: int) -> Drawer:
         row = await self._one(
-            "SELECT settled, verified FROM drawers WHERE player_id = ?", (player_id,)
+            "SELECT settled, verified, votes, confirmed, refuted FROM drawers WHERE player_id = ?",
+            (player_id,),
         )
-        return Drawer(player_id, int(row[0]), int(row[1])) if row else Drawer(player_id)
+        return Drawer(player_id, *(int(n) for n in row)) if row else Drawer(player_id)
 
-    async def save_drawer(self, drawer: Drawer) -> None:
+    async def save_drawer(self, d: Drawer) -> None:
         await self.db.execute(
-            "INSERT INTO drawers (player_id, settled, verified) VALUES (?, ?, ?) "
-            "ON CONFLICT (player_id) DO UPDATE SET settled = excluded.settled,"
-            " verified = excluded.verified",
-            (drawer.player_id, drawer.settled, drawer.verified),
+            "INSERT INTO drawers (player_id, settled, verified, votes, confirmed, refuted)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (player_id) DO UPDATE SET"
+            " settled = excluded.settled, verified = excluded.verified,"
+            " votes = excluded.votes, confirmed = excluded.confirmed, refuted = excluded.refuted",
+            (d.player_id, d.settled, d.verified, d.votes, d.confirmed, d.refuted),
         )
 
     async def pair(self, drawer_id: int, voter_id: int) -> Pair:
@@ -332,11 +335,17 @@ class ConsensusStore:
 
     async def gold(self, gold_id: int) -> GoldRow | None:
         row = await self._one(
-            "SELECT id, truth, attempt_id, png FROM gold WHERE id = ?", (gold_id,)
+            "SELECT id, truth, attempt_id, png, model_label FROM gold WHERE id = ?", (gold_id,)
         )
         if row is None:
             return None
-        return GoldRow(int(row[0]), int(row[1]), None if row[2] is None else int(row[2]), row[3])
+        return GoldRow(
+            int(row[0]),
+            int(row[1]),
+            None if row[2] is None else int(row[2]),
+            row[3],
+            None if row[4] is None else int(row[4]),
+        )
 
     async def gold_digits(self) -> int:
         row = await self._one("SELECT count(*) FROM gold WHERE mnist_index IS NOT NULL")
@@ -351,11 +360,37 @@ class ConsensusStore:
             [(index, label, png, now) for index, label, png in digits],
         )
 
-    async def add_claim_gold(self, attempt_id: int, truth: int) -> None:
+    async def claim_gold_images(self, limit: int = 2000) -> list[tuple[int, bytes]]:
+        """(gold id, the 28×28 float32 image the model saw) of settled claims kept as gold,
+        newest first."""
+        rows = await self._all(
+            "SELECT g.id, a.image FROM gold g JOIN attempts a ON a.id = g.attempt_id"
+            " ORDER BY g.id DESC LIMIT ?",
+            (limit,),
+        )
+        return [(int(r[0]), bytes(r[1])) for r in rows]
+
+    async def set_claim_gold_model_labels(self, labels: dict[int, int]) -> None:
+        """What the served model reads on settled claims kept as gold: {gold id: label}."""
+        await self.db.executemany(
+            "UPDATE gold SET model_label = ? WHERE id = ?",
+            [(label, gold_id) for gold_id, label in labels.items()],
+        )
+
+    async def set_mnist_model_labels(self, labels: dict[int, int]) -> None:
+        """What the served model reads on MNIST gold digits: {MNIST test index: label}."""
+        await self.db.executemany(
+            "UPDATE gold SET model_label = ? WHERE mnist_index = ?",
+            [(label, index) for index, label in labels.items()],
+        )
+
+    async def add_claim_gold(self, attempt_id: int, truth: int, model_label: int) -> None:
+        """A settled claim as gold; `model_label` is what the model read on it (a verified
+        fooling is hard gold: the model got it wrong)."""
         await self.db.execute(
-            "INSERT INTO gold (attempt_id, truth, created_at) VALUES (?, ?, ?)"
+            "INSERT INTO gold (attempt_id, truth, model_label, created_at) VALUES (?, ?, ?, ?)"
             " ON CONFLICT DO NOTHING",
-            (attempt_id, truth, time.time()),
+            (attempt_id, truth, model_label, time.time()),
         )
 
     async def add_gold_answer(

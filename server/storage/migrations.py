@@ -263,6 +263,14 @@ SQLITE: list[str] = [
         PRIMARY KEY (player_id, request, fingerprint)
     );
     """,
+    # 7 (trust, issue 11): the crowd's confirmations per drawer (the collusion graph), and what
+    # the served model reads on each gold item (hard gold exposes model oracles).
+    """
+    ALTER TABLE drawers ADD COLUMN votes INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE drawers ADD COLUMN confirmed INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE drawers ADD COLUMN refuted INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE gold ADD COLUMN model_label INTEGER CHECK (model_label BETWEEN 0 AND 9);
+    """,
 ]
 
 POSTGRES: list[str] = [
@@ -507,6 +515,14 @@ POSTGRES: list[str] = [
         created_at  DOUBLE PRECISION NOT NULL,
         PRIMARY KEY (player_id, request, fingerprint)
     );
+    """,
+    # 7 (trust, issue 11): the crowd's confirmations per drawer (the collusion graph), and what
+    # the served model reads on each gold item (hard gold exposes model oracles).
+    """
+    ALTER TABLE drawers ADD COLUMN votes INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE drawers ADD COLUMN confirmed INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE drawers ADD COLUMN refuted INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE gold ADD COLUMN model_label INTEGER CHECK (model_label BETWEEN 0 AND 9);
     """,
 ]
 

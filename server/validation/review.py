@@ -12,9 +12,18 @@ from collections.abc import Callable
 from typing import Any
 
 from game_rules.answers import check_answer, format_answer, parse_answer
-from game_rules.consensus import admin_decide
+from game_rules.consensus import Vote, admin_decide, established_backers, established_needed
 from game_rules.moderation import moderate, out_of_play
-from game_rules.reliability import Status, accuracy, role
+from game_rules.reliability import (
+    Status,
+    accuracy,
+    established,
+    graph_clustered,
+    model_oracle,
+    role,
+    set_moderator,
+    trust_weight,
+)
 from game_rules.settings import RuleSettings
 from server.storage import Repository
 from server.storage.consensus import ClaimRow
@@ -116,15 +125,7 @@ class Review:
                     "model_confidence": row.model_confidence,
                     "drawing": await reads.drawing(row.attempt_id),
                     "png": image_png(await reads.image(row.attempt_id)),
-                    "votes": [
-                        {
-                            "voter_id": v.voter_id,
-                            "name": names.get(v.voter_id),
-                            "answer": format_answer(v.answer),
-                            "counted": v.counted,
-                        }
-                        for v in votes
-                    ],
+                    "votes": [_vote(v, names) for v in votes],
                 }
             )
         return items
@@ -152,9 +153,59 @@ class Review:
                     "trust": round(accuracy(voter, s), 3),
                     "gold_answered": voter.gold_total,
                     "role": str(role(voter, s)),
+                    "weight": round(trust_weight(voter, s), 3),
+                    "established": established(voter, s),
+                    "moderator": voter.moderator,
+                    "model_oracle": model_oracle(voter, s),
+                    "clustered": graph_clustered(voter, s),
                 }
             )
         return found
+
+    async def set_moderator(self, player_id: int, moderator: bool) -> dict[str, Any]:
+        """Mark (or unmark) a trusted validator: their vote decides a claim, as an admin's
+        would, so a small game settles without waiting for established strangers."""
+        async with self.repo.consensus() as store:
+            if await store.player_status(player_id) is None:
+                raise LookupError(f"There is no player {player_id}.")
+            await store.save_voter(set_moderator(await store.voter(player_id), moderator))
+        return {"player_id": player_id, "moderator": moderator}
+
+    async def audit(self, attempt_id: int) -> dict[str, Any]:
+        """A claim's every vote, with its weight and why it did or did not count."""
+        reads = self.repo.consensus_reads()
+        row = await reads.claim(attempt_id)
+        if row is None:
+            raise LookupError(f"There is no claim {attempt_id}.")
+        s = self.settings()
+        claim = row.consensus
+        votes = claim.votes if claim else ()
+        names = await reads.names([row.drawer_id, *(v.voter_id for v in votes)])
+        return {
+            "attempt_id": row.attempt_id,
+            "player_id": row.drawer_id,
+            "player": names.get(row.drawer_id),
+            "label": row.claimed,
+            "predicted": row.model_label,
+            "state": row.state,
+            "consensus_label": None if row.label is None else format_answer(row.label),
+            "posterior": round(claim.posterior[row.claimed], 4) if claim else None,
+            "established_confirmers": established_backers(claim, row.claimed) if claim else 0,
+            "established_needed": established_needed(claim, s) if claim else None,
+            "votes": [_vote(v, names) for v in votes],
+        }
+
+
+def _vote(v: Vote, names: dict[int, str]) -> dict[str, Any]:
+    """One vote for the admin: its answer, whether and how much it counted, and why."""
+    return {
+        "voter_id": v.voter_id,
+        "name": names.get(v.voter_id),
+        "answer": format_answer(v.answer),
+        "counted": v.counted,
+        "weight": round(v.weight, 3),
+        "reason": v.reason,
+    }
 
 
 def _found(row: ClaimRow | None) -> ClaimRow:

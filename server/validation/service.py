@@ -20,7 +20,7 @@ from server.realtime.hub import Connection
 from server.realtime.pubsub import Broker
 from server.storage import Player, Repository
 from server.validation.export import votes_export
-from server.validation.gold import seed_mnist_gold
+from server.validation.gold import Predict, refresh_hard_gold, seed_mnist_gold
 from server.validation.images import image_png
 from server.validation.leaderboards import Leaderboards
 from server.validation.pushes import Pushes
@@ -63,6 +63,14 @@ class Validation:
     async def stop(self) -> None:
         await self.boards.stop()
 
+    async def refresh_gold(self, predict: Predict) -> None:
+        """Hard gold for the model `predict` serves (gold.py); call it whenever that changes.
+        A failure is logged, not raised: easy gold keeps working without it."""
+        try:
+            await refresh_hard_gold(self.layout, self.repo, predict)
+        except Exception:
+            log.exception("hard gold refresh failed; validators get easy gold only for now")
+
     # Players' connections (pushes.py)
 
     def connect(self, player_id: int, connection: Connection) -> None:
@@ -96,6 +104,12 @@ class Validation:
 
     async def review(self) -> list[dict[str, Any]]:
         return await self.admin.review()
+
+    async def set_moderator(self, player_id: int, moderator: bool) -> dict[str, Any]:
+        return await self.admin.set_moderator(player_id, moderator)
+
+    async def audit(self, attempt_id: int) -> dict[str, Any]:
+        return await self.admin.audit(attempt_id)
 
     async def players(self, query: str) -> list[dict[str, Any]]:
         return await self.admin.players(query)

@@ -12,7 +12,7 @@ from typing import Any
 
 from game_rules.answers import format_answer
 from game_rules.consensus import Claim, new_claim
-from game_rules.reliability import drawer_prior
+from game_rules.reliability import claim_extra_voters, drawer_prior
 from game_rules.settings import RuleSettings
 from game_rules.validation import settle
 from server.storage.consensus import ClaimRow, ConsensusStore
@@ -30,8 +30,9 @@ async def claim_of(store: ConsensusStore, row: ClaimRow, s: RuleSettings) -> Cla
     """The claim's consensus state; a claim nobody voted on yet starts from its prior."""
     if row.consensus is not None:
         return row.consensus
-    prior = drawer_prior(await store.drawer(row.drawer_id), s)
-    return new_claim(row.attempt_id, row.drawer_id, row.claimed, row.model_label, prior, s)
+    drawer = await store.drawer(row.drawer_id)
+    prior, extra = drawer_prior(drawer, s), claim_extra_voters(drawer, s)
+    return new_claim(row.attempt_id, row.drawer_id, row.claimed, row.model_label, prior, s, extra)
 
 
 async def store_settlement(
@@ -48,7 +49,7 @@ async def store_settlement(
     if settled.event is not None:
         await store.append_event(settled.event)
     if settled.gold_label is not None:
-        await store.add_claim_gold(row.attempt_id, settled.gold_label)
+        await store.add_claim_gold(row.attempt_id, settled.gold_label, row.model_label)
     label = settled.event.label if settled.event is not None else None
     message: dict[str, Any] = {
         "type": "claim_settled",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import random
 import secrets
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -126,7 +127,9 @@ class Tasks:
         gold = await store.gold(task.gold_id)
         assert gold is not None
         voter = await store.voter(task.player_id)
-        answered = answer_gold(voter, gold.truth, answer, self.round_id() or 0)
+        answered = answer_gold(
+            voter, gold.truth, answer, self.round_id() or 0, gold.model_label, time.time()
+        )
         await store.save_voter(answered.voter)
         await store.add_gold_answer(gold.gold_id, task.player_id, task.task_id, answer)
         await store.append_event(answered.event)

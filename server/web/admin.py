@@ -86,6 +86,19 @@ async def moderate(request: Request) -> Response:
     return JSONResponse(await validation.moderate(request.path_params["id"], status))
 
 
+async def moderator(request: Request) -> Response:
+    """POST marks the player a moderator (a trusted validator whose vote decides), DELETE
+    unmarks them."""
+    validation = running_game(request).validation
+    marked = request.method == "POST"
+    return JSONResponse(await validation.set_moderator(request.path_params["id"], marked))
+
+
+async def audit(request: Request) -> Response:
+    """Every vote on a claim with its weight and why it did or did not count."""
+    return JSONResponse(await running_game(request).validation.audit(request.path_params["id"]))
+
+
 async def players(request: Request) -> Response:
     query = request.query_params.get("query", "")[:64]
     return JSONResponse(await running_game(request).validation.players(query))
@@ -118,6 +131,8 @@ routes: list[BaseRoute] = [
     Route("/api/admin/rounds/{id:row_id}/close", admin(close_round), methods=["POST"]),
     Route("/api/admin/review", admin(review), methods=["GET"]),
     Route("/api/admin/review/{id:row_id}", admin(decide), methods=["POST"]),
+    Route("/api/admin/claims/{id:row_id}/audit", admin(audit), methods=["GET"]),
+    Route("/api/admin/players/{id:row_id}/moderator", admin(moderator), methods=["POST", "DELETE"]),
     Route("/api/admin/players/{id:row_id}/{action:str}", admin(moderate), methods=["POST"]),
     Route("/api/admin/players", admin(players), methods=["GET"]),
     Route("/api/admin/votes.jsonl", admin(votes_jsonl), methods=["GET"]),

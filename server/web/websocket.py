@@ -213,11 +213,8 @@ class Session:
     def _limited(
         self, bucket: str, what: str, id: str | None = None, *, frame: str | bytes = b""
     ) -> bool:
-        """Spend a token; if there is none, reply `rate_limited` (and close persistent abusers).
-
-        The reply echoes the request's `id` (read from the raw `frame` unless given: only when
-        refused, as reading it costs) and says how long to wait, rounded up to a tenth of a
-        second."""
+        """Spend a token of this connection's; if there is none, reply `rate_limited` (and close
+        persistent abusers)."""
         if self.buckets[bucket].take():
             self.strikes = 0
             return False
@@ -225,12 +222,42 @@ class Session:
         if self.strikes > self.limits.max_strikes:
             self.connection.close(POLICY_VIOLATION, "rate limit ignored")
             return True
-        wait = max(0.1, math.ceil(self.buckets[bucket].wait_seconds() * 10) / 10)
+        self._refuse_rate_limited(self.buckets[bucket].wait_seconds(), what, id, frame)
+        return True
+
+    def _shared_limited(
+        self, wait: float | None, what: str, id: str | None, *, frame: str | bytes = b""
+    ) -> bool:
+        """Reply `rate_limited` when a limit shared across connections (`wait` seconds until
+        the next token, or None) is spent (shared_limits.py)."""
+        if wait is None:
+            return False
+        self._refuse_rate_limited(wait, what, id, frame)
+        return True
+
+    def _player_limited(
+        self, kind: str, what: str, id: str | None, *, frame: str | bytes = b""
+    ) -> bool:
+        assert self.player is not None
+        wait = self.hub.shared_limits.player(kind, self.player.id, self.limits)
+        return self._shared_limited(wait, f"{what} from this player", id, frame=frame)
+
+    def _refuse_rate_limited(
+        self, wait: float, what: str, id: str | None, frame: str | bytes
+    ) -> None:
+        """The reply echoes the request's `id` (read from the raw `frame` unless given: only
+        when refused, as reading it costs) and says how long to wait, rounded up to a tenth of
+        a second."""
+        wait = max(0.1, math.ceil(wait * 10) / 10)
         if id is None and isinstance(frame, str):
             id = client_id(frame)
-        advice = f"Too many {what}; try again in {wait:.1f} s."
-        self.refuse(ProtocolError("rate_limited", advice, id))
-        return True
+        self.refuse(
+            ProtocolError("rate_limited", f"Too many {what}; try again in {wait:.1f} s.", id)
+        )
+
+    @property
+    def address(self) -> str:
+        return self.websocket.client.host if self.websocket.client else "unknown"
 
     async def handle(self, frame: str | bytes) -> None:
         if self._limited("message", "messages", frame=frame):
@@ -239,7 +266,9 @@ class Session:
             # A live guess is parsed only if it is still the latest when its turn comes, and then
             # by the model worker process, not here: this loop's time is the scarce resource.
             self.predicts_received.inc()
-            if not self._limited("predict", "live guesses", frame=frame):
+            if not self._limited(
+                "predict", "live guesses", frame=frame
+            ) and not self._player_limited("predict", "live guesses", None, frame=frame):
                 self.live.offer(frame)
             return
         try:
@@ -283,6 +312,9 @@ class Session:
             return
         if self.player is None:
             raise ProtocolError("spectator", "Spectators can watch but not play.", message.id)
+        kind = {Predict: "predict", Submit: "submit", Task: "task", Vote: "vote"}.get(type(message))
+        if kind is not None and self._player_limited(kind, f"{kind} messages", message.id):
+            return
         if isinstance(message, Predict):
             if not self._limited("predict", "live guesses", message.id):
                 drawing = message.drawing.model_dump()
@@ -332,10 +364,16 @@ class Session:
                 message.id,
             )
         token: str | None = None
+        limits = self.hub.shared_limits
         if message.name is not None:
+            wait = limits.join(self.address, self.game.validation.settings)
+            if self._shared_limited(wait, "new accounts from here", message.id):
+                return
             self.player, token = await self.game.join(message.name)
         elif message.token is not None:
             self.player = await self.game.resume(message.token)
+        elif self._shared_limited(limits.spectator(self.address), "spectators here", message.id):
+            return
         self.joined = True
         current = await self.game.current_round()
         welcome: dict[str, Any] = {

@@ -90,7 +90,7 @@ def test_a_pair_that_agrees_far_more_than_the_crowd_stops_counting_for_that_draw
     pair = rl.Pair(7, 1)
     for _ in range(3):
         pair = rl.record_pair_vote(pair, claimed=5, answer=5)
-    assert rl.assess_vote(voter, pair, cheater, 5, S).reason == "suspect_pair"
+    assert rl.assess_vote(voter, pair, cheater, 5, S).reason == "cluster"
     # The same voter still counts on an honest drawer's claims, and on a fresh pair.
     assert rl.assess_vote(voter, rl.Pair(7, 1), cheater, 5, S).counts
     honest = rl.Drawer(8, settled=20, verified=20)

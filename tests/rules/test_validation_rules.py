@@ -40,7 +40,8 @@ def test_a_vote_updates_the_claim_and_the_voters_record_on_that_drawer() -> None
     voter, pair, drawer = trusted_voter(1, S), rl.Pair(DRAWER, 1), rl.Drawer(DRAWER)
     cast = cast_vote(fresh_claim(), voter, pair, drawer, CLAIMED, S)
     assert cast.counted
-    assert cast.claim.votes == (cs.Vote(1, 7, True, cast.claim.votes[0].likelihood),)
+    likelihood = cast.claim.votes[0].likelihood
+    assert cast.claim.votes == (cs.Vote(1, 7, True, likelihood, "established", 1.0),)
     assert cast.claim.posterior[CLAIMED] > fresh_claim().posterior[CLAIMED]
     assert cast.pair == rl.Pair(DRAWER, 1, votes=1, agreed=1)
 
@@ -65,7 +66,8 @@ def test_settling_judges_every_vote_pays_the_drawer_and_keeps_a_sure_claim_as_go
     settled = settle(claim, voters, rl.Drawer(DRAWER), 3, 0.9, S)
     assert [v.settled for v in settled.voters] == [1] * len(claim.votes)
     assert [v.lost for v in settled.voters] == [0] * len(claim.votes)
-    assert settled.drawer == rl.Drawer(DRAWER, settled=1, verified=1)
+    n = len(claim.votes)
+    assert settled.drawer == rl.Drawer(DRAWER, settled=1, verified=1, votes=n, confirmed=n)
     assert settled.event is not None
     assert (settled.event.round_id, settled.event.outcome, settled.event.label) == (
         3,
@@ -110,7 +112,10 @@ def test_settling_counts_each_vote_once_against_the_settled_label(answers: list[
         assert after.lost == before.lost + (vote.answer != claim.label)
         assert after.confusion == before.confusion  # only gold changes accuracy
     verified = claim.outcome is cs.Outcome.VERIFIED
-    assert settled.drawer == rl.Drawer(DRAWER, 5, 2 + verified)
+    counted = [v for v in claim.votes if v.counted]
+    confirmed = sum(v.answer == CLAIMED for v in counted)
+    refuted = not verified and confirmed > 0
+    assert settled.drawer == rl.Drawer(DRAWER, 5, 2 + verified, len(counted), confirmed, refuted)
     assert (settled.gold_label is not None) == cs.usable_as_gold(claim, S)
 
 

@@ -9,11 +9,20 @@ from typing import Any
 from data_dirs import link_mnist
 from live_server import SEVEN, Client, db_rows, join
 
-# Real rules with small numbers: two gold answers make a validator trusted, three agreeing
-# trusted votes verify a claim, and no gold is mixed in after the warm-up (so tests are short).
+SHARED_MNIST = Path(__file__).resolve().parents[2] / "data" / "mnist"
+
+# Real rules with small numbers: two gold answers make a validator trusted (and established:
+# no span of time, no hard gold needed), three agreeing trusted votes verify a claim, and no
+# gold is mixed in after the warm-up (so tests are short). tests/server/test_trust.py runs the
+# default trust rules.
 TEST_RULES = """
 [reliability]
 min_reliability = 0.7
+
+[trust]
+established_evidence = 2
+established_span_seconds = 0.0
+oracle_min_hard = 0
 
 [consensus]
 min_trusted_voters = 3

@@ -40,6 +40,8 @@ GENEROUS = Limits(
     predict_per_second=10_000,
     submit_burst=10_000,
     submit_per_second=10_000,
+    tasks_burst=10_000,
+    tasks_per_second=10_000,
 )
 
 

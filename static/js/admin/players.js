@@ -1,4 +1,5 @@
-// Players: find one, then ban, quarantine (their drawings stop counting) or reinstate.
+// Players: find one, then ban, quarantine (their drawings stop counting) or reinstate; mark a
+// trusted validator as a moderator (their vote decides a claim, so a small game settles).
 
 import { toast } from "../toast.js";
 import { adminApi } from "./client.js";
@@ -33,10 +34,17 @@ export class PlayersPanel {
 
   row(player) {
     const state = player.status ?? player.state ?? (player.banned ? "banned" : "active");
-    const stats = ["attempts", "fools", "votes", "score", "trust"]
+    const flags = ["moderator", "established", "model_oracle", "clustered"]
+      .filter((key) => player[key])
+      .map((key) => key.replace("_", " "));
+    const stats = ["attempts", "fools", "votes", "score", "trust", "weight"]
       .filter((key) => player[key] !== undefined)
       .map((key) => `${key} ${typeof player[key] === "number" ? +player[key].toFixed(2) : player[key]}`)
+      .concat(flags)
       .join(" · ");
+    const moderator = player.moderator
+      ? el("button", { type: "button", "aria-label": `Unmark ${player.name} as moderator`, onclick: () => this.moderator(player, false) }, "Unmark moderator")
+      : el("button", { type: "button", "aria-label": `Mark ${player.name} as moderator`, onclick: () => this.moderator(player, true) }, "Mark moderator");
     const actions = el(
       "div",
       { class: "actions" },
@@ -51,7 +59,7 @@ export class PlayersPanel {
           },
           label,
         ),
-      ),
+      ).concat([moderator]),
     );
     return el(
       "tr",
@@ -62,6 +70,16 @@ export class PlayersPanel {
       el("td", {}, stats || "–"),
       el("td", {}, actions),
     );
+  }
+
+  async moderator(player, marked) {
+    try {
+      await adminApi(`/api/admin/players/${player.id}/moderator`, { method: marked ? "POST" : "DELETE" });
+      toast(`${player.name} ${marked ? "is now" : "is no longer"} a moderator.`, "good");
+    } catch (error) {
+      toast(error.message, "error");
+    }
+    this.load();
   }
 
   async moderate(player, action, label) {

@@ -29,9 +29,13 @@ export class ReviewPanel {
     const canvas = el("canvas", { width: 280, height: 280, role: "img", "aria-label": `Drawing of claim ${claim.attempt_id}` });
     const drawing = claim.drawing ?? (claim.png ? { png: claim.png } : { strokes: claim.strokes ?? [] });
     showDrawing(canvas, drawing, { animate: false });
+    // The audit: every vote, whether and how much it counted, and why (new account, model oracle…).
     const votes = (claim.votes ?? [])
-      .map((vote) => `${vote.answer}${vote.weight !== undefined ? ` (trust ${(+vote.weight).toFixed(2)})` : ""}`)
-      .join(", ");
+      .map((vote) => {
+        const weight = vote.counted ? `weight ${(+(vote.weight ?? 1)).toFixed(2)}` : "not counted";
+        return `${vote.name ?? vote.voter_id}: ${vote.answer} (${weight}${vote.reason ? `, ${vote.reason.replace("_", " ")}` : ""})`;
+      })
+      .join("; ");
     const decide = el(
       "div",
       { class: "decide", role: "group", "aria-label": `Decide claim ${claim.attempt_id}` },
