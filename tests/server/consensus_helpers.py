@@ -9,8 +9,6 @@ from typing import Any
 from data_dirs import link_mnist
 from live_server import SEVEN, Client, db_rows, join
 
-SHARED_MNIST = Path(__file__).resolve().parents[2] / "data" / "mnist"
-
 # Real rules with small numbers: two gold answers make a validator trusted (and established:
 # no span of time, no hard gold needed), three agreeing trusted votes verify a claim, and no
 # gold is mixed in after the warm-up (so tests are short). tests/server/test_trust.py runs the

@@ -18,13 +18,12 @@ from typing import Any
 import httpx
 import pytest
 from consensus_helpers import as_answer, claim_task, gold_truth, make_claim, next_of, prepare
+from data_dirs import LinearModelFactory, add_model
 from live_server import (
     ADMIN_TOKEN,
     SEVEN,
     Client,
-    LinearModelFactory,
     ThreadServer,
-    add_model,
     admin_headers,
     db_rows,
     join,
