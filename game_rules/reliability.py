@@ -401,8 +401,9 @@ _NOT_YET_TESTED = 0.99  # the most weight before the model-oracle test has run
 
 
 def established(voter: Voter, s: RuleSettings) -> bool:
-    """Full trust: counts towards `trust.min_established_voters` on a claim."""
-    return trust_weight(voter, s) >= 1.0
+    """Full trust: counts towards `trust.min_established_voters` on a claim. A model oracle is
+    never established, however much work it did."""
+    return trust_weight(voter, s) >= 1.0 and not model_oracle(voter, s)
 
 
 def model_oracle(voter: Voter, s: RuleSettings) -> bool:

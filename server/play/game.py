@@ -23,10 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from game_rules.consensus import submission_outcome
+from game_rules.names import NameInvalid, clean_name, name_key
 from game_rules.rounds import RoundState, accepts_submissions, transition
 from game_rules.settings import SettingsError
 from server.config import DataLayout
-from server.play.players import NameInvalid, clean_name, hash_token, name_key, new_token
+from server.play.players import hash_token, new_token
 from server.prometheus import Metrics
 from server.realtime.hub import Hub
 from server.realtime.protocol import Drawing, PngDrawing, ProtocolError, client_id, rounded

@@ -255,13 +255,10 @@ class ConsensusStore:
             return {"strokes": json.loads(row[0])}
         return {"png": base64.b64encode(bytes(row[1])).decode()}
 
-    async def find_players(self, query: str, limit: int = 100) -> list[tuple[int, str, str]]:
-        """(id, name, status) of players whose name contains `query` (ignoring case)."""
-        pattern = (
-            "%"
-            + query.casefold().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            + "%"
-        )
+    async def find_players(self, key: str, limit: int = 100) -> list[tuple[int, str, str]]:
+        """(id, name, status) of players whose name key (game_rules/names.py `name_key`)
+        contains `key`, the name key of what was searched for."""
+        pattern = "%" + key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         rows = await self._all(
             "SELECT id, name, status FROM players WHERE name_key LIKE ? ESCAPE '\\'"
             " ORDER BY id LIMIT ?",

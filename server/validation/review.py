@@ -14,6 +14,7 @@ from typing import Any
 from game_rules.answers import check_answer, format_answer, parse_answer
 from game_rules.consensus import Vote, admin_decide, established_backers, established_needed
 from game_rules.moderation import moderate, out_of_play
+from game_rules.names import name_key
 from game_rules.reliability import (
     Status,
     accuracy,
@@ -137,7 +138,7 @@ class Review:
         s = self.settings()
         reads = self.repo.consensus_reads()
         found = []
-        for player_id, name, status in await reads.find_players(query):
+        for player_id, name, status in await reads.find_players(name_key(query)):
             voter = await reads.voter(player_id)
             stats = boards.stats(player_id)
             found.append(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import httpx
 import pytest
 from browser_helpers import ONE, Contexts, draw, join, screenshot, top_guess
 from data_dirs import SMALL_JOB, trained_data_dir
@@ -18,8 +19,8 @@ from playwright.sync_api import Page, expect
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-# One trusted vote settles a claim: no gold warm-up, a new account's 60% clears the reliability bar
-# (rules override file; settings refuse a bar of 0).
+# A small game: no gold warm-up, and the admin marks the one validator a moderator, whose vote
+# decides a claim (README, "Trust": K established validators never come from two new accounts).
 LENIENT_RULES = """
 [reliability]
 min_reliability = 0.5
@@ -82,6 +83,7 @@ def fool_validated_and_scored(contexts: Contexts) -> tuple[Page, Page]:
     join(drawer, "Ada")
     validator = contexts.page()
     join(validator, "Grace")
+    make_moderator(contexts.base_url, "Grace")
 
     draw(drawer, ONE)
     claimed = (top_guess(drawer) + 1) % 10
@@ -102,3 +104,12 @@ def fool_validated_and_scored(contexts: Contexts) -> tuple[Page, Page]:
     expect(validator.locator(".board-rows")).to_contain_text("Grace")
     screenshot(drawer, "leaderboard-live-desktop")
     return drawer, validator
+
+
+def make_moderator(base_url: str, name: str) -> None:
+    """What an admin of a small game does first: mark a trusted player a moderator."""
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    with httpx.Client(base_url=base_url, headers=headers) as admin:
+        [player] = admin.get("/api/admin/players", params={"query": name}).json()
+        marked = admin.post(f"/api/admin/players/{player['id']}/moderator")
+        assert marked.status_code == 200, marked.text

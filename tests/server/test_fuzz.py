@@ -189,6 +189,23 @@ async def fuzz(url: str, frames: list[Any]) -> None:
     await canary.close()
 
 
+# Every example joins a new player from 127.0.0.1: lift the per-address account limit (the
+# limit itself is pinned in tests/server/test_trust.py).
+MANY_ACCOUNTS = """
+[accounts]
+per_address_burst = 100000
+per_address_per_hour = 100000.0
+overall_burst = 100000
+overall_per_minute = 100000.0
+"""
+
+
+@pytest.fixture
+def data_dir(data_dir: Path) -> Path:
+    (data_dir / "rules.toml").write_text(MANY_ACCOUNTS)
+    return data_dir
+
+
 @settings(
     max_examples=60,
     deadline=None,

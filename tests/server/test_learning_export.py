@@ -156,7 +156,7 @@ async def test_the_raw_votes_join_the_drawings_with_one_pseudonym_per_player(
     fast = Limits(
         **{
             f"{kind}_{rate}": 10_000
-            for kind in ("messages", "predict", "submit")
+            for kind in ("messages", "predict", "submit", "tasks")
             for rate in ("burst", "per_second")
         }
     )

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from live_server import ThreadServer, join, open_client
 
-from server.play.players import NameInvalid, clean_name, name_key
+from game_rules.names import NameInvalid, clean_name, name_key
 from server.storage import NameTaken, open_repository
 
 LOOKALIKES_OF_ADMIN = ["Admin", "admin", "ADMIN", "Аdmin", "Ａｄｍｉｎ", "𝔄𝔡𝔪𝔦𝔫", "Adrnin", "AdmIn"]
