@@ -11,7 +11,6 @@ for joins, and a moderator settling claims in a three-player game.
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from live_server import (
     join,
     open_client,
 )
+from waiting import wait_until_async
 
 from server.config import default_rules
 from server.realtime.limits import Limits
@@ -93,14 +93,6 @@ def hard_gold(server: ThreadServer) -> int:
     )
 
 
-async def until(condition: Any, what: str) -> None:
-    """Poll `condition()` until it holds; fail after `DEADLINE` seconds saying `what`."""
-    deadline = time.monotonic() + DEADLINE
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.1)
-
-
 async def establish(server: ThreadServer, name: str) -> Client:
     """An honest validator who answers gold right until established (only gold is pending)."""
     client, _ = await join(server.ws, name)
@@ -138,7 +130,9 @@ async def model_bot(server: ThreadServer, name: str, tasks: int = 30) -> Client:
 
 
 async def test_model_answering_fresh_accounts_cannot_verify_a_fake(server: ThreadServer) -> None:
-    await until(lambda: hard_gold(server) >= 10, "hard gold read by the served model")
+    await wait_until_async(
+        lambda: hard_gold(server) >= 10, DEADLINE, "hard gold read by the served model"
+    )
     honest = [await establish(server, name) for name in ("Grace", "Linus", "Alan")]
 
     ada, _, fake = await make_claim(server.ws, "Ada")
