@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -42,7 +43,9 @@ from server.web.security import SecurityHeaders, allowed_hosts
 
 log = logging.getLogger(__name__)
 
-STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+# The browser client: the checkout's top-level static/, reached through the `server/static`
+# symlink, which is also how the wheel carries it inside the package (pyproject.toml).
+STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 
 class Server:
@@ -115,7 +118,7 @@ def create_app(settings: Settings, limits: Limits | None = None) -> Starlette:
         *admin.routes,
         *learning.routes,
         *models.routes,
-        Mount("/", StaticFiles(directory=STATIC_DIR, html=True, check_dir=False)),
+        Mount("/", StaticFiles(directory=STATIC_DIR, html=True)),
     ]
     middleware = [
         Middleware(SecurityHeaders),  # outermost: on every response, refusals included
@@ -154,8 +157,30 @@ def uvicorn_config(app: Starlette, host: str, port: int, limits: Limits) -> uvic
     )
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """A socket listening on `host`:`port`; OSError (the port is taken, no such address) if not."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 def serve_command(settings: Settings) -> int:
     """`fool-the-model serve`: `settings` carries `--host`/`--port` over `$FTM_HOST`/`$FTM_PORT`."""
+    try:
+        sock = listen(settings.host, settings.port)
+    except OSError as error:
+        print(
+            f"error: cannot listen on {settings.host}:{settings.port}: "
+            f"{error.strerror or error}; choose another --port or --host (FTM_PORT, FTM_HOST)",
+            file=sys.stderr,
+        )
+        return 1
     configure_logging()
     # The event loop thread is busy under load; the database threads each need the GIL back
     # briefly to hand over a result. At the default 5 ms switch interval every hand-over waits up
@@ -168,12 +193,13 @@ def serve_command(settings: Settings) -> int:
     # went straight into the tail of the live guesses' latency).
     gc.freeze()
     server = uvicorn.Server(uvicorn_config(app, settings.host, settings.port, limits))
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
     print(
-        f"Fool the Model at http://{settings.host}:{settings.port}  (data: {settings.data_dir})",
+        f"Fool the Model at http://{host}:{settings.port}  (data: {settings.data_dir})",
         file=sys.stderr,
     )
-    with contextlib.suppress(SystemExit):  # uvicorn exits this way when the lifespan fails
-        server.run()
+    with sock, contextlib.suppress(SystemExit):  # uvicorn exits this way when the lifespan fails
+        server.run(sockets=[sock])
     startup_error = app.state.server.startup_error
     if startup_error:
         print(f"error: {startup_error}", file=sys.stderr)
