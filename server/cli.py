@@ -2,17 +2,78 @@
 
 Each subcommand imports its implementation lazily, so `serve` never pays for (or imports) torch
 and `--help` stays instant.
+
+A user's mistake never ends in a traceback: arguments and the environment are checked before any
+work starts, and every error is one line on stderr. Exit status: 0 done, 1 the work failed (a
+missing model, an unreachable database, a file that cannot be written), 2 a usage mistake (a bad
+argument or `FTM_*` variable, a data directory that is not there).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import NoReturn
 
+from server import __version__
 from server.config import ConfigError, Settings
 
 Handler = Callable[[argparse.Namespace, Settings], int]
+
+EXIT_STATUS = "exit status: 0 done, 1 the work failed, 2 a usage mistake (argument, FTM_* value)"
+# The commands that may start a data directory; the others refuse one that does not exist.
+STARTS_DATA_DIR = {"fetch-data", "ensure-model", "train"}
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with a usage mistake told in one line like every other error here."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
+def port(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number 1–65535, got {value!r}")
+    return int(value)
+
+
+def at_least_one(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {value!r}")
+    return int(value)
+
+
+def seed(value: str) -> int:
+    if not value.isdigit():
+        raise argparse.ArgumentTypeError(f"must be a whole number 0 or more, got {value!r}")
+    return int(value)
+
+
+def seconds(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not number > 0 or number == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {value!r}")
+    return number
+
+
+def new_directory(value: str) -> Path:
+    """A directory that does not exist yet and can be created."""
+    path = Path(value).expanduser().absolute()
+    if path.exists():
+        raise argparse.ArgumentTypeError(f"{value} already exists: name a new directory")
+    existing = next(parent for parent in path.parents if parent.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(
+            f"cannot create {value}: {existing} is not a directory you can write to"
+        )
+    return path
 
 
 def _fetch_data(args: argparse.Namespace, settings: Settings) -> int:
@@ -82,12 +143,13 @@ def _trainer(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="fool-the-model",
         description="Fool the Model: draw digits that fool an MNIST CNN, validate others' "
-        "drawings, "
-        "and retrain the model on everything verified.",
+        "drawings, and retrain the model on everything verified.",
+        epilog=EXIT_STATUS,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
         "--data-dir",
         help="where the MNIST cache, models and database live (default: $FTM_DATA_DIR or ./data)",
@@ -95,16 +157,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def add(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(name, help=help_text, description=help_text, epilog=EXIT_STATUS)
         p.set_defaults(handler=handler)
         return p
 
     add("fetch-data", _fetch_data, "download (once) and cache MNIST in the data directory")
 
     p = add("train", _train, "train the CNN on MNIST (plus verified drawings) and export ONNX")
-    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: 15)")
+    p.add_argument(
+        "--epochs", type=at_least_one, default=None, help="training epochs (default: 15)"
+    )
     p.add_argument("--quick", action="store_true", help="a small slice and one short epoch")
-    p.add_argument("--seed", type=int, default=0, help="random seed (training is reproducible)")
+    p.add_argument("--seed", type=seed, default=0, help="random seed (training is reproducible)")
     p.add_argument("--output", help="ONNX file to write (default: the next version in DATA/models)")
 
     add("ensure-model", _ensure_model, "train the first model only if the data directory has none")
@@ -118,10 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("serve", _serve, "serve the game over HTTP and websockets")
     p.add_argument("--host", default=None, help="bind address (default: $FTM_HOST or 127.0.0.1)")
-    p.add_argument("--port", type=int, default=None, help="port (default: $FTM_PORT or 8000)")
+    p.add_argument("--port", type=port, default=None, help="port (default: $FTM_PORT or 8000)")
 
     p = add("export", _export, "export the drawings as a dataset (imagefolder, NDJSON, NumPy)")
-    p.add_argument("--out", required=True, help="a new directory to write the export into")
+    p.add_argument(
+        "--out", type=new_directory, required=True, help="a new directory to write the export into"
+    )
     p.add_argument(
         "--format",
         choices=["imagefolder", "ndjson", "numpy", "all"],
@@ -129,7 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="imagefolder: PNGs + metadata.jsonl per round; ndjson: Quick, Draw! strokes; "
         "numpy: arrays.npz (the data card README.md and votes.jsonl come with every format)",
     )
-    p.add_argument("--round", type=int, action="append", help="only this round (repeatable)")
+    p.add_argument(
+        "--round", type=at_least_one, action="append", help="only this round (repeatable)"
+    )
     p.add_argument(
         "--outcome",
         action="append",
@@ -143,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
         "run training jobs queued by servers started with FTM_TRAINER=external (any machine)",
     )
     p.add_argument("--once", action="store_true", help="take one job, run it, then exit")
-    p.add_argument("--poll-seconds", type=float, help="how often to look for a job (default: 2)")
+    p.add_argument("--poll-seconds", type=seconds, help="how often to look for a job (default: 2)")
     p.add_argument("--name", help="this worker's name on the jobs it takes (default: host:pid)")
 
     add("models", _models, "the model registry with each version's metrics, as a table")
@@ -166,14 +234,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             data_dir=args.data_dir,
             host=getattr(args, "host", None),
             port=getattr(args, "port", None),
+            create_data_dir=args.command in STARTS_DATA_DIR,
         )
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     try:
-        return int(args.handler(args, settings))
+        status = int(args.handler(args, settings))
+        sys.stdout.flush()  # here, so a closed pipe is caught below rather than at exit
+        return status
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # Whoever read our output went away (`… | head`): nothing more to say, and nowhere to
+        # say it; point stdout at /dev/null so the interpreter's last flush stays quiet too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except OSError as error:  # a file or directory the work needed and could not have
+        where = f": {error.filename}" if error.filename else ""
+        print(f"error: {error.strerror or error}{where}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

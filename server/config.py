@@ -48,12 +48,30 @@ class ConfigError(ValueError):
 
 
 def resolve_data_dir(
-    cli_value: str | os.PathLike[str] | None = None, env: Mapping[str, str] = os.environ
+    cli_value: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] = os.environ,
+    *,
+    create: bool = True,
 ) -> Path:
-    """`--data-dir` wins, then `$FTM_DATA_DIR`, then `./data`. The directory is created."""
-    raw = cli_value if cli_value is not None else env.get(DATA_DIR_ENV, "").strip()
+    """`--data-dir` wins, then `$FTM_DATA_DIR`, then `./data`. A missing directory is created
+    when `create`, else refused (a typo must not start an empty game); a file is refused."""
+    env_value = env.get(DATA_DIR_ENV, "").strip()
+    raw = cli_value if cli_value is not None else env_value
+    source = "--data-dir" if cli_value is not None else DATA_DIR_ENV if env_value else "the default"
     path = Path(raw or DEFAULT_DATA_DIR).expanduser().resolve()
-    path.mkdir(parents=True, exist_ok=True)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"the data directory {path} ({source}) is a file: name a directory")
+    if not path.exists() and not create:
+        raise ConfigError(
+            f"the data directory {path} ({source}) does not exist: check the path, or run "
+            "`fool-the-model fetch-data` to start one there"
+        )
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(
+            f"cannot create the data directory {path} ({source}): {error.strerror}"
+        ) from error
     return path
 
 
@@ -253,12 +271,13 @@ class Settings:
         data_dir: str | os.PathLike[str] | None = None,
         host: str | None = None,
         port: int | None = None,
+        create_data_dir: bool = True,
     ) -> Settings:
         """Every `FTM_*` variable of `env`; the command line's values (when given) win. Raises
-        `ConfigError` for a bad value. Creates the data directory."""
+        `ConfigError` for a bad value. Creates a missing data directory if `create_data_dir`."""
         rules = _text(env, RULES_ENV)
         return cls(
-            data_dir=resolve_data_dir(data_dir, env),
+            data_dir=resolve_data_dir(data_dir, env, create=create_data_dir),
             database_url=_text(env, DATABASE_URL_ENV),
             rules_file=Path(rules).expanduser() if rules else None,
             host=host or _text(env, HOST_ENV) or DEFAULT_HOST,

@@ -215,7 +215,9 @@ def export_dataset(
         )
         writer = _Writer(work, set(formats))
         try:
-            for record in tqdm(selected, total=total, disable=not show_progress, unit="drawing"):
+            # disable=None: tqdm draws the bar only when stderr is a terminal, never into a log.
+            disable = None if show_progress else True
+            for record in tqdm(selected, total=total, disable=disable, unit="drawing"):
                 writer.add(record)
         finally:
             writer.close()

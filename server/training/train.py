@@ -64,7 +64,7 @@ class TrainConfig:
     augment: bool = True
     clean_fraction: float = 0.2  # of the epochs: the last ones are trained without jitter
     extra_oversample: float = 20.0  # draws per epoch of each extra example, per unit of weight
-    show_progress: bool = True  # the tqdm bar on stderr
+    show_progress: bool = True  # the tqdm bar on stderr, when it is a terminal
     device: str = "cpu"  # "cuda" on a trainer with a GPU; batches are prepared on the CPU
 
     def __post_init__(self) -> None:
@@ -184,7 +184,9 @@ class _Reporter:
         self.steps = config.epochs * steps_per_epoch
         self.steps_per_epoch = steps_per_epoch
         self.on_progress = on_progress
-        self.bar = tqdm(total=self.steps, disable=not config.show_progress, unit="step")
+        # disable=None: tqdm draws the bar only when stderr is a terminal, never into a log.
+        disable = None if config.show_progress else True
+        self.bar = tqdm(total=self.steps, disable=disable, unit="step")
         self.started = time.monotonic()
         self.last_report = -math.inf
         self.done = 0

@@ -307,5 +307,6 @@ async def test_the_cli_tables(
     models = capsys.readouterr().out.splitlines()
     assert models[2].split()[:3] == ["v1", "serving", "–"]
     monkeypatch.delenv("FTM_DATABASE_URL", raising=False)  # the data directory's own SQLite
+    (server.data_dir / "nowhere").mkdir()
     assert await cli(["--data-dir", str(server.data_dir / "nowhere"), "rounds"]) == 1
     assert "No game database" in capsys.readouterr().err
