@@ -34,7 +34,7 @@ from server.realtime.hub import Hub
 from server.realtime.limits import ConnectionCaps, Limits
 from server.realtime.pubsub import open_broker
 from server.storage import open_repository
-from server.web import admin, learning, models, public, websocket
+from server.web import admin, learning, models, openapi, public, websocket
 from server.web.auth import load_admin_token
 from server.web.errors import json_http_error
 from server.web.http_timeouts import HeaderTimeoutProtocol
@@ -118,6 +118,7 @@ def create_app(settings: Settings, limits: Limits | None = None) -> Starlette:
         *admin.routes,
         *learning.routes,
         *models.routes,
+        *openapi.routes,
         Mount("/", StaticFiles(directory=STATIC_DIR, html=True)),
     ]
     middleware = [
