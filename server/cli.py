@@ -15,10 +15,10 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from importlib import metadata
 from pathlib import Path
 from typing import NoReturn
 
-from server import __version__
 from server.config import ConfigError, Settings
 
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -149,7 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
         "drawings, and retrain the model on everything verified.",
         epilog=EXIT_STATUS,
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    version = metadata.version("fool-the-model")  # pyproject.toml's, as installed
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version}")
     parser.add_argument(
         "--data-dir",
         help="where the MNIST cache, models and database live (default: $FTM_DATA_DIR or ./data)",

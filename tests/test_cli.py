@@ -8,13 +8,12 @@ import os
 import socket
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import pytest
 from data_dirs import REPO
 from PIL import Image, ImageDraw
-
-from server import __version__
 
 # (arguments, extra environment, exit status, the start of the one line on stderr)
 MISTAKES = [
@@ -89,7 +88,8 @@ def test_a_usage_mistake_says_where_help_is(workdir: Path) -> None:
 
 def test_version_and_help_name_the_exit_statuses(workdir: Path) -> None:
     version = run_cli(workdir, ["--version"])
-    assert (version.returncode, version.stdout) == (0, f"fool-the-model {__version__}\n")
+    expected = f"fool-the-model {metadata.version('fool-the-model')}\n"  # pyproject.toml's
+    assert (version.returncode, version.stdout) == (0, expected)
     for args in (["--help"], ["serve", "--help"]):
         shown = run_cli(workdir, args)
         assert shown.returncode == 0
