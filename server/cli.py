@@ -228,7 +228,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run `fool-the-model ARGV`; returns the exit status."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as done:  # --help, --version or a usage mistake, already told
+        return int(done.code or 0)
     try:
         # The one place the environment is read; `serve --host/--port` win over it.
         settings = Settings.from_env(
