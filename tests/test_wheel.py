@@ -125,6 +125,7 @@ def installed_server(venv: Path, data_dir: Path, tmp_path: Path) -> Iterator[str
     http = f"http://127.0.0.1:{port}"
     try:
         wait_for_healthz(http, process, log)
+        assert f"Fool the Model at {http}  (data: {data_dir})" in log.read_text()  # once bound
         yield http
     finally:
         process.terminate()
