@@ -17,11 +17,12 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
-from server.config import ConfigError, Settings
+from server.config import ConfigError, Settings, port_number, seconds, whole_number
 
 Handler = Callable[[argparse.Namespace, Settings], int]
+T = TypeVar("T")
 
 EXIT_STATUS = "exit status: 0 done, 1 the work failed, 2 a usage mistake (argument, FTM_* value)"
 # The commands that may start a data directory; the others refuse one that does not exist.
@@ -35,32 +36,23 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
 
 
-def port(value: str) -> int:
-    if not value.isdigit() or not 1 <= int(value) <= 65535:
-        raise argparse.ArgumentTypeError(f"must be a port number 1–65535, got {value!r}")
-    return int(value)
+def checked(parse: Callable[[str], T]) -> Callable[[str], T]:
+    """One of server/config.py's value parsers as an argparse type: the same rule and message
+    for `--port` as for `FTM_PORT`."""
 
+    def argument(value: str) -> T:
+        try:
+            return parse(value)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
 
-def at_least_one(value: str) -> int:
-    if not value.isdigit() or int(value) < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {value!r}")
-    return int(value)
+    return argument
 
 
 def seed(value: str) -> int:
     if not value.isdigit():
         raise argparse.ArgumentTypeError(f"must be a whole number 0 or more, got {value!r}")
     return int(value)
-
-
-def seconds(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        number = float("nan")
-    if not number > 0 or number == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {value!r}")
-    return number
 
 
 def new_directory(value: str) -> Path:
@@ -166,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("train", _train, "train the CNN on MNIST (plus verified drawings) and export ONNX")
     p.add_argument(
-        "--epochs", type=at_least_one, default=None, help="training epochs (default: 15)"
+        "--epochs", type=checked(whole_number), default=None, help="training epochs (default: 15)"
     )
     p.add_argument("--quick", action="store_true", help="a small slice and one short epoch")
     p.add_argument("--seed", type=seed, default=0, help="random seed (training is reproducible)")
@@ -183,7 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("serve", _serve, "serve the game over HTTP and websockets")
     p.add_argument("--host", default=None, help="bind address (default: $FTM_HOST or 127.0.0.1)")
-    p.add_argument("--port", type=port, default=None, help="port (default: $FTM_PORT or 8000)")
+    p.add_argument(
+        "--port", type=checked(port_number), default=None, help="port (default: $FTM_PORT or 8000)"
+    )
 
     p = add("export", _export, "export the drawings as a dataset (imagefolder, NDJSON, NumPy)")
     p.add_argument(
@@ -197,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
         "numpy: arrays.npz (the data card README.md and votes.jsonl come with every format)",
     )
     p.add_argument(
-        "--round", type=at_least_one, action="append", help="only this round (repeatable)"
+        "--round", type=checked(whole_number), action="append", help="only this round (repeatable)"
     )
     p.add_argument(
         "--outcome",
@@ -212,7 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
         "run training jobs queued by servers started with FTM_TRAINER=external (any machine)",
     )
     p.add_argument("--once", action="store_true", help="take one job, run it, then exit")
-    p.add_argument("--poll-seconds", type=seconds, help="how often to look for a job (default: 2)")
+    p.add_argument(
+        "--poll-seconds", type=checked(seconds), help="how often to look for a job (default: 2)"
+    )
     p.add_argument("--name", help="this worker's name on the jobs it takes (default: host:pid)")
 
     add("models", _models, "the model registry with each version's metrics, as a table")

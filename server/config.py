@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from game_rules.settings import RuleSettings, SettingsError, parse_settings
 
@@ -37,6 +38,8 @@ HOSTS_ENV = "FTM_ALLOWED_HOSTS"
 REDIS_URL_ENV = "FTM_REDIS_URL"
 ADMIN_TOKEN_ENV = "FTM_ADMIN_TOKEN"
 TRAINER_ENV = "FTM_TRAINER"  # "external": servers queue jobs for `fool-the-model trainer`
+
+T = TypeVar("T")
 
 DEFAULT_DATA_DIR = Path("data")
 DEFAULT_HOST = "127.0.0.1"
@@ -165,42 +168,53 @@ def _names(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in _text(env, name).split(",") if item.strip())
 
 
-def _port(env: Mapping[str, str], name: str) -> int | None:
-    raw = _text(env, name)
-    if not raw:
-        return None
+# The values a variable or an option (cli.py) takes: text in, the value out, or a ValueError
+# that says what it takes ("must be …, got '…'"), which the caller prefixes with the name.
+
+
+def port_number(raw: str) -> int:
     if not raw.isdigit() or not 1 <= int(raw) <= 65535:
-        raise ConfigError(f"{name} must be a port number 1–65535, got {raw!r}")
+        raise ValueError(f"must be a port number 1–65535, got {raw!r}")
     return int(raw)
 
 
-def _count(env: Mapping[str, str], name: str) -> int | None:
+def whole_number(raw: str) -> int:
+    """A count of at least 1."""
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"must be a whole number of at least 1, got {raw!r}")
+    return int(raw)
+
+
+def seconds(raw: str) -> float:
+    value = _float(raw)
+    if not 0 < value < math.inf:
+        raise ValueError(f"must be a positive number of seconds, got {raw!r}")
+    return value
+
+
+def accuracy(raw: str) -> float:
+    value = _float(raw)
+    if not 0 <= value <= 1:
+        raise ValueError(f"must be an accuracy from 0 to 1, got {raw!r}")
+    return value
+
+
+def _float(raw: str) -> float:
+    try:
+        return float(raw)
+    except ValueError:
+        return math.nan  # fails every range check, so the caller's message names the range
+
+
+def _read(env: Mapping[str, str], name: str, parse: Callable[[str], T]) -> T | None:
+    """The variable `name` parsed, None when unset or blank; ConfigError naming it if bad."""
     raw = _text(env, name)
     if not raw:
         return None
     try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise ConfigError(f"{name} must be a whole number of at least 1, got {raw!r}")
-    return value
-
-
-def _number(
-    env: Mapping[str, str], name: str, what: str, low: float, high: float | None = None
-) -> float | None:
-    """A number above `low` (and at most `high`, if given); `what` says so in the error."""
-    raw = _text(env, name)
-    if not raw:
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        value = float("nan")
-    if not (value > low if high is None else low <= value <= high):
-        raise ConfigError(f"{name} must be {what}, got {raw!r}")
-    return value
+        return parse(raw)
+    except ValueError as error:
+        raise ConfigError(f"{name} {error}") from None
 
 
 @dataclass(frozen=True)
@@ -226,17 +240,16 @@ class TrainerConfig:
                 f"{TRAINER_ENV} is 'external' (servers queue jobs for `fool-the-model trainer`) "
                 f"or empty (each server trains in a child process), got {mode!r}"
             )
-        seconds = "a positive number of seconds"
         return cls(
             external=mode == "external",
-            epochs=_count(env, "FTM_TRAIN_EPOCHS"),
-            train_limit=_count(env, "FTM_TRAIN_LIMIT"),
-            test_limit=_count(env, "FTM_TEST_LIMIT"),
-            mnist_floor=_number(env, "FTM_GATE_MNIST_FLOOR", "an accuracy from 0 to 1", 0.0, 1.0),
-            threads=_count(env, "FTM_TRAINER_THREADS"),
-            timeout_seconds=_number(env, "FTM_TRAINER_TIMEOUT", seconds, 0.0),
-            poll_seconds=_number(env, "FTM_RETRAIN_POLL_SECONDS", seconds, 0.0),
-            heartbeat_timeout=_number(env, "FTM_TRAINER_HEARTBEAT_TIMEOUT", seconds, 0.0),
+            epochs=_read(env, "FTM_TRAIN_EPOCHS", whole_number),
+            train_limit=_read(env, "FTM_TRAIN_LIMIT", whole_number),
+            test_limit=_read(env, "FTM_TEST_LIMIT", whole_number),
+            mnist_floor=_read(env, "FTM_GATE_MNIST_FLOOR", accuracy),
+            threads=_read(env, "FTM_TRAINER_THREADS", whole_number),
+            timeout_seconds=_read(env, "FTM_TRAINER_TIMEOUT", seconds),
+            poll_seconds=_read(env, "FTM_RETRAIN_POLL_SECONDS", seconds),
+            heartbeat_timeout=_read(env, "FTM_TRAINER_HEARTBEAT_TIMEOUT", seconds),
         )
 
     def overrides(self) -> dict[str, Any]:
@@ -281,7 +294,7 @@ class Settings:
             database_url=_text(env, DATABASE_URL_ENV),
             rules_file=Path(rules).expanduser() if rules else None,
             host=host or _text(env, HOST_ENV) or DEFAULT_HOST,
-            port=port if port is not None else _port(env, PORT_ENV) or DEFAULT_PORT,
+            port=port if port is not None else _read(env, PORT_ENV, port_number) or DEFAULT_PORT,
             allowed_origins=_names(env, ORIGINS_ENV),
             allowed_hosts=_names(env, HOSTS_ENV),
             redis_url=_text(env, REDIS_URL_ENV),
