@@ -16,6 +16,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
+from server.learning.data import EXPORT_FORMATS, OUTCOMES
+
 JSON = "application/json"
 OBJECT: dict[str, Any] = {"type": "object"}
 ARRAY: dict[str, Any] = {"type": "array", "items": OBJECT}
@@ -75,16 +77,6 @@ def _operation(
 def _json_body(schema: dict[str, Any], required: bool = True) -> dict[str, Any]:
     return {"required": required, "content": {JSON: {"schema": schema}}}
 
-
-OUTCOMES = [
-    "verified",
-    "relabelled",
-    "model_won",
-    "rejected_model_right",
-    "rejected_not_digit",
-    "pending",
-    "disputed",
-]
 
 PATHS: dict[str, dict[str, Any]] = {
     # --- public (server/web/public.py, models.py, this module) ---
@@ -300,12 +292,12 @@ PATHS: dict[str, dict[str, Any]] = {
             {"description": "a zip file", "content": {"application/zip": {}}},
             admin=True,
             parameters=(
-                _query("format", "which", {"enum": ["imagefolder", "ndjson", "numpy", "all"]}),
+                _query("format", "which", {"enum": [*EXPORT_FORMATS, "all"]}),
                 _query("round", "a round number (repeatable)", {"type": "array", "items": ROW_ID}),
                 _query(
                     "outcome",
                     "an outcome (repeatable; default: every settled one)",
-                    {"type": "array", "items": {"enum": OUTCOMES}},
+                    {"type": "array", "items": {"enum": list(OUTCOMES)}},
                 ),
             ),
             errors={"400": "a bad `format`, `round` or `outcome`"},
