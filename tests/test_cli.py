@@ -15,6 +15,8 @@ import pytest
 from data_dirs import REPO
 from PIL import Image, ImageDraw
 
+from server.learning.export import ExportError, export_dataset
+
 # (arguments, extra environment, exit status, the start of the one line on stderr)
 MISTAKES = [
     (["--data-dir", "a-file", "models"], {}, 2, "error: the data directory"),
@@ -119,3 +121,11 @@ def test_a_closed_pipe_ends_quietly(data_dir: Path) -> None:
     finally:
         os.close(write_end)
     assert (result.returncode, result.stderr) == (1, "")
+
+
+def test_progress_bars_stay_out_of_logs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """stderr is not a terminal here (as in a log): the export's bar is not drawn at all (the
+    trainer's follows the same tqdm rule)."""
+    with pytest.raises(ExportError, match="nothing to export"):
+        export_dataset([], tmp_path / "out", show_progress=True)
+    assert capsys.readouterr().err == ""
