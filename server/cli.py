@@ -15,11 +15,17 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import NoReturn, TypeVar
 
-from server.config import ConfigError, Settings, port_number, seconds, whole_number
+from server.config import (
+    ConfigError,
+    Settings,
+    installed_version,
+    port_number,
+    seconds,
+    whole_number,
+)
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 T = TypeVar("T")
@@ -141,8 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
         "drawings, and retrain the model on everything verified.",
         epilog=EXIT_STATUS,
     )
-    version = metadata.version("fool-the-model")  # pyproject.toml's, as installed
-    parser.add_argument("--version", action="version", version=f"%(prog)s {version}")
+    version = f"%(prog)s {installed_version()}"
+    parser.add_argument("--version", action="version", version=version)
     parser.add_argument(
         "--data-dir",
         help="where the MNIST cache, models and database live (default: $FTM_DATA_DIR or ./data)",

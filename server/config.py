@@ -22,7 +22,7 @@ import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from importlib import resources
+from importlib import metadata, resources
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -44,6 +44,15 @@ T = TypeVar("T")
 DEFAULT_DATA_DIR = Path("data")
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
+
+
+def installed_version() -> str:
+    """This release, as installed (pyproject.toml's `version`); "unknown" when run from a
+    checkout that was never installed."""
+    try:
+        return metadata.version("fool-the-model")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 class ConfigError(ValueError):

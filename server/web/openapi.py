@@ -9,13 +9,13 @@ names it. The prose (what each field means) stays in docs/http-api.md.
 
 from __future__ import annotations
 
-from importlib import metadata
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
+from server.config import installed_version
 from server.learning.data import EXPORT_FORMATS, OUTCOMES
 
 JSON = "application/json"
@@ -324,7 +324,7 @@ DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {
         "title": "Fool the Model",
-        "version": metadata.version("fool-the-model"),
+        "version": installed_version(),
         "description": "The game's HTTP API (docs/http-api.md says what each field means). The "
         "websocket at `/ws` is docs/protocol.md's. Every error is "
         '`{"error": {"code": "…", "message": "…"}}`.',
