@@ -11,8 +11,9 @@ from live_server import SEVEN, Client, db_rows, join
 
 # Real rules with small numbers: two gold answers make a validator trusted (and established:
 # no span of time, no hard gold needed), three agreeing trusted votes verify a claim, and no
-# gold is mixed in after the warm-up (so tests are short). tests/server/test_trust.py runs the
-# default trust rules.
+# gold is mixed in after the warm-up (so tests are short), and a claim goes to up to eight
+# validators at once (lease slack: tests hand one claim to many). tests/server/test_trust.py runs
+# the default trust rules; tests/server/test_task_leases.py the default leases.
 TEST_RULES = """
 [reliability]
 min_reliability = 0.7
@@ -28,6 +29,7 @@ min_trusted_voters = 3
 [gold]
 rate = 0.0
 warmup_answers = 2
+lease_slack = 5
 
 [leaderboard]
 push_interval_seconds = 0.05
