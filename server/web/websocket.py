@@ -329,7 +329,7 @@ class Session:
             reply = {"type": "task", **task} if task else {"type": "no_task"}
             self.connection.send({**reply, "id": message.id})
         elif isinstance(message, Vote):
-            voted = {"type": "voted", "id": message.id, "task_id": message.task_id}
+            voted: dict[str, Any] = {"type": "voted", "id": message.id, "task_id": message.task_id}
             try:
                 if await self.game.validation.vote(self.player, message.task_id, message.answer):
                     voted["late"] = True  # the claim was decided meanwhile: counted for standing
