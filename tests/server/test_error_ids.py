@@ -27,16 +27,6 @@ async def joined(url: str) -> Client:
     return client
 
 
-async def refused_after(client: Client, spend: dict[str, Any], times: int = 1) -> dict[str, Any]:
-    """Send `spend` `times` (using up a limit), then `spend` with our id: its reply."""
-    for n in range(times):
-        await client.send({**spend, "id": f"spend{n}"})
-    await client.send({**spend, "id": ID})
-    while (reply := await client.recv())["id"] != ID:
-        pass
-    return reply
-
-
 @dataclass(frozen=True)
 class Case:
     code: str
@@ -76,11 +66,21 @@ async def too_many_accounts(url: str) -> dict[str, Any]:
     return await fresh(url, {**HELLO, "id": ID})
 
 
-def spending(message: dict[str, Any] | str, times: int = 1) -> Step:
-    """After hello, `message` `times` (spending a limit of one), then once more with our id."""
+def spending(message: dict[str, Any] | Callable[[str], str], times: int = 1) -> Step:
+    """After hello, `message` `times` (using up a limit), then once more with our id: the reply
+    to that one. `message` is a dict, or a function making the raw frame for an id."""
+
+    def frame(id: str) -> dict[str, Any] | str:
+        return message(id) if callable(message) else {**message, "id": id}
 
     async def step(url: str) -> dict[str, Any]:
-        return await refused_after(await joined(url), message, times)
+        client = await joined(url)
+        for n in range(times):
+            await client.send(frame(f"spend{n}"))
+        await client.send(frame(ID))
+        while (reply := await client.recv())["id"] != ID:
+            pass
+        return reply
 
     return step
 
@@ -120,11 +120,7 @@ CASES: dict[str, Case] = {
         Limits(messages_burst=3, messages_per_second=SLOW),
     ),
     "live guesses": Case("rate_limited", spending({"type": "predict", "drawing": SEVEN}), PREDICTS),
-    "parsed live guesses": Case(
-        "rate_limited",
-        lambda url: _parsed_predicts(url),
-        PREDICTS,
-    ),
+    "parsed live guesses": Case("rate_limited", spending(id_first_predict), PREDICTS),
     "submissions": Case(
         "rate_limited",
         spending({"type": "submit", "drawing": SEVEN, "label": 3}),
@@ -135,15 +131,6 @@ CASES: dict[str, Case] = {
     "accounts": Case("rate_limited", too_many_accounts, rules=ACCOUNTS),
     "spectators": Case("rate_limited", too_many_spectators),
 }
-
-
-async def _parsed_predicts(url: str) -> dict[str, Any]:
-    client = await joined(url)
-    await client.send(id_first_predict("spend0"))
-    await client.send(id_first_predict(ID))
-    while (reply := await client.recv())["id"] != ID:
-        pass
-    return reply
 
 
 @pytest.mark.parametrize("name", CASES)
