@@ -1,9 +1,11 @@
 """Task leases on the live server: a claim goes to no more validators than votes it may still
 need, asking again gives the same task, an expired lease frees the slot, and a vote on a claim
-decided meanwhile is acknowledged as late instead of refused."""
+decided meanwhile is acknowledged as late instead of refused; two processes racing for the
+last slot give it to one request."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,16 @@ from consensus_helpers import TEST_RULES, as_answer, gold_truth, make_claim, pre
 from live_server import Client, ThreadServer, db_rows, join
 from waiting import wait_until_async
 
+from game_rules import reliability as rl
+from game_rules.leases import first_votes_to_settle
+from game_rules.settings import with_changes
+from server.config import default_rules
+from server.prometheus import Metrics
 from server.realtime.limits import Limits
+from server.realtime.pubsub import LocalBroker
+from server.storage import NewAttempt, open_repository
+from server.validation.pushes import Pushes
+from server.validation.tasks import Tasks
 
 LEASE_SECONDS = 3.0
 # The test rules (three trusted votes settle a claim), with the default slack of no extra lease.
@@ -84,3 +95,53 @@ async def test_a_claim_is_leased_to_as_many_validators_as_votes_it_may_need(
         assert db_rows(data, "SELECT counted FROM votes ORDER BY id") == [(1,), (1,), (1,), (0,)]
         for client in (*validators, ada):
             await client.close()
+
+
+RULES = with_changes(
+    default_rules(),
+    trust={"established_evidence": 2, "established_span_seconds": 0.0, "oracle_min_hard": 0},
+)
+
+
+async def test_requests_racing_on_two_processes_take_no_more_leases_than_slots(
+    database_url: str,
+) -> None:
+    """Two server processes (two repositories on one database) hand out tasks at once: the last
+    slot goes to one request only, the lease checked again under the write lock."""
+    first, second = await open_repository(database_url), await open_repository(database_url)
+    broker = LocalBroker(Metrics())
+    try:
+        drawer = await first.create_player("drawer", "drawer", "t0")
+        game_round = await first.open_first_round("v1")
+        assert game_round is not None
+        await first.add_attempt(
+            NewAttempt(
+                player_id=drawer.id,
+                round_id=game_round.id,
+                strokes_json="[]",
+                png=None,
+                image=bytes(28 * 28 * 4),
+                label=7,
+                predicted=1,
+                probs=[0.1] * 10,
+                model_version="v1",
+            )
+        )
+        players = [await first.create_player(f"v{i}", f"v{i}", f"t{i + 1}") for i in range(8)]
+        async with first.consensus() as store:
+            for p in players:
+                voter = rl.Voter(p.id)
+                for i in range(20):
+                    voter = rl.record_gold(voter, i % 10, i % 10)
+                await store.save_voter(voter)
+        round_id = game_round.id
+        servers = [
+            Tasks(repo, lambda: RULES, lambda: round_id, Pushes(repo, broker, lambda: RULES))
+            for repo in (first, second)
+        ]
+        # No gold in this database: a player who finds no free slot gets no task.
+        given = await asyncio.gather(*(servers[i % 2].task(p) for i, p in enumerate(players)))
+        assert sum(task is not None for task in given) == first_votes_to_settle(RULES)
+    finally:
+        await first.close()
+        await second.close()
