@@ -9,6 +9,8 @@ from typing import Any
 from data_dirs import link_mnist
 from live_server import SEVEN, Client, db_rows, join
 
+from server.storage import NewAttempt
+
 # Real rules with small numbers: two gold answers make a validator trusted (and established:
 # no span of time, no hard gold needed), three agreeing trusted votes verify a claim, and no
 # gold is mixed in after the warm-up (so tests are short), and a claim goes to up to eight
@@ -109,3 +111,20 @@ async def next_of(client: Client, kind: str, where: Any = None) -> dict[str, Any
                 client.pushes.remove(message)
                 return message
         client.pushes.append(await client.recv())
+
+
+def new_attempt(
+    player_id: int, round_id: int, label: int, predicted: int, probs: list[float] | None = None
+) -> NewAttempt:
+    """A submission to store directly in a repository (a claim if `predicted` != `label`)."""
+    return NewAttempt(
+        player_id=player_id,
+        round_id=round_id,
+        strokes_json="[[[0,0],[1,1]]]",
+        png=None,
+        image=bytes(28 * 28 * 4),
+        label=label,
+        predicted=predicted,
+        probs=probs or [0.1] * 10,
+        model_version="v1",
+    )

@@ -9,7 +9,14 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from consensus_helpers import TEST_RULES, as_answer, gold_truth, make_claim, prepare
+from consensus_helpers import (
+    TEST_RULES,
+    as_answer,
+    gold_truth,
+    make_claim,
+    new_attempt,
+    prepare,
+)
 from live_server import Client, ThreadServer, db_rows, join
 from waiting import wait_until_async
 
@@ -20,7 +27,7 @@ from server.config import default_rules
 from server.prometheus import Metrics
 from server.realtime.limits import Limits
 from server.realtime.pubsub import LocalBroker
-from server.storage import NewAttempt, open_repository
+from server.storage import open_repository
 from server.validation.pushes import Pushes
 from server.validation.tasks import Tasks
 
@@ -114,19 +121,7 @@ async def test_requests_racing_on_two_processes_take_no_more_leases_than_slots(
         drawer = await first.create_player("drawer", "drawer", "t0")
         game_round = await first.open_first_round("v1")
         assert game_round is not None
-        await first.add_attempt(
-            NewAttempt(
-                player_id=drawer.id,
-                round_id=game_round.id,
-                strokes_json="[]",
-                png=None,
-                image=bytes(28 * 28 * 4),
-                label=7,
-                predicted=1,
-                probs=[0.1] * 10,
-                model_version="v1",
-            )
-        )
+        await first.add_attempt(new_attempt(drawer.id, game_round.id, label=7, predicted=1))
         players = [await first.create_player(f"v{i}", f"v{i}", f"t{i + 1}") for i in range(8)]
         async with first.consensus() as store:
             for p in players:
