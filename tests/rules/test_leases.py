@@ -32,7 +32,7 @@ def vote(claim: cs.Claim, voter: rl.Voter, answer: int, drawer: rl.Drawer) -> cs
     return cast_vote(claim, voter, pair, drawer, answer, S).claim
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     st.lists(
         st.tuples(st.integers(1, 16), st.integers(0, 10)),
