@@ -12,8 +12,10 @@ is a small dataclass of plain numbers and strings (JSON / database-row friendly)
                  server and the simulation both run these)
 - `moderation`   what banning, quarantining or reinstating a player means for their claims
 - `assignment`   which blind task a validator gets next (claims and unannounced gold)
+- `leases`       how many validators may hold a task on one claim at once (votes it may need)
 - `scoring`      points as a fold over stored events; per-player stats
 - `leaderboard`  unique ranks (earlier achievement wins ties), top N, "you are #N of M"
 - `rounds`       the round state machine, where closing goes, and the retrain trigger
 - `simulation`   a seeded crowd (fakes, clickers, sybils) to measure the rules against baselines
+- `queue_simulation`  a crowd with think time on a simulated clock: votes wasted on decided claims
 """

@@ -1,7 +1,8 @@
 """Which task a validator gets next.
 
 The server assigns; validators never pick. A claim goes to a validator only if they did not draw
-it and have not voted on it. Among the eligible claims, the ones that most need a vote come
+it, have not voted on it, and it has a free lease slot (game_rules/leases.py: no more people on
+it than votes it may still need). Among the eligible claims, the ones that most need a vote come
 first (fewest votes, then oldest), and the task is drawn at random among the first
 `assignment_pool` of them: random so that a ring cannot predict or steer which drawings its
 accounts will see, "neediest first" so that no claim starves while others pile up votes (the
@@ -26,6 +27,7 @@ import random
 from collections.abc import Container, Sequence
 from dataclasses import dataclass
 
+from game_rules.leases import lease_free
 from game_rules.reliability import Role
 from game_rules.settings import RuleSettings
 
@@ -39,6 +41,8 @@ class Candidate:
     votes: int
     created: int  # any increasing stamp: sequence number or time
     voters: frozenset[int] = frozenset()
+    leases: int = 0  # tasks on it handed out, unanswered and not expired (`leases`)
+    needed: int | None = None  # `leases.votes_to_settle` after its last vote; None before any
 
 
 @dataclass(frozen=True)
@@ -100,7 +104,13 @@ def next_task(
 def _claim(
     validator_id: int, claims: Sequence[Candidate], rng: random.Random, s: RuleSettings
 ) -> ClaimTask | None:
-    eligible = [c for c in claims if c.drawer_id != validator_id and validator_id not in c.voters]
+    eligible = [
+        c
+        for c in claims
+        if c.drawer_id != validator_id
+        and validator_id not in c.voters
+        and lease_free(c.needed, c.leases, s)
+    ]
     if not eligible:
         return None
     eligible.sort(key=lambda c: (c.votes, c.created, c.claim_id))

@@ -94,6 +94,8 @@ class Gold:
     assignment_pool: int
     probation_claim_rate: float
     settled_share: float
+    lease_seconds: float
+    lease_slack: int
 
 
 @dataclass(frozen=True)
@@ -300,6 +302,7 @@ def _check_values(s: RuleSettings) -> None:
     require(0.0 <= g.probation_claim_rate <= 1.0, "gold.probation_claim_rate", "must be in [0, 1]")
     require(0.0 <= g.settled_share <= 1.0, "gold.settled_share", "must be in [0, 1]")
     require(g.assignment_pool >= 1, "gold.assignment_pool", "must be at least 1")
+    require(g.lease_seconds > 0, "gold.lease_seconds", "must be positive")
     require(s.leaderboard.top_n >= 1, "leaderboard.top_n", "must be at least 1")
     require(
         0.0 <= s.retrain.heldout_fraction < 1.0, "retrain.heldout_fraction", "must be in [0, 1)"

@@ -10,7 +10,8 @@ simulation (`simulation`) keeps the records in dicts and calls the very same fun
 benchmark measures the game's own sequence rather than a copy of it.
 
 A claim that a vote settles (or disputes) is settled in a second call, `settle`, because only
-then are the other voters' records needed: the server loads them just for that.
+then are the other voters' records needed: the server loads them just for that. A vote whose
+claim was decided while the voter thought (`late_vote`) is judged against the outcome instead.
 """
 
 from __future__ import annotations
@@ -18,7 +19,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from game_rules.consensus import Claim, Outcome, judged_votes, record_vote, usable_as_gold
+from game_rules.answers import check_answer
+from game_rules.consensus import (
+    Claim,
+    Outcome,
+    Vote,
+    VoteRefused,
+    judged_votes,
+    record_vote,
+    usable_as_gold,
+)
 from game_rules.reliability import (
     Drawer,
     Pair,
@@ -61,6 +71,38 @@ def cast_vote(
     return VoteCast(
         voted, record_pair_vote(pair, claim.claimed, answer), evidence.counts, evidence.reason
     )
+
+
+@dataclass(frozen=True)
+class LateVote:
+    """What a vote that arrives after its claim left `pending` changes (its task was handed out
+    while the claim was open). It never moves the claim; on a settled claim it is judged at
+    once, as `settle` judges an uncounted vote, so it still counts for the voter's standing; on
+    a disputed claim it joins the votes, uncounted, and is judged when an admin decides."""
+
+    claim: Claim  # unchanged if settled; with the uncounted vote if disputed
+    voter: Voter
+    pair: Pair
+
+
+def late_vote(claim: Claim, voter: Voter, pair: Pair, answer: int) -> LateVote:
+    """`voter`'s `answer` on `claim`, which was decided after their task was handed out.
+
+    Raises `consensus.VoteRefused` for a pending claim (cast it), the drawer's own claim or a
+    second vote by the same voter."""
+    check_answer(answer)
+    if claim.pending:
+        raise VoteRefused("task_pending", f"claim {claim.claim_id} is still pending: cast the vote")
+    if voter.player_id == claim.drawer_id:
+        raise VoteRefused("own_drawing", "nobody validates their own drawing")
+    if any(v.voter_id == voter.player_id for v in claim.votes):
+        raise VoteRefused("already_voted", "each player votes on a drawing at most once")
+    pair = record_pair_vote(pair, claim.claimed, answer)
+    if claim.settled:
+        won = answer == claim.label
+        return LateVote(claim, record_settled_vote(voter, won), pair)
+    vote = Vote(voter.player_id, answer, counted=False, reason="late")
+    return LateVote(replace(claim, votes=(*claim.votes, vote)), voter, pair)
 
 
 @dataclass(frozen=True)

@@ -280,12 +280,15 @@ class ConsensusStore:
         )
         return [int(r[0]) for r in voted], [int(r[0]) for r in drawn]
 
-    async def save_claim(self, claim: Claim, by_admin: bool = False) -> None:
+    async def save_claim(
+        self, claim: Claim, by_admin: bool = False, needed: int | None = None
+    ) -> None:
+        """Store `claim`; `needed` is `leases.votes_to_settle` for a pending claim."""
         state = "pending" if claim.outcome is None else str(claim.outcome)
         settled_at = time.time() if claim.settled else None
         await self.db.execute(
             "UPDATE claims SET consensus = ?, state = ?, label = ?, votes = ?, by_admin = ?,"
-            " settled_at = ? WHERE attempt_id = ?",
+            " settled_at = ?, needed = ? WHERE attempt_id = ?",
             (
                 json.dumps(claim.to_dict()),
                 state,
@@ -293,23 +296,49 @@ class ConsensusStore:
                 len(claim.votes),
                 int(by_admin),
                 settled_at,
+                needed,
                 claim.claim_id,
             ),
         )
 
-    async def claim_candidates(self, player_id: int) -> list[Candidate]:
+    async def claim_candidates(self, player_id: int, leased_since: float) -> list[Candidate]:
         """The neediest pending claims this player may vote on (not drawn, not voted by them),
-        in rounds that still settle claims."""
+        in rounds that still settle claims, with their leases: open tasks issued after
+        `leased_since`."""
         rows = await self._all(
-            "SELECT c.attempt_id, a.player_id, c.votes, c.created_at FROM claims c"
+            "SELECT c.attempt_id, a.player_id, c.votes, c.created_at, c.needed,"
+            " (SELECT COUNT(*) FROM tasks t WHERE t.attempt_id = c.attempt_id"
+            "  AND t.answered_at IS NULL AND t.issued_at > ?)"
+            " FROM claims c"
             " JOIN attempts a ON a.id = c.attempt_id JOIN rounds r ON r.id = c.round_id"
             f" WHERE c.state = 'pending' AND r.state IN ({_SETTLING_STATES}) AND a.player_id != ?"
             " AND NOT EXISTS (SELECT 1 FROM votes v WHERE v.attempt_id = c.attempt_id"
             "                 AND v.voter_id = ?)"
             " ORDER BY c.votes, c.created_at, c.attempt_id LIMIT ?",
-            (player_id, player_id, CANDIDATE_LIMIT),
+            (leased_since, player_id, player_id, CANDIDATE_LIMIT),
         )
-        return [Candidate(int(r[0]), int(r[1]), int(r[2]), int(r[3] * 1e6)) for r in rows]
+        return [
+            Candidate(
+                int(r[0]),
+                int(r[1]),
+                int(r[2]),
+                int(r[3] * 1e6),
+                leases=int(r[5]),
+                needed=None if r[4] is None else int(r[4]),
+            )
+            for r in rows
+        ]
+
+    async def leases(self, attempt_id: int, leased_since: float) -> tuple[int | None, int]:
+        """A pending claim's `needed` and its leases (open tasks issued after `leased_since`)."""
+        row = await self._one(
+            "SELECT c.needed, (SELECT COUNT(*) FROM tasks t WHERE t.attempt_id = c.attempt_id"
+            "  AND t.answered_at IS NULL AND t.issued_at > ?)"
+            " FROM claims c WHERE c.attempt_id = ?",
+            (leased_since, attempt_id),
+        )
+        assert row is not None
+        return (None if row[0] is None else int(row[0])), int(row[1])
 
     # Gold
 

@@ -271,6 +271,12 @@ SQLITE: list[str] = [
     ALTER TABLE drawers ADD COLUMN refuted INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE gold ADD COLUMN model_label INTEGER CHECK (model_label BETWEEN 0 AND 9);
     """,
+    # 8: task leases (lease) — the fewest votes a pending claim may still need (NULL before its
+    # first vote; game_rules/leases.py), and the open tasks per claim, counted as its leases.
+    """
+    ALTER TABLE claims ADD COLUMN needed INTEGER;
+    CREATE INDEX tasks_open_claim ON tasks (attempt_id, issued_at) WHERE answered_at IS NULL;
+    """,
 ]
 
 POSTGRES: list[str] = [
@@ -523,6 +529,12 @@ POSTGRES: list[str] = [
     ALTER TABLE drawers ADD COLUMN confirmed INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE drawers ADD COLUMN refuted INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE gold ADD COLUMN model_label INTEGER CHECK (model_label BETWEEN 0 AND 9);
+    """,
+    # 8: task leases (lease) — the fewest votes a pending claim may still need (NULL before its
+    # first vote; game_rules/leases.py), and the open tasks per claim, counted as its leases.
+    """
+    ALTER TABLE claims ADD COLUMN needed INTEGER;
+    CREATE INDEX tasks_open_claim ON tasks (attempt_id, issued_at) WHERE answered_at IS NULL;
     """,
 ]
 

@@ -31,7 +31,7 @@ from server.storage.consensus import ClaimRow
 from server.validation.images import image_png
 from server.validation.leaderboards import Leaderboards
 from server.validation.pushes import Pushes
-from server.validation.settling import Push, claim_of, store_settlement
+from server.validation.settling import Push, claim_of, store_claim, store_settlement
 
 
 class ReviewError(ValueError):
@@ -62,7 +62,7 @@ class Review:
             if row.state not in ("pending", "disputed"):
                 raise ReviewError(f"Claim {attempt_id} is already {row.state}.")
             decided = admin_decide(await claim_of(store, row, s), check_answer(label))
-            await store.save_claim(decided, by_admin=True)
+            await store_claim(store, decided, s, by_admin=True)
             settled = await store_settlement(store, row, decided, s, by_admin=True)
         self.pushes.push(settled)
         self.pushes.scores_changed()
@@ -91,7 +91,7 @@ class Review:
             await store.set_player_status(player_id, decided.status)
             changed = zip((*voted, *drawn), (*decided.voided, *decided.disputed), strict=True)
             for row, claim in changed:
-                await store.save_claim(claim)
+                await store_claim(store, claim, s)
                 if not claim.pending:
                     pushes.append(await store_settlement(store, row, claim, s))
         for push in pushes:

@@ -91,8 +91,8 @@ class Validation:
     async def task(self, player: Player) -> dict[str, Any] | None:
         return await self.tasks.task(player)
 
-    async def vote(self, player: Player, task_id: str, raw_answer: object) -> None:
-        await self.tasks.vote(player, task_id, raw_answer)
+    async def vote(self, player: Player, task_id: str, raw_answer: object) -> bool:
+        return await self.tasks.vote(player, task_id, raw_answer)
 
     # Admin (review.py, export.py)
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from game_rules.answers import format_answer
 from game_rules.consensus import Claim, new_claim
+from game_rules.leases import votes_to_settle
 from game_rules.reliability import claim_extra_voters, drawer_prior
 from game_rules.settings import RuleSettings
 from game_rules.validation import settle
@@ -33,6 +34,14 @@ async def claim_of(store: ConsensusStore, row: ClaimRow, s: RuleSettings) -> Cla
     drawer = await store.drawer(row.drawer_id)
     prior, extra = drawer_prior(drawer, s), claim_extra_voters(drawer, s)
     return new_claim(row.attempt_id, row.drawer_id, row.claimed, row.model_label, prior, s, extra)
+
+
+async def store_claim(
+    store: ConsensusStore, claim: Claim, s: RuleSettings, by_admin: bool = False
+) -> None:
+    """Store `claim`, with the votes it may still need while pending (its lease slots)."""
+    needed = votes_to_settle(claim, s) if claim.pending else None
+    await store.save_claim(claim, by_admin, needed)
 
 
 async def store_settlement(

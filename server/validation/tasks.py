@@ -18,15 +18,16 @@ from typing import Any
 from game_rules.answers import BadAnswer, parse_answer
 from game_rules.assignment import ClaimTask, next_task
 from game_rules.consensus import VoteRefused
-from game_rules.reliability import Status, role
+from game_rules.leases import lease_free
+from game_rules.reliability import Role, Status, role
 from game_rules.settings import RuleSettings
-from game_rules.validation import answer_gold, cast_vote
+from game_rules.validation import answer_gold, cast_vote, late_vote
 from server.realtime.protocol import ProtocolError
 from server.storage import Conflict, Player, Repository
 from server.storage.consensus import ClaimRow, ConsensusStore, TaskRow
 from server.validation.images import image_png
 from server.validation.pushes import Pushes
-from server.validation.settling import Push, claim_of, store_settlement
+from server.validation.settling import Push, claim_of, store_claim, store_settlement
 
 
 class Tasks:
@@ -50,8 +51,8 @@ class Tasks:
     async def task(self, player: Player) -> dict[str, Any] | None:
         """The player's next blind task (`task_id`, `drawing`), or None when there is none.
 
-        An unanswered task that can still be answered is given again: asking anew never lets
-        a validator skip to a drawing they like better."""
+        An unanswered task that can still be answered is given again (the same lease, not a
+        second one): asking anew never lets a validator skip to a drawing they like better."""
         reads = self.repo.consensus_reads()
         voter = await reads.voter(player.id)
         if voter.status is Status.BANNED:
@@ -60,9 +61,20 @@ class Tasks:
             return None  # quarantined: no tasks while an admin looks
         found = await reads.open_task(player.id)
         if found is None:
-            s = self.settings()
-            current = role(voter, s)
-            claims = await reads.claim_candidates(player.id)
+            found = await self._new_task(player, role(voter, self.settings()))
+            if found is None:
+                return None
+        return {"task_id": found.task_id, "drawing": {"png": await self._task_png(reads, found)}}
+
+    async def _new_task(self, player: Player, current: Role) -> TaskRow | None:
+        """Pick a task and store it; a claim task is a lease on one of the claim's slots
+        (game_rules/leases.py), checked again under the write lock, as another request (on any
+        server process) may have taken the last slot since the candidates were read."""
+        s = self.settings()
+        reads = self.repo.consensus_reads()
+        for _ in range(3):
+            since = time.time() - s.gold.lease_seconds
+            claims = await reads.claim_candidates(player.id, since)
             digits, gold_claims = await reads.gold_candidates(player.id)
             pick = next_task(player.id, current, claims, digits, gold_claims, (), self.rng, s)
             if pick is None:
@@ -71,9 +83,13 @@ class Tasks:
             attempt_id = pick.claim_id if isinstance(pick, ClaimTask) else None
             gold_id = None if isinstance(pick, ClaimTask) else pick.gold_id
             async with self.repo.consensus() as store:
+                if attempt_id is not None and not lease_free(
+                    *await store.leases(attempt_id, since), s
+                ):
+                    continue
                 await store.add_task(task_id, player.id, attempt_id, gold_id)
-            found = TaskRow(task_id, player.id, attempt_id, gold_id, answered=False)
-        return {"task_id": found.task_id, "drawing": {"png": await self._task_png(reads, found)}}
+            return TaskRow(task_id, player.id, attempt_id, gold_id, answered=False)
+        return None
 
     async def _task_png(self, reads: ConsensusStore, task: TaskRow) -> str:
         if task.attempt_id is not None:
@@ -86,13 +102,16 @@ class Tasks:
         assert gold.attempt_id is not None
         return image_png(await reads.image(gold.attempt_id))
 
-    async def vote(self, player: Player, task_id: str, raw_answer: object) -> None:
-        """Store one answer; returns only after the commit. Refusals change nothing."""
+    async def vote(self, player: Player, task_id: str, raw_answer: object) -> bool:
+        """Store one answer; returns only after the commit, whether the vote came late (its
+        claim was decided while the player thought: it counts for their standing, not for the
+        claim). Refusals change nothing."""
         try:
             answer = parse_answer(raw_answer)
         except BadAnswer as error:
             raise ProtocolError("bad_label", str(error)) from None
         settled: Push | None = None
+        late = False
         try:
             async with self.repo.consensus() as store:
                 voter = await store.voter(player.id)
@@ -113,14 +132,18 @@ class Tasks:
                 await store.answer_task(task.task_id)
                 if row is None:
                     await self._answer_gold(store, task, answer)
-                else:
+                elif row.state == "pending":
                     settled = await self._answer_claim(store, task, row, answer)
+                else:
+                    await self._answer_late(store, task, row, answer)
+                    late = True
         except Conflict:
             # Two tasks for the same item (asked for concurrently), both answered.
             raise ProtocolError("already_voted", "You already answered this drawing.") from None
         if settled is not None:
             self.pushes.push(settled)
         self.pushes.scores_changed()
+        return late
 
     async def _answer_gold(self, store: ConsensusStore, task: TaskRow, answer: int) -> None:
         assert task.gold_id is not None
@@ -137,8 +160,6 @@ class Tasks:
     async def _answer_claim(
         self, store: ConsensusStore, task: TaskRow, row: ClaimRow, answer: int
     ) -> Push | None:
-        if row.state != "pending":
-            raise ProtocolError("task_settled", "This drawing is already decided; ask for another.")
         s = self.settings()
         voter = await store.voter(task.player_id)
         drawer = await store.drawer(row.drawer_id)
@@ -150,5 +171,21 @@ class Tasks:
             raise ProtocolError(refused.code, str(refused)) from None
         await store.save_pair(cast.pair)
         await store.add_vote(row.attempt_id, task.player_id, task.task_id, answer, cast.counted)
-        await store.save_claim(cast.claim)
+        await store_claim(store, cast.claim, s)
         return None if cast.claim.pending else await store_settlement(store, row, cast.claim, s)
+
+    async def _answer_late(
+        self, store: ConsensusStore, task: TaskRow, row: ClaimRow, answer: int
+    ) -> None:
+        """A vote on a claim decided after the task was handed out (`late_vote`)."""
+        voter = await store.voter(task.player_id)
+        pair = await store.pair(row.drawer_id, task.player_id)
+        try:
+            late = late_vote(await claim_of(store, row, self.settings()), voter, pair, answer)
+        except VoteRefused as refused:
+            raise ProtocolError(refused.code, str(refused)) from None
+        await store.save_voter(late.voter)
+        await store.save_pair(late.pair)
+        await store.add_vote(row.attempt_id, task.player_id, task.task_id, answer, False)
+        if late.claim != row.consensus:
+            await store_claim(store, late.claim, self.settings())

@@ -329,13 +329,15 @@ class Session:
             reply = {"type": "task", **task} if task else {"type": "no_task"}
             self.connection.send({**reply, "id": message.id})
         elif isinstance(message, Vote):
+            voted: dict[str, Any] = {"type": "voted", "id": message.id, "task_id": message.task_id}
             try:
-                await self.game.validation.vote(self.player, message.task_id, message.answer)
+                if await self.game.validation.vote(self.player, message.task_id, message.answer):
+                    voted["late"] = True  # the claim was decided meanwhile: counted for standing
             except ProtocolError as refused:
                 # The same vote again (its acknowledgement was lost): acknowledged again.
                 if refused.code != "already_voted" or not await self._voted(message):
                     raise
-            self.connection.send({"type": "voted", "id": message.id, "task_id": message.task_id})
+            self.connection.send(voted)
 
     async def _voted(self, message: Vote) -> bool:
         """Whether the player's stored answer to the task is this vote's: a vote is idempotent

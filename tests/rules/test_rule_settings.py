@@ -65,6 +65,8 @@ def test_an_int_is_accepted_where_a_number_belongs(tmp_path: Path) -> None:
         ("[consensus]\nreject_threshold = 0.995\n", "consensus.reject_threshold"),
         ("[scoring]\nrejected_penalty = -3\n", "scoring.rejected_penalty"),
         ("[consensus]\nvote_cap = 2\n", "consensus.vote_cap"),
+        ("[gold]\nlease_seconds = 0\n", "gold.lease_seconds"),
+        ("[gold]\nlease_slack = -1\n", "gold.lease_slack"),
     ],
 )
 def test_bad_override_is_refused_naming_the_key(tmp_path: Path, text: str, named: str) -> None:

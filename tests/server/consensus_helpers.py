@@ -9,10 +9,13 @@ from typing import Any
 from data_dirs import link_mnist
 from live_server import SEVEN, Client, db_rows, join
 
+from server.storage import NewAttempt
+
 # Real rules with small numbers: two gold answers make a validator trusted (and established:
 # no span of time, no hard gold needed), three agreeing trusted votes verify a claim, and no
-# gold is mixed in after the warm-up (so tests are short). tests/server/test_trust.py runs the
-# default trust rules.
+# gold is mixed in after the warm-up (so tests are short), and a claim goes to up to eight
+# validators at once (lease slack: tests hand one claim to many). tests/server/test_trust.py runs
+# the default trust rules; tests/server/test_task_leases.py the default leases.
 TEST_RULES = """
 [reliability]
 min_reliability = 0.7
@@ -28,6 +31,7 @@ min_trusted_voters = 3
 [gold]
 rate = 0.0
 warmup_answers = 2
+lease_slack = 5
 
 [leaderboard]
 push_interval_seconds = 0.05
@@ -107,3 +111,20 @@ async def next_of(client: Client, kind: str, where: Any = None) -> dict[str, Any
                 client.pushes.remove(message)
                 return message
         client.pushes.append(await client.recv())
+
+
+def new_attempt(
+    player_id: int, round_id: int, label: int, predicted: int, probs: list[float] | None = None
+) -> NewAttempt:
+    """A submission to store directly in a repository (a claim if `predicted` != `label`)."""
+    return NewAttempt(
+        player_id=player_id,
+        round_id=round_id,
+        strokes_json="[[[0,0],[1,1]]]",
+        png=None,
+        image=bytes(28 * 28 * 4),
+        label=label,
+        predicted=predicted,
+        probs=probs or [0.1] * 10,
+        model_version="v1",
+    )

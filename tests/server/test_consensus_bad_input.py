@@ -86,12 +86,17 @@ async def test_bad_votes_are_refused_and_change_nothing(server: ThreadServer) ->
     assert await refused(mallory, mallory_vote, data) == "banned"
     assert await refused(mallory, {"type": "task", "id": "t"}, data) == "banned"
 
-    # Two more votes settle the claim; a vote on its remaining task is then too late.
+    # Two more votes settle the claim; a vote on its remaining task is then late: acknowledged
+    # as such and stored uncounted, the claim unchanged.
     for name, client in (("linus", linus), ("alan", alan)):
         reply = await client.request({**vote, "task_id": tasks[name]}, "voted")
         assert reply["type"] == "voted", reply
-    assert db_rows(data, "SELECT state FROM claims") == [("verified",)]
-    assert await refused(joan, {**vote, "task_id": tasks["joan"]}, data) == "task_settled"
+        assert "late" not in reply
+    assert db_rows(data, "SELECT state, votes FROM claims") == [("verified", 3)]
+    late = await joan.request({**vote, "id": "late", "task_id": tasks["joan"]}, "voted")
+    assert (late["type"], late["id"], late.get("late")) == ("voted", "late", True)
+    assert db_rows(data, "SELECT state, votes FROM claims") == [("verified", 3)]
+    assert db_rows(data, f"SELECT counted FROM votes WHERE task_id = '{tasks['joan']}'") == [(0,)]
 
     # Spectators cannot vote or ask for tasks.
     spectator = await open_client(server.ws)

@@ -9,12 +9,12 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from consensus_helpers import new_attempt
 
 from game_rules.rounds import RoundState
 from server.storage import (
     Conflict,
     NameTaken,
-    NewAttempt,
     RoundChanged,
     RoundNotOpen,
     SqliteRepository,
@@ -22,20 +22,6 @@ from server.storage import (
 )
 from server.storage.migrations import POSTGRES, SQLITE
 from server.storage.sync import connect
-
-
-def attempt(player_id: int, round_id: int, label: int, predicted: int) -> NewAttempt:
-    return NewAttempt(
-        player_id=player_id,
-        round_id=round_id,
-        strokes_json="[[[0,0],[1,1]]]",
-        png=None,
-        image=bytes(28 * 28 * 4),
-        label=label,
-        predicted=predicted,
-        probs=[0.1] * 10,
-        model_version="v1",
-    )
 
 
 async def test_migrations_apply_once(database_url: str) -> None:
@@ -91,12 +77,12 @@ async def test_writes_are_checked_and_atomic(database_url: str) -> None:
         second = await repo.create_round("v2")
         assert (first.state, second.state) == (RoundState.OPEN, RoundState.SCHEDULED)
 
-        fooled = await repo.add_attempt(attempt(ada.id, first.id, label=7, predicted=1))
-        await repo.add_attempt(attempt(ada.id, first.id, label=7, predicted=7))
+        fooled = await repo.add_attempt(new_attempt(ada.id, first.id, label=7, predicted=1))
+        await repo.add_attempt(new_attempt(ada.id, first.id, label=7, predicted=7))
         with pytest.raises(RoundNotOpen):
-            await repo.add_attempt(attempt(ada.id, second.id, label=7, predicted=1))
+            await repo.add_attempt(new_attempt(ada.id, second.id, label=7, predicted=1))
         with pytest.raises(Exception, match=r"(?i)foreign key"):  # foreign keys are enforced
-            await repo.add_attempt(attempt(999, first.id, label=7, predicted=1))
+            await repo.add_attempt(new_attempt(999, first.id, label=7, predicted=1))
 
         # Opening round 2 moves round 1 to closing in the same transaction.
         opened = await repo.move_round(second.id, RoundState.SCHEDULED, RoundState.OPEN)
@@ -128,7 +114,7 @@ async def test_concurrent_submissions_share_a_commit_and_keep_their_own_ids(
         closed = await repo.create_round("v1")  # scheduled: accepts nothing
         current = await repo.create_round("v1", open_now=True)
         attempts = [
-            attempt(ada.id, closed.id if i % 5 == 0 else current.id, label=i % 10, predicted=3)
+            new_attempt(ada.id, closed.id if i % 5 == 0 else current.id, label=i % 10, predicted=3)
             for i in range(40)
         ]
         results = await asyncio.gather(

@@ -13,6 +13,7 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
+from consensus_helpers import new_attempt
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -24,7 +25,7 @@ from game_rules.validation import cast_vote, settle
 from server.config import default_rules
 from server.prometheus import Metrics
 from server.realtime.pubsub import LocalBroker
-from server.storage import NewAttempt, Player, SqliteRepository
+from server.storage import Player, SqliteRepository
 from server.validation.pushes import Pushes
 from server.validation.tasks import Tasks
 
@@ -90,17 +91,7 @@ async def _compare(
         game_round = await repo.open_first_round("v1")
         assert game_round is not None
         attempt_id = await repo.add_attempt(
-            NewAttempt(
-                player_id=drawer_player.id,
-                round_id=game_round.id,
-                strokes_json="[]",
-                png=None,
-                image=bytes(28 * 28 * 4),
-                label=CLAIMED,
-                predicted=MODEL,
-                probs=PROBS,
-                model_version="v1",
-            )
+            new_attempt(drawer_player.id, game_round.id, CLAIMED, MODEL, PROBS)
         )
 
         # The same records on both sides.
