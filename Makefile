@@ -42,7 +42,7 @@ browser:
 services:
 	@command -v redis-server >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && \
 	  test -x /usr/sbin/nginx || \
-	  { apt-get update -qq && apt-get install -y -qq postgresql redis-server nginx-light; }
+	  { apt-get update -qq && apt-get install -y -qq postgresql redis-server nginx; }
 
 # The whole suite on SQLite, then the server tests again on PostgreSQL.
 pytest: $(STAMP) data browser services

@@ -83,9 +83,9 @@ def nginx_for(tmp_path: Path) -> Iterator[Any]:
         root.mkdir()
         port = free_port()
         config = nginx_config(root, port, upstreams)
-        log = (root / "stderr.log").open("wb")
         command = [NGINX, "-p", str(root), "-e", str(root / "error.log"), "-c", str(config)]
-        started.append(subprocess.Popen(command, stdout=log, stderr=log))
+        with (root / "stderr.log").open("wb") as log:
+            started.append(subprocess.Popen(command, stdout=log, stderr=log))
         wait_for_port(port)
         return port
 
@@ -93,14 +93,6 @@ def nginx_for(tmp_path: Path) -> Iterator[Any]:
     for process in started:
         process.terminate()
         process.wait(30)
-
-
-@pytest.fixture
-def children() -> Iterator[list[Child]]:
-    started: list[Child] = []
-    yield started
-    for child in started:
-        child.close()
 
 
 class Player:
