@@ -54,6 +54,9 @@ def legend(template: str, labels: dict[str, str]) -> str:
 def panel_series(
     prometheus: str, panel: dict[str, Any], start: float, end: float, step: float
 ) -> list[Series]:
+    """Each query of `panel` over the time range; for a stat or a table, at its end only."""
+    if panel["type"] in ("stat", "table"):
+        start = end
     found = []
     for target in panel.get("targets", ()):
         for result in query_range(prometheus, target["expr"], start, end, step):
