@@ -37,10 +37,12 @@ typecheck: $(STAMP)
 browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
 
-# PostgreSQL and Redis for the scale-out tests; the tests start their own servers on loopback.
+# PostgreSQL, Redis and nginx for the scale-out tests; the tests start their own servers on
+# loopback (nginx in the foreground, with its files in a temporary directory).
 services:
-	@command -v redis-server >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
-	  { apt-get update -qq && apt-get install -y -qq postgresql redis-server; }
+	@command -v redis-server >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && \
+	  test -x /usr/sbin/nginx || \
+	  { apt-get update -qq && apt-get install -y -qq postgresql redis-server nginx; }
 
 # The whole suite on SQLite, then the server tests again on PostgreSQL.
 pytest: $(STAMP) data browser services

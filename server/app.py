@@ -37,6 +37,7 @@ from server.storage import open_repository
 from server.web import admin, learning, models, openapi, public, websocket
 from server.web.auth import load_admin_token
 from server.web.errors import json_http_error
+from server.web.game_metrics import GameMetrics
 from server.web.http_timeouts import HeaderTimeoutProtocol
 from server.web.running import attach
 from server.web.security import SecurityHeaders, allowed_hosts
@@ -60,6 +61,7 @@ class Server:
         self.allowed_origins = list(settings.allowed_origins)
         self.metrics = Metrics()
         self.hub = Hub(self.metrics)
+        self.game_metrics = GameMetrics(self.metrics)
         self.game: Game | None = None
         self.learning: Learning | None = None
         self.admin_token: str | None = None
@@ -86,7 +88,7 @@ class Server:
         # between loading the round and listening. Redis being down is no reason to refuse to
         # start: the listener keeps reconnecting and the database check covers the gap.
         await broker.start()
-        self.game = game
+        self.game = self.game_metrics.game = game
         self.admin_token = load_admin_token(self.layout, self.settings.admin_token)
         learning = Learning(game, learning_settings)
         await learning.start()

@@ -72,6 +72,11 @@ class BrokerMetrics:
         self.resyncs = Counter(
             "ftm_pubsub_resyncs", "Resyncs after (re)subscribing to the broker", registry=r
         )
+        self.reconnects = Counter(
+            "ftm_pubsub_reconnects",
+            "Attempts to reconnect after the listener lost Redis",
+            registry=r,
+        )
         self.connected = Gauge(
             "ftm_pubsub_connected", "1 while the broker's listener is subscribed", registry=r
         )
@@ -228,6 +233,7 @@ class RedisBroker(Broker):
                 )
             self.subscribed.clear()
             self.metrics.connected.set(0)
+            self.metrics.reconnects.inc()
             await asyncio.sleep(delay)
             delay = min(delay * 2, BACKOFF_MAX)
 

@@ -24,6 +24,7 @@ from server.storage.errors import (
 
 __all__ = [
     "Conflict",
+    "GameCounts",
     "NameTaken",
     "NewAttempt",
     "Player",
@@ -88,6 +89,16 @@ class NewAttempt:
         return submission_outcome(self.label, self.predicted)
 
 
+@dataclass(frozen=True)
+class GameCounts:
+    """Counts of the shared game, for /metrics (server/web/game_metrics.py)."""
+
+    claims: dict[str, int]  # by state: pending, verified, rejected_model_right, ...
+    votes: int
+    jobs: dict[str, int]  # training jobs by state (server/learning/jobs/queue.py)
+    progress: str | None  # the running training job's progress, JSON
+
+
 REPLAY_SECONDS = 24 * 3600  # how long a submission's request id is remembered
 
 
@@ -109,6 +120,10 @@ class Repository(ABC):
     @abstractmethod
     async def ping(self) -> None:
         """Raise if storage cannot answer a trivial query."""
+
+    @abstractmethod
+    async def counts(self) -> GameCounts:
+        """A few counts over the whole game (cheap: grouped counts on indexed columns)."""
 
     # Consensus (tasks, votes, gold, reliability records, score events): server/storage/consensus.py
     @abstractmethod

@@ -21,6 +21,7 @@ from game_rules.rounds import RoundState
 from server.storage.base import (
     REPLAY_SECONDS,
     Conflict,
+    GameCounts,
     NameTaken,
     NewAttempt,
     Player,
@@ -71,6 +72,22 @@ class SqlRepository(Repository):
 
     async def ping(self) -> None:
         await self._reads.fetchone("SELECT 1")
+
+    async def counts(self) -> GameCounts:
+        claims = await self._reads.fetchall("SELECT state, count(*) FROM claims GROUP BY state")
+        votes = await self._reads.fetchone("SELECT count(*) FROM votes")
+        jobs = await self._reads.fetchall(
+            "SELECT state, count(*) FROM training_jobs GROUP BY state"
+        )
+        running = await self._reads.fetchone(
+            "SELECT progress FROM training_jobs WHERE state = 'running'"
+        )
+        return GameCounts(
+            claims={str(state): int(n) for state, n in claims},
+            votes=int(votes[0]) if votes else 0,
+            jobs={str(state): int(n) for state, n in jobs},
+            progress=str(running[0]) if running and running[0] else None,
+        )
 
     @asynccontextmanager
     async def consensus(self) -> AsyncIterator[ConsensusStore]:

@@ -51,6 +51,11 @@ class Pushes:
         broker.subscribe("claim_settled", self._deliver)
         broker.on_resync(self._heard_gap)
 
+    @property
+    def players_online(self) -> int:
+        """Players with a connection to this process."""
+        return len(self._players)
+
     def connect(self, player_id: int, connection: Connection) -> None:
         self._players.setdefault(player_id, set()).add(connection)
         self._owners[connection] = player_id

@@ -49,8 +49,9 @@ async def healthz(request: Request) -> Response:
 
 
 async def prometheus_metrics(request: Request) -> Response:
-    metrics = running(request).metrics
-    return Response(metrics.render(), media_type="text/plain; version=0.0.4")
+    server = running(request)
+    await server.game_metrics.refresh()
+    return Response(server.metrics.render(), media_type="text/plain; version=0.0.4")
 
 
 async def current_round(request: Request) -> Response:

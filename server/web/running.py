@@ -19,6 +19,7 @@ from server.prometheus import Metrics
 from server.realtime.hub import Hub
 from server.realtime.limits import ConnectionCaps, Limits
 from server.web.errors import starting
+from server.web.game_metrics import GameMetrics
 
 
 class Running(Protocol):
@@ -27,6 +28,8 @@ class Running(Protocol):
 
     @property
     def metrics(self) -> Metrics: ...
+    @property
+    def game_metrics(self) -> GameMetrics: ...
     @property
     def hub(self) -> Hub: ...
     @property

@@ -49,6 +49,8 @@ def test_the_compose_layout() -> None:
         "trainer",
         "postgres",
         "redis",
+        "prometheus",
+        "grafana",
     }
     for name in ("server-a", "server-b", "trainer"):
         env = services[name]["environment"]
@@ -66,7 +68,7 @@ def test_the_compose_layout() -> None:
     assert volumes["server-a"] == volumes["server-b"] == ["game-data:/data"]
     assert volumes["trainer"] == ["trainer-data:/data"]
     assert set(compose["volumes"]) >= {"game-data", "trainer-data", "postgres-data"}
-    for name in ("proxy", "postgres", "redis"):
+    for name in ("proxy", "postgres", "redis", "prometheus", "grafana"):
         assert services[name]["healthcheck"]["test"], name
     proxy = services["proxy"]
     assert {d: c["condition"] for d, c in proxy["depends_on"].items()} == {
@@ -80,3 +82,27 @@ def test_the_compose_layout() -> None:
     assert "proxy_set_header Connection $connection_upgrade" in nginx
     # The servers compare the websocket's Origin with Host: the port must come through.
     assert "proxy_set_header Host $http_host" in nginx
+
+
+def test_prometheus_scrapes_each_server_and_grafana_loads_the_dashboard() -> None:
+    yaml = pytest.importorskip("yaml")
+    services = yaml.safe_load((REPO / "compose.yaml").read_text())["services"]
+    mounts = {
+        name: dict(v.split(":")[:2] for v in services[name]["volumes"] if v.startswith("./"))
+        for name in ("prometheus", "grafana")
+    }
+    config = "deploy/prometheus/prometheus.yml"
+    assert mounts["prometheus"][f"./{config}"] == "/etc/prometheus/prometheus.yml"
+    scrape = yaml.safe_load((REPO / config).read_text())
+    [job] = scrape["scrape_configs"]
+    [targets] = [c["targets"] for c in job["static_configs"]]
+    assert targets == ["server-a:8000", "server-b:8000"]
+    # The servers answer to the names Prometheus uses for them.
+    hosts = services["server-a"]["environment"]["FTM_ALLOWED_HOSTS"].split(",")
+    assert {t.split(":")[0] for t in targets} <= set(hosts)
+    dashboard = mounts["grafana"]["./deploy/grafana/fool-the-model.json"]
+    provider = yaml.safe_load(
+        (REPO / "deploy/grafana/provisioning/dashboards/fool-the-model.yml").read_text()
+    )
+    assert dashboard.startswith(provider["providers"][0]["options"]["path"] + "/")
+    assert mounts["grafana"]["./deploy/grafana/provisioning"] == "/etc/grafana/provisioning"

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,15 +24,6 @@ from server.serving.model_files import sha256_file
 from server.serving.model_store import ModelStore
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def children() -> Iterator[list[Child]]:
-    """Child processes to kill at the end, whatever the test did."""
-    started: list[Child] = []
-    yield started
-    for child in started:
-        child.close()
 
 
 @pytest.fixture

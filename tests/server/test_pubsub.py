@@ -145,6 +145,7 @@ async def test_a_redis_restart_ends_in_a_resync_and_publishing_never_raises(
     a.publish("scores", {"after": "restart"})
     await until(lambda: {"after": "restart"} in heard_b.messages, "messages flow again")
     assert a.subscribed.is_set() and b.subscribed.is_set()
+    assert counted(a, "ftm_pubsub_reconnects_total") >= 1
 
 
 async def test_the_first_subscribe_resyncs_too(redis_server: RedisServer) -> None:
