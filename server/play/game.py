@@ -32,7 +32,7 @@ from server.prometheus import Metrics
 from server.realtime.hub import Hub
 from server.realtime.protocol import Drawing, PngDrawing, ProtocolError, client_id, rounded
 from server.realtime.pubsub import Broker
-from server.serving.inference import ModelError, Overloaded, Predictor
+from server.serving.inference import Explanation, ModelError, Overloaded, Predictor
 from server.serving.model_files import latest_model, list_models, may_serve
 from server.serving.model_store import ModelStore, RegistryError
 from server.serving.preprocess import DrawingError, png_from_base64
@@ -250,6 +250,18 @@ class Game:
             model_version=prediction.model_version,
         )
         return guess, Rendered(prediction.image, png)
+
+    async def explain(self, drawing: Drawing) -> Explanation:
+        """Where the model looks in a drawing, and the 28×28 it sees (serving/saliency.py)."""
+        assert self.predictor is not None, "Game.start() first"
+        try:
+            if isinstance(drawing, PngDrawing):
+                return await self.predictor.explain("png", png_from_base64(drawing.png))
+            return await self.predictor.explain("strokes", drawing.strokes)
+        except DrawingError as error:
+            raise ProtocolError(error.code, str(error)) from None
+        except Overloaded:
+            raise ProtocolError("overloaded", "The model is busy; try again in a moment.") from None
 
     async def submit(
         self, player: Player, drawing: Drawing, label: int, request: str | None = None
