@@ -12,7 +12,7 @@ from serving_helpers import SEVEN
 from server.serving.inference import Explanation, Predictor, load_session, run_batch
 from server.serving.model_worker import explain_drawing
 from server.serving.preprocess import DrawingError, strokes_to_image
-from server.serving.saliency import CORNERS, explain, to_bytes
+from server.serving.saliency import CORNERS, COVERED, PATCH, explain, inked, to_bytes
 
 
 def two_blobs() -> np.ndarray:
@@ -56,6 +56,22 @@ def test_a_map_is_one_run_of_the_model_on_one_batch():
     assert model.runs == 1
 
 
+def test_skipping_patches_over_no_ink_changes_nothing(linear_onnx_model):
+    session = load_session(linear_onnx_model(seed=2))
+    image = strokes_to_image(SEVEN)
+    seen = explain(image, lambda batch: run_batch(session, batch))
+    # Every patch occluded, the slow way: one run per patch.
+    base = run_batch(session, image[None])[0]
+    total = np.zeros((28, 28))
+    for row, col in CORNERS:
+        copy = image.copy()
+        copy[row : row + PATCH, col : col + PATCH] = 0.0
+        drop = base[seen.label] - run_batch(session, copy[None])[0][seen.label]
+        total[row : row + PATCH, col : col + PATCH] += max(drop, 0.0)
+    expected = total / COVERED
+    assert np.allclose(seen.heatmap, expected / expected.max(), atol=1e-4)
+
+
 def test_a_blank_region_is_cold_and_a_blank_image_has_no_heat_at_all():
     seen = explain(np.zeros((28, 28), dtype=np.float32), TopLeftModel())
     assert not seen.heatmap.any()
@@ -85,14 +101,14 @@ class CountingSession:
 def test_the_worker_explains_a_drawing_with_one_session_run(linear_onnx_model):
     session = CountingSession(load_session(linear_onnx_model(seed=1)))
     outcome = explain_drawing(session, "strokes", SEVEN)  # type: ignore[arg-type]
-    assert session.batches == [1 + len(CORNERS)]
+    assert session.batches == [1 + len(inked(strokes_to_image(SEVEN)))] != [1 + len(CORNERS)]
     kind, probs, label, image, heatmap = outcome
     assert kind == "explained"
     assert np.array_equal(image, strokes_to_image(SEVEN))
     plain = run_batch(session.session, image[None])[0]
     assert label == int(plain.argmax())
     assert np.allclose(probs, plain, atol=1e-5)
-    assert heatmap.shape == (28, 28) and 0.0 <= heatmap.min() and heatmap.max() <= 1.0
+    assert heatmap.shape == (28, 28) and heatmap.min() >= 0.0 and heatmap.max() <= 1.0
 
 
 def test_an_undrawable_drawing_is_refused_alone(linear_onnx_model):
