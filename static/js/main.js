@@ -5,6 +5,7 @@ import { showConnection } from "./connection.js";
 import { LeaderboardView } from "./leaderboard.js";
 import { PlayView } from "./play.js";
 import { followRound } from "./round.js";
+import { SeeView } from "./saliency.js";
 import { GameSocket, savedToken } from "./socket.js";
 import { showError } from "./toast.js";
 import { ValidateView } from "./validate.js";
@@ -12,6 +13,8 @@ import { ValidateView } from "./validate.js";
 placeBlocks(); // first: the views below look for the shared markup
 const socket = new GameSocket({});
 const play = new PlayView(socket, document.getElementById("draw"));
+const see = new SeeView(socket, document.getElementById("see"), play.pad);
+play.onSubmitted = (drawing, reply) => see.submitted(drawing, reply);
 const validate = new ValidateView(socket, document.getElementById("validate"));
 const views = { draw: play, validate };
 let current = "draw";
