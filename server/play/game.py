@@ -27,6 +27,7 @@ from game_rules.names import NameInvalid, clean_name, name_key
 from game_rules.rounds import RoundState, accepts_submissions, transition
 from game_rules.settings import SettingsError
 from server.config import DataLayout
+from server.play.challenges import Challenges
 from server.play.players import hash_token, new_token
 from server.prometheus import Metrics
 from server.realtime.hub import Hub
@@ -110,6 +111,7 @@ class Game:
         self.validation = Validation(
             layout, repo, lambda: self.round.id if self.round else None, broker
         )
+        self.challenges = Challenges(repo, lambda: self.validation.settings, broker, hub)
         # What the follower task has to do: rounds to announce (None: the current one), or a
         # full resync after a gap.
         self._heard_rounds: list[dict[str, object] | None] = []

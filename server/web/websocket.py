@@ -435,6 +435,10 @@ class Session:
             await validation.boards.refresh()
             welcome["stats"] = validation.boards.stats(self.player.id)
             welcome["claims"] = await validation.history(self.player.id)
+            if current is not None:
+                welcome["challenges"] = await self.game.challenges.of_round(
+                    current.id, self.player.id
+                )
         how = "spectates" if self.player is None else "joined" if token else "resumed"
         log.info(how, extra={"player": self.player.id if self.player else None})
         self.connection.send(welcome)
