@@ -30,8 +30,8 @@ class Prompt:
     @property
     def text(self) -> str:
         if self.model_label is None:
-            return f"Fool it with a {self.label}"
-        return f"Make your {self.label} read as a {self.model_label}"
+            return f"Fool it with {_a(self.label)}"
+        return f"Make your {self.label} read as {_a(self.model_label)}"
 
     def public(self) -> dict[str, Any]:
         return {
@@ -76,6 +76,10 @@ def met(prompts: Iterable[Prompt], claimed: int, model_label: int, done: set[int
         and model_label != claimed
         and (p.model_label is None or p.model_label == model_label)
     ]
+
+
+def _a(digit: int) -> str:
+    return f"an {digit}" if digit == 8 else f"a {digit}"
 
 
 def _digit(value: Any) -> bool:
