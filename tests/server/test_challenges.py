@@ -63,7 +63,7 @@ async def test_a_verified_claim_that_meets_a_prompt_earns_its_bonus_once(
 
 
 async def test_a_rejected_claim_or_another_digit_earns_no_bonus(server: ThreadServer) -> None:
-    ada, welcome = await join(server.ws, "Ada")
+    ada, _ = await join(server.ws, "Ada")
     guess = await ada.request({"type": "predict", "id": "p", "drawing": SEVEN}, "prediction")
     claimed = (guess["label"] + 1) % 10
     async with httpx.AsyncClient(base_url=server.http, headers=admin_headers()) as http:
