@@ -1,6 +1,7 @@
 // The play page: join (or resume with the saved token), then draw, validate and watch the boards.
 
 import { placeBlocks } from "./blocks.js";
+import { ChallengesView } from "./challenges.js";
 import { showConnection } from "./connection.js";
 import { LeaderboardView } from "./leaderboard.js";
 import { PlayView } from "./play.js";
@@ -13,6 +14,7 @@ import { ValidateView } from "./validate.js";
 placeBlocks(); // first: the views below look for the shared markup
 const socket = new GameSocket({});
 const play = new PlayView(socket, document.getElementById("draw"));
+new ChallengesView(socket, document.getElementById("challenges"));
 const see = new SeeView(socket, document.getElementById("see"), play.pad);
 play.onSubmitted = (drawing, reply) => see.submitted(drawing, reply);
 const validate = new ValidateView(socket, document.getElementById("validate"));
