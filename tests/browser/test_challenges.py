@@ -53,3 +53,26 @@ def test_a_prompt_round_awards_its_bonus(
     expect(page.locator(".board-rows")).to_contain_text(str(decided["points"] + BONUS))
     expect(prompt).to_have_attribute("data-met", "true")  # still ticked after the board moved
     screenshot(page, f"challenges-{device}")
+
+
+def test_the_admin_console_attaches_a_prompt_players_see_at_once(contexts: Contexts) -> None:
+    player = contexts.page()
+    join(player, "Grace")
+    expect(player.locator("#challenges")).to_be_hidden()  # free play: nothing to show
+
+    admin = contexts.page("/admin.html")
+    admin.fill("#login-token", ADMIN_TOKEN)
+    admin.click("#login-form button[type=submit]")
+    panel = admin.locator("#challenges")
+    expect(panel.locator(".challenge-admin-list")).to_contain_text("free play")
+    form = panel.locator("form")
+    form.locator("[name=label]").fill("3")
+    form.locator("[name=model_label]").fill("3")
+    form.locator("button[type=submit]").click()
+    expect(admin.locator(".toast", has_text="another digit").first).to_be_visible()
+    expect(panel.locator(".challenge-admin-list")).to_contain_text("free play")  # nothing added
+
+    form.locator("[name=model_label]").fill("8")
+    form.locator("button[type=submit]").click()
+    expect(panel.locator(".challenge-admin-list")).to_contain_text("Make your 3 read as an 8 +10")
+    expect(player.locator("#challenges li")).to_have_text("Make your 3 read as an 8 +10")
