@@ -8,6 +8,7 @@ import { PlayView } from "./play.js";
 import { followRound } from "./round.js";
 import { SeeView } from "./saliency.js";
 import { GameSocket, savedToken } from "./socket.js";
+import { SessionSummary } from "./summary.js";
 import { showError } from "./toast.js";
 import { ValidateView } from "./validate.js";
 
@@ -16,7 +17,15 @@ const socket = new GameSocket({});
 const play = new PlayView(socket, document.getElementById("draw"));
 new ChallengesView(socket, document.getElementById("challenges"));
 const see = new SeeView(socket, document.getElementById("see"), play.pad);
-play.onSubmitted = (drawing, reply) => see.submitted(drawing, reply);
+const summary = new SessionSummary(
+  socket,
+  document.getElementById("summary"),
+  document.getElementById("end-session"),
+);
+play.onSubmitted = (drawing, reply) => {
+  see.submitted(drawing, reply);
+  summary.submitted(reply);
+};
 const validate = new ValidateView(socket, document.getElementById("validate"));
 const views = { draw: play, validate };
 let current = "draw";
