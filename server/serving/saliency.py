@@ -14,13 +14,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-PATCH = 6  # pixels: about a stroke's width and a half on the 28×28 input
+PATCH = 6  # pixels: about two strokes wide on the 28×28 input
 STRIDE = 2
 _STARTS = range(0, 28 - PATCH + 1, STRIDE)
 CORNERS = [(row, col) for row in _STARTS for col in _STARTS]  # 144 patches at most
-COVERED = np.zeros((28, 28))  # how many patches cover each pixel (each at least one)
-for _row, _col in CORNERS:
-    COVERED[_row : _row + PATCH, _col : _col + PATCH] += 1
+
+
+def _coverage() -> np.ndarray:
+    covered = np.zeros((28, 28))
+    for row, col in CORNERS:
+        covered[row : row + PATCH, col : col + PATCH] += 1
+    return covered
+
+
+COVERED = _coverage()  # how many patches cover each pixel (each at least one)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ export class SeeView {
     this.busy = false; // one request at a time: the server answers only the newest anyway
 
     this.ask.addEventListener("click", () => {
-      if (!this.pad.isEmpty) this.explain(this.pad.drawing(), (m) => `The model reads a ${m.label} (${percent(m)}).`);
+      if (this.pad.isEmpty) return;
+      this.explain(this.pad.drawing(), (m) => `The model reads a ${m.label} (${percent(m)}).`);
     });
     pad.addEventListener("change", () => (this.ask.disabled = pad.isEmpty));
     this.ask.disabled = pad.isEmpty;
