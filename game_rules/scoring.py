@@ -12,6 +12,8 @@ Events:
   cast; it pays the drawer and judges every counted vote. A disputed claim has no event until
   an admin decides it.
 - `GoldAnswered` — a gold task answered, right or wrong.
+- `ChallengeMet` — a verified claim met one of its round's prompts (game_rules/challenges.py)
+  for the first time: the prompt's bonus, decided when it was met, to the drawer.
 
 Boards: `round` (all points earned in one round), `all` (all time) and `validators` (validation
 points only, all time). Each entry remembers `reached_at`, the seq of the event that brought the
@@ -64,7 +66,17 @@ class GoldAnswered:
     answer: int
 
 
-Event = AttemptMade | ClaimSettled | GoldAnswered
+@dataclass(frozen=True)
+class ChallengeMet:
+    seq: int
+    round_id: int
+    player_id: int
+    challenge_id: int
+    claim_id: int
+    points: int
+
+
+Event = AttemptMade | ClaimSettled | GoldAnswered | ChallengeMet
 
 
 @dataclass(frozen=True)
@@ -107,6 +119,8 @@ def awards(event: Event, s: RuleSettings) -> tuple[Award, ...]:
     sc = s.scoring
     if isinstance(event, AttemptMade):
         return ()
+    if isinstance(event, ChallengeMet):
+        return (Award(event.player_id, event.points, validation=False),)
     if isinstance(event, GoldAnswered):
         right = event.answer == event.truth
         points = sc.gold_correct_points if right else -sc.gold_miss_penalty
@@ -135,7 +149,7 @@ def drawer_points(event: ClaimSettled, s: RuleSettings) -> int:
 
 def check_event(event: Event) -> None:
     """Refuse a malformed event with a clear message."""
-    if not isinstance(event, AttemptMade | ClaimSettled | GoldAnswered):
+    if not isinstance(event, AttemptMade | ClaimSettled | GoldAnswered | ChallengeMet):
         raise EventRefused(f"not a scoring event: {event!r}")
     if not isinstance(event.seq, int) or event.seq < 1:
         raise EventRefused(f"an event's seq must be a positive int, not {event.seq!r}")
@@ -146,6 +160,9 @@ def check_event(event: Event) -> None:
         elif isinstance(event, GoldAnswered):
             check_answer(event.truth)
             check_answer(event.answer)
+        elif isinstance(event, ChallengeMet):
+            if not isinstance(event.points, int) or event.points < 0:
+                raise EventRefused(f"a challenge's bonus is points ≥ 0, not {event.points!r}")
         else:
             if event.outcome not in FINAL_OUTCOMES:
                 raise EventRefused(
@@ -201,6 +218,8 @@ class Scores:
         return given
 
     def _count(self, event: Event) -> None:
+        if isinstance(event, ChallengeMet):
+            return
         if isinstance(event, AttemptMade):
             st = self.stats.setdefault(event.player_id, Stats())
             st.attempts += 1

@@ -121,6 +121,13 @@ class Retrain:
 
 
 @dataclass(frozen=True)
+class Challenges:
+    bonus_points: int
+    max_bonus_points: int
+    max_per_round: int
+
+
+@dataclass(frozen=True)
 class RuleSettings:
     scoring: Scoring
     reliability: Reliability
@@ -131,6 +138,7 @@ class RuleSettings:
     accounts: Accounts
     leaderboard: Leaderboard
     retrain: Retrain
+    challenges: Challenges
     # Where the values came from, for logs and error messages; not a rule.
     source: str = field(default=DEFAULTS_SOURCE, compare=False)
 
@@ -255,6 +263,7 @@ def _check_values(s: RuleSettings) -> None:
         "collusion",
         "trust",
         "accounts",
+        "challenges",
     ):
         for key, value in dataclasses.asdict(getattr(s, section)).items():
             if isinstance(value, int | float) and not isinstance(value, bool):

@@ -27,12 +27,13 @@ from game_rules.names import NameInvalid, clean_name, name_key
 from game_rules.rounds import RoundState, accepts_submissions, transition
 from game_rules.settings import SettingsError
 from server.config import DataLayout
+from server.play.challenges import Challenges
 from server.play.players import hash_token, new_token
 from server.prometheus import Metrics
 from server.realtime.hub import Hub
 from server.realtime.protocol import Drawing, PngDrawing, ProtocolError, client_id, rounded
 from server.realtime.pubsub import Broker
-from server.serving.inference import ModelError, Overloaded, Predictor
+from server.serving.inference import Explanation, ModelError, Overloaded, Predictor
 from server.serving.model_files import latest_model, list_models, may_serve
 from server.serving.model_store import ModelStore, RegistryError
 from server.serving.preprocess import DrawingError, png_from_base64
@@ -110,6 +111,7 @@ class Game:
         self.validation = Validation(
             layout, repo, lambda: self.round.id if self.round else None, broker
         )
+        self.challenges = Challenges(repo, lambda: self.validation.settings, broker, hub)
         # What the follower task has to do: rounds to announce (None: the current one), or a
         # full resync after a gap.
         self._heard_rounds: list[dict[str, object] | None] = []
@@ -250,6 +252,18 @@ class Game:
             model_version=prediction.model_version,
         )
         return guess, Rendered(prediction.image, png)
+
+    async def explain(self, drawing: Drawing) -> Explanation:
+        """Where the model looks in a drawing, and the 28×28 it sees (serving/saliency.py)."""
+        assert self.predictor is not None, "Game.start() first"
+        try:
+            if isinstance(drawing, PngDrawing):
+                return await self.predictor.explain("png", png_from_base64(drawing.png))
+            return await self.predictor.explain("strokes", drawing.strokes)
+        except DrawingError as error:
+            raise ProtocolError(error.code, str(error)) from None
+        except Overloaded:
+            raise ProtocolError("overloaded", "The model is busy; try again in a moment.") from None
 
     async def submit(
         self, player: Player, drawing: Drawing, label: int, request: str | None = None

@@ -49,6 +49,10 @@ class Limits:
     predict_per_second: float = 20  # the client streams at ~10 Hz; this leaves room for jitter
     submit_burst: float = 5
     submit_per_second: float = 1
+    # Explanations (where the model looked) cost ~150 guesses each: per player, across their
+    # connections (shared_limits.py).
+    explain_burst: float = 3
+    explain_per_second: float = 0.5
     # Task requests and votes, each, per player across their connections (shared_limits.py).
     tasks_burst: float = 20
     tasks_per_second: float = 4

@@ -77,6 +77,12 @@ class Submit(_Message):
     label: int  # 0–9, checked by the game so a bad value gets `bad_label`
 
 
+class Explain(_Message):
+    type: Literal["explain"]
+    id: ClientId | None = None
+    drawing: Drawing
+
+
 class Task(_Message):
     type: Literal["task"]
     id: ClientId | None = None
@@ -101,7 +107,8 @@ class Ping(_Message):
 
 
 ClientMessage = Annotated[
-    Hello | Predict | Submit | Task | Vote | Leaderboard | Ping, Field(discriminator="type")
+    Hello | Predict | Submit | Explain | Task | Vote | Leaderboard | Ping,
+    Field(discriminator="type"),
 ]
 _adapter: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
 
@@ -130,7 +137,7 @@ class _Envelope(msgspec.Struct):
 # (anything else, and every other message, takes the pydantic path, which also words the errors).
 _fast_drawing = msgspec.json.Decoder(_FastPredict | _FastSubmit)
 _envelope = msgspec.json.Decoder(_Envelope)
-MESSAGE_TYPES = ("hello", "predict", "submit", "task", "vote", "leaderboard", "ping")
+MESSAGE_TYPES = ("hello", "predict", "submit", "explain", "task", "vote", "leaderboard", "ping")
 
 
 def _client_id(raw: dict[str, Any]) -> str | None:

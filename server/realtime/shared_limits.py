@@ -45,11 +45,12 @@ class SharedLimits:
         return None if bucket.take() else bucket.wait_seconds()
 
     def player(self, kind: str, player_id: int, limits: Limits) -> float | None:
-        """A `predict`, `submit`, `task` or `vote` by `player_id`, on any connection: one
+        """A `predict`, `submit`, `explain`, `task` or `vote` by `player_id`, on any connection: one
         player gets what one connection gets, however many they open."""
         rate = {
             "predict": Rate(limits.predict_burst, limits.predict_per_second),
             "submit": Rate(limits.submit_burst, limits.submit_per_second),
+            "explain": Rate(limits.explain_burst, limits.explain_per_second),
         }.get(kind, Rate(limits.tasks_burst, limits.tasks_per_second))
         return self.wait(kind, player_id, rate)
 

@@ -100,6 +100,17 @@ def run_batch(session: ort.InferenceSession, images: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class Explanation:
+    """Where the model looked (server/serving/saliency.py), and what it saw and guessed."""
+
+    probs: tuple[float, ...]
+    label: int
+    model_version: str
+    image: np.ndarray  # [28, 28] float32 in [0, 1]: the input the model saw
+    heatmap: np.ndarray  # [28, 28] float32 in [0, 1]: how much covering each pixel hurt the guess
+
+
+@dataclass(frozen=True)
 class _Request:
     kind: str  # "image", "strokes" or "png": how the worker reads `drawing`
     drawing: object
@@ -187,6 +198,7 @@ class Predictor:
         max_wait_ms: float = 2.0,
         max_queue: int = 1024,
         threads: int | None = None,
+        max_explaining: int = 8,
     ) -> None:
         if max_batch < 1 or max_queue < 1 or max_wait_ms < 0:
             raise ValueError("max_batch and max_queue must be ≥ 1 and max_wait_ms ≥ 0")
@@ -200,6 +212,8 @@ class Predictor:
         self._batcher: asyncio.Task[None] | None = None
         self._swap_lock = asyncio.Lock()
         self._closed = False
+        self._explaining = 0  # explanations waiting for (or in) the worker
+        self._max_explaining = max_explaining
         self.batches_run = 0  # batches answered so far; tests and metrics read it
 
     async def __aenter__(self) -> Predictor:
@@ -258,6 +272,28 @@ class Predictor:
         `ProtocolError` if refused (a frame that is not a `predict` after all included)."""
         reply: str = await self._ask("predict", frame, False)
         return reply
+
+    async def explain(self, kind: str, drawing: object) -> Explanation:
+        """Where the model looks in a drawing ("strokes", "png" bytes or an "image"): one batched
+        session run in the worker, on its own, between batches of guesses (never inside one, so
+        it cannot fail or slow another player's batch beyond its turn). Raises `DrawingError`,
+        `Overloaded` past `max_explaining` waiting, `ModelError` if the worker is down."""
+        if self._closed or self._worker is None:
+            raise PredictorClosed("The predictor is not running.")
+        if self._explaining >= self._max_explaining:
+            raise Overloaded("The model is busy; try again in a moment.")
+        worker = self._worker
+        if not worker.alive:  # the batcher starts a new one with its next batch
+            raise Overloaded("The model is restarting; try again in a moment.")
+        self._explaining += 1
+        try:
+            _, version, outcome = await worker.call(("explain", kind, drawing))
+        finally:
+            self._explaining -= 1
+        if outcome[0] == "refused":
+            raise DrawingError(outcome[1], outcome[2])
+        _, probs, label, image, heatmap = outcome
+        return Explanation(tuple(probs), label, version, image, heatmap)
 
     async def _ask(self, kind: str, drawing: object, want_image: bool) -> Any:
         if self._closed or self._batcher is None:

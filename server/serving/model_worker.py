@@ -5,7 +5,9 @@ on its stdout, in order. A message is a 4-byte big-endian length, then a pickle:
 
 - `("load", path, version)` → `("loaded", version)`, or `("error", message)` keeping the old model;
 - `("batch", [(kind, drawing, want_image), ...])` → `("batch", version, [outcome, ...])`, or
-  `("failed", exception)` if the batch as a whole failed.
+  `("failed", exception)` if the batch as a whole failed;
+- `("explain", kind, drawing)` → `("explain", version, outcome)`: where the model looked
+  (server/serving/saliency.py), one session run on its own, never inside a batch of guesses.
 
 A drawing's `kind` is "image" (a [28, 28] array), "strokes" (`[[[x, y], ...], ...]`), "png"
 (bytes) or "predict": a raw `predict` frame from a player, answered whole here (parsed by
@@ -14,7 +16,8 @@ event loop only moves bytes. Each outcome is one of:
 
 - `("answer", probs, label, image or None)` for an image, strokes or a PNG;
 - `("reply", text)` for a frame;
-- `("refused", code, message, id)`: a drawing that cannot be drawn, or a frame that is refused.
+- `("refused", code, message, id)`: a drawing that cannot be drawn, or a frame that is refused;
+- `("explained", probs, label, image, heatmap)` for an explanation.
 
 All of a batch's strokes are drawn in one `render` call; each item is isolated from the others
 (a drawing that fails is refused alone, `bad_drawing`). The worker exits when its stdin closes.
@@ -44,6 +47,7 @@ from server.serving.preprocess import (
     png_to_image,
     render,
 )
+from server.serving.saliency import CORNERS, explain
 
 
 def infer(
@@ -141,9 +145,29 @@ def _render_each(
             refuse(index, "bad_drawing", _UNDRAWABLE)
 
 
+def explain_drawing(session: ort.InferenceSession, kind: str, drawing: Any) -> tuple[Any, ...]:
+    """Draw one drawing ("strokes", "png" or "image") and say where the model looked."""
+    try:
+        if kind == "strokes":
+            image = render([parse_strokes(drawing)])[0]
+        elif kind == "png":
+            image = png_to_image(drawing)
+        else:
+            image = np.asarray(drawing, dtype=np.float32).reshape(28, 28)
+        if not np.isfinite(image).all():
+            raise DrawingError("bad_drawing", _UNDRAWABLE)
+    except DrawingError as error:
+        return ("refused", error.code, error.message, None)
+    except Exception as error:
+        print(f"model worker: drawing {kind} failed: {error!r}", file=sys.stderr)
+        return ("refused", "bad_drawing", _UNDRAWABLE, None)
+    seen = explain(image, lambda batch: run_batch(session, batch))
+    return ("explained", seen.probs.tolist(), seen.label, image, seen.heatmap)
+
+
 def warm(session: ort.InferenceSession, batch: int) -> None:
     """The first runs at a new batch size allocate; pay for that before serving."""
-    for size in {1, batch}:
+    for size in {1, batch, 1 + len(CORNERS)}:  # the last: an explanation's batch
         run_batch(session, np.zeros((size, 28, 28), dtype=np.float32))
 
 
@@ -166,7 +190,10 @@ def serve(source: BinaryIO, sink: BinaryIO, threads: int | None, warm_batch: int
         else:
             try:
                 assert session is not None, "load a model first"
-                reply = ("batch", version, infer(session, version, message[1]))
+                if message[0] == "explain":
+                    reply = ("explain", version, explain_drawing(session, *message[1:]))
+                else:
+                    reply = ("batch", version, infer(session, version, message[1]))
             except Exception as error:
                 reply = ("failed", error)
         try:

@@ -18,10 +18,11 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from game_rules.assignment import Candidate, GoldCandidate
+from game_rules.challenges import Prompt
 from game_rules.consensus import Claim, Outcome
 from game_rules.reliability import Drawer, Pair, Status, Voter
 from game_rules.rounds import RoundState, settles_claims
-from game_rules.scoring import AttemptMade, ClaimSettled, Event, GoldAnswered
+from game_rules.scoring import AttemptMade, ChallengeMet, ClaimSettled, Event, GoldAnswered
 from server.storage.sql import Database
 
 CANDIDATE_LIMIT = 100  # the neediest pending claims the assigner chooses from
@@ -92,6 +93,10 @@ def event_from_row(seq: int, kind: str, round_id: int, body: str) -> Event:
         return AttemptMade(seq, round_id, data["player_id"], data["label"], data["model_label"])
     if kind == "gold_answered":
         return GoldAnswered(seq, round_id, data["player_id"], data["truth"], data["answer"])
+    if kind == "challenge_met":
+        return ChallengeMet(
+            seq, round_id, data["player_id"], data["challenge_id"], data["claim_id"], data["points"]
+        )
     return ClaimSettled(
         seq=seq,
         round_id=round_id,
@@ -112,6 +117,15 @@ def _event_body(event: Event) -> tuple[str, str]:
     if isinstance(event, GoldAnswered):
         fields = {"player_id": event.player_id, "truth": event.truth, "answer": event.answer}
         return "gold_answered", json.dumps(fields)
+    if isinstance(event, ChallengeMet):
+        return "challenge_met", json.dumps(
+            {
+                "player_id": event.player_id,
+                "challenge_id": event.challenge_id,
+                "claim_id": event.claim_id,
+                "points": event.points,
+            }
+        )
     return "claim_settled", json.dumps(
         {
             "claim_id": event.claim_id,
@@ -123,6 +137,10 @@ def _event_body(event: Event) -> tuple[str, str]:
             "by_admin": event.by_admin,
         }
     )
+
+
+def _maybe_int(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 class ConsensusStore:
@@ -477,6 +495,42 @@ class ConsensusStore:
         if row is None:
             raise LookupError(f"There is no attempt {attempt_id}.")
         return bytes(row[0])
+
+    # Challenges (game_rules/challenges.py)
+
+    async def challenges(self, round_id: int) -> list[Prompt]:
+        rows = await self._all(
+            "SELECT id, round_id, label, model_label, bonus FROM challenges"
+            " WHERE round_id = ? ORDER BY id",
+            (round_id,),
+        )
+        return [Prompt(int(r[0]), int(r[1]), int(r[2]), _maybe_int(r[3]), int(r[4])) for r in rows]
+
+    async def add_challenge(
+        self, round_id: int, label: int, model_label: int | None, bonus: int
+    ) -> Prompt:
+        row = await self.db.fetchone(
+            "INSERT INTO challenges (round_id, label, model_label, bonus, created_at)"
+            " VALUES (?, ?, ?, ?, ?) RETURNING id",
+            (round_id, label, model_label, bonus, time.time()),
+        )
+        assert row is not None
+        return Prompt(int(row[0]), round_id, label, model_label, bonus)
+
+    async def challenges_met(self, player_id: int, round_id: int) -> set[int]:
+        rows = await self._all(
+            "SELECT m.challenge_id FROM challenges_met m JOIN challenges c ON c.id = m.challenge_id"
+            " WHERE m.player_id = ? AND c.round_id = ?",
+            (player_id, round_id),
+        )
+        return {int(r[0]) for r in rows}
+
+    async def meet_challenge(self, challenge_id: int, player_id: int, attempt_id: int) -> None:
+        await self.db.execute(
+            "INSERT INTO challenges_met (challenge_id, player_id, attempt_id, created_at)"
+            " VALUES (?, ?, ?, ?)",
+            (challenge_id, player_id, attempt_id, time.time()),
+        )
 
     # Score events
 

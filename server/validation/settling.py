@@ -11,9 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from game_rules.answers import format_answer
-from game_rules.consensus import Claim, new_claim
+from game_rules.challenges import Prompt, met
+from game_rules.consensus import Claim, Outcome, new_claim
 from game_rules.leases import votes_to_settle
 from game_rules.reliability import claim_extra_voters, drawer_prior
+from game_rules.scoring import ChallengeMet
 from game_rules.settings import RuleSettings
 from game_rules.validation import settle
 from server.storage.consensus import ClaimRow, ConsensusStore
@@ -57,6 +59,7 @@ async def store_settlement(
         await store.save_drawer(settled.drawer)
     if settled.event is not None:
         await store.append_event(settled.event)
+    bonus = await _meet_challenges(store, row, claim)
     if settled.gold_label is not None:
         await store.add_claim_gold(row.attempt_id, settled.gold_label, row.model_label)
     label = settled.event.label if settled.event is not None else None
@@ -68,4 +71,23 @@ async def store_settlement(
         "consensus_label": None if label is None else format_answer(label),
         "points": settled.points,
     }
+    if bonus:
+        message["challenges"] = [p.public() for p in bonus]
     return Push(row.drawer_id, message)
+
+
+async def _meet_challenges(store: ConsensusStore, row: ClaimRow, claim: Claim) -> list[Prompt]:
+    """A verified claim earns the bonus of each of its round's prompts it meets first."""
+    if claim.outcome != Outcome.VERIFIED:
+        return []
+    prompts = await store.challenges(row.round_id)
+    if not prompts:
+        return []
+    done = await store.challenges_met(row.drawer_id, row.round_id)
+    bonus = met(prompts, row.claimed, row.model_label, done)
+    for prompt in bonus:
+        await store.meet_challenge(prompt.id, row.drawer_id, row.attempt_id)
+        await store.append_event(
+            ChallengeMet(0, row.round_id, row.drawer_id, prompt.id, row.attempt_id, prompt.bonus)
+        )
+    return bonus

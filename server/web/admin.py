@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from game_rules.answers import BadAnswer
+from game_rules.challenges import PromptRefused
 from game_rules.reliability import Status
 from game_rules.rounds import RoundState, closes_to
 from server.validation.service import ReviewError
@@ -57,6 +58,21 @@ async def close_round(request: Request) -> Response:
     target = closes_to(found.state) if wanted is None else RoundState(wanted)
     moved = await game.move_round(found.id, target)
     return JSONResponse(moved.public())
+
+
+async def list_challenges(request: Request) -> Response:
+    challenges = running_game(request).challenges
+    return JSONResponse(await challenges.of_round(request.path_params["id"]))
+
+
+async def add_challenge(request: Request) -> Response:
+    """Attach a prompt (game_rules/challenges.py) to a round that is not closed."""
+    body = await _json_object(request)
+    try:
+        prompt = await running_game(request).challenges.add(request.path_params["id"], body)
+    except PromptRefused as error:
+        raise ApiError(400, "bad_request", str(error)) from error
+    return JSONResponse(prompt, status_code=201)
 
 
 async def review(request: Request) -> Response:
@@ -129,6 +145,8 @@ routes: list[BaseRoute] = [
     Route("/api/admin/rounds", admin(create_round), methods=["POST"]),
     Route("/api/admin/rounds/{id:row_id}/open", admin(open_round), methods=["POST"]),
     Route("/api/admin/rounds/{id:row_id}/close", admin(close_round), methods=["POST"]),
+    Route("/api/admin/rounds/{id:row_id}/challenges", admin(list_challenges), methods=["GET"]),
+    Route("/api/admin/rounds/{id:row_id}/challenges", admin(add_challenge), methods=["POST"]),
     Route("/api/admin/review", admin(review), methods=["GET"]),
     Route("/api/admin/review/{id:row_id}", admin(decide), methods=["POST"]),
     Route("/api/admin/claims/{id:row_id}/audit", admin(audit), methods=["GET"]),

@@ -96,6 +96,14 @@ async def hall_of_fame(request: Request) -> Response:
     )
 
 
+async def challenges(request: Request) -> Response:
+    """The current round's prompts (game_rules/challenges.py)."""
+    game = running_game(request)
+    if game.round is None:
+        return JSONResponse({"round_id": None, "challenges": [], "met": []})
+    return JSONResponse(await game.challenges.of_round(game.round.id))
+
+
 async def player_stats(request: Request) -> Response:
     game = running_game(request)
     player_id = request.path_params["id"]
@@ -127,6 +135,7 @@ routes: list[BaseRoute] = [
     Route("/api/rounds", api_endpoint(rounds)),
     Route("/api/leaderboard", api_endpoint(leaderboard)),
     Route("/api/hall-of-fame", api_endpoint(hall_of_fame)),
+    Route("/api/challenges", api_endpoint(challenges)),
     Route("/api/players/{id:row_id}/stats", api_endpoint(player_stats)),
     Route("/api/models/metrics", api_endpoint(model_metrics)),
 ]

@@ -10,6 +10,7 @@ queued. Submissions queue (a few at most) for their own task.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import math
@@ -29,6 +30,7 @@ from server.realtime.limits import POLICY_VIOLATION, Limits
 from server.realtime.protocol import (
     PROTOCOL_VERSION,
     ClientMessage,
+    Explain,
     Hello,
     Leaderboard,
     Ping,
@@ -41,7 +43,9 @@ from server.realtime.protocol import (
     encode,
     error,
     parse,
+    rounded,
 )
+from server.serving.saliency import to_bytes
 from server.storage import Player
 from server.web.running import running
 
@@ -161,6 +165,34 @@ class Submissions:
         await self._task
 
 
+class Explanations:
+    """Explanations are served off the reader loop, one at a time, the newest only: asking again
+    before the previous one is served replaces it (no reply), as for live guesses."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._latest: Explain | None = None
+        self._ready = asyncio.Event()
+        self._task = asyncio.create_task(self._serve())
+
+    def offer(self, message: Explain) -> None:
+        self._latest = message
+        self._ready.set()
+
+    async def _serve(self) -> None:
+        while True:
+            await self._ready.wait()
+            self._ready.clear()
+            message, self._latest = self._latest, None
+            if message is not None:
+                await self.session.answer(message, self.session.explain)
+
+    async def stop(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
 class Session:
     def __init__(
         self, websocket: WebSocket, game: Game, hub: Hub, limits: Limits, metrics: Metrics
@@ -183,6 +215,7 @@ class Session:
         self.hub.add(self.connection)
         self.live = LiveGuesses(self)
         self.submissions = Submissions(self, int(self.limits.submit_burst))
+        self.explanations = Explanations(self)
         hello_by = asyncio.get_running_loop().time() + self.limits.hello_seconds
         try:
             while self.connection.close_code is None:
@@ -203,6 +236,7 @@ class Session:
             self.hub.remove(self.connection)
             self.game.validation.disconnect(self.connection)
             await self.live.stop()
+            await self.explanations.stop()
             await self.submissions.stop()
             await self.connection.finish()
 
@@ -312,7 +346,13 @@ class Session:
             return
         if self.player is None:
             raise ProtocolError("spectator", "Spectators can watch but not play.", message.id)
-        kind = {Predict: "predict", Submit: "submit", Task: "task", Vote: "vote"}.get(type(message))
+        kind = {
+            Predict: "predict",
+            Submit: "submit",
+            Explain: "explain",
+            Task: "task",
+            Vote: "vote",
+        }.get(type(message))
         if kind is not None and self._player_limited(kind, f"{kind} messages", message.id):
             return
         if isinstance(message, Predict):
@@ -324,6 +364,8 @@ class Session:
                 self.submissions.offer(message)
             ):
                 raise ProtocolError("rate_limited", "Too many submissions waiting; slow down.")
+        elif isinstance(message, Explain):
+            self.explanations.offer(message)
         elif isinstance(message, Task):
             task = await self.game.validation.task(self.player)
             reply = {"type": "task", **task} if task else {"type": "no_task"}
@@ -395,6 +437,10 @@ class Session:
             await validation.boards.refresh()
             welcome["stats"] = validation.boards.stats(self.player.id)
             welcome["claims"] = await validation.history(self.player.id)
+            if current is not None:
+                welcome["challenges"] = await self.game.challenges.of_round(
+                    current.id, self.player.id
+                )
         how = "spectates" if self.player is None else "joined" if token else "resumed"
         log.info(how, extra={"player": self.player.id if self.player else None})
         self.connection.send(welcome)
@@ -411,6 +457,20 @@ class Session:
                 "prediction": {"label": result.guess.label, "probs": result.guess.probs},
                 "model_version": result.guess.model_version,
                 "outcome": result.outcome,
+            }
+        )
+
+    async def explain(self, message: Explain) -> None:
+        seen = await self.game.explain(message.drawing)
+        self.connection.send(
+            {
+                "type": "explanation",
+                "id": message.id,
+                "label": seen.label,
+                "probs": rounded(seen.probs),
+                "model_version": seen.model_version,
+                "input": base64.b64encode(to_bytes(seen.image)).decode(),
+                "heatmap": base64.b64encode(to_bytes(seen.heatmap)).decode(),
             }
         )
 

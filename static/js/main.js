@@ -1,17 +1,31 @@
 // The play page: join (or resume with the saved token), then draw, validate and watch the boards.
 
 import { placeBlocks } from "./blocks.js";
+import { ChallengesView } from "./challenges.js";
 import { showConnection } from "./connection.js";
 import { LeaderboardView } from "./leaderboard.js";
 import { PlayView } from "./play.js";
 import { followRound } from "./round.js";
+import { SeeView } from "./saliency.js";
 import { GameSocket, savedToken } from "./socket.js";
+import { SessionSummary } from "./summary.js";
 import { showError } from "./toast.js";
 import { ValidateView } from "./validate.js";
 
 placeBlocks(); // first: the views below look for the shared markup
 const socket = new GameSocket({});
 const play = new PlayView(socket, document.getElementById("draw"));
+new ChallengesView(socket, document.getElementById("challenges"));
+const see = new SeeView(socket, document.getElementById("see"), play.pad);
+const summary = new SessionSummary(
+  socket,
+  document.getElementById("summary"),
+  document.getElementById("end-session"),
+);
+play.onSubmitted = (drawing, reply) => {
+  see.submitted(drawing, reply);
+  summary.submitted(reply);
+};
 const validate = new ValidateView(socket, document.getElementById("validate"));
 const views = { draw: play, validate };
 let current = "draw";

@@ -29,6 +29,7 @@ export class PlayView {
     this.lastSentAt = 0;
     this.trailing = null;
     this.submitting = false;
+    this.onSubmitted = null; // (drawing, reply) after a submission is acknowledged
 
     this.pad.addEventListener("change", () => this.drawingChanged());
     this.pad.addEventListener("full", () => toast("That is as much ink as a digit can take.", "info"));
@@ -126,12 +127,10 @@ export class PlayView {
     this.submitting = true;
     this.updateSubmit();
     try {
-      const reply = await this.socket.request({
-        type: "submit",
-        drawing: this.pad.drawing(),
-        label: this.label,
-      });
+      const drawing = this.pad.drawing();
+      const reply = await this.socket.request({ type: "submit", drawing, label: this.label });
       this.showResult(reply);
+      this.onSubmitted?.(drawing, reply);
       this.pad.clear();
       this.pick(null);
     } catch (error) {

@@ -1,5 +1,6 @@
 // The admin console: log in with the admin token, then every panel loads and keeps itself fresh.
 
+import { ChallengesPanel } from "./challenges.js";
 import { adminApi, adminToken } from "./client.js";
 import { ExportPanel } from "./export.js";
 import { ModelsPanel } from "./models.js";
@@ -14,10 +15,12 @@ const models = new ModelsPanel($("models"));
 const trainer = new TrainerPanel($("trainer"), {
   onFinished: () => {
     rounds.load();
+    challenges.load();
     models.load();
   },
 });
 const rounds = new RoundsPanel($("rounds"), { onLaunched: () => trainer.poll() });
+const challenges = new ChallengesPanel($("challenges"));
 const review = new ReviewPanel($("review"));
 const players = new PlayersPanel($("players"));
 new ExportPanel($("export"));
@@ -36,6 +39,7 @@ function showConsole() {
   $("console").hidden = false;
   $("logout").hidden = false;
   rounds.load();
+  challenges.load();
   trainer.poll();
   models.load();
   review.load();
