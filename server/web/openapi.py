@@ -134,6 +134,12 @@ PATHS: dict[str, dict[str, Any]] = {
             _json('`{"rounds", "models", "note"}`'),
         )
     },
+    "/api/challenges": {
+        "get": _operation(
+            "the current round's prompts (challenges) with their bonus points",
+            _json('`{"round_id", "challenges", "met"}`'),
+        )
+    },
     "/api/openapi.json": {"get": _operation("this document", _json("OpenAPI 3.1"))},
     # --- admin (server/web/admin.py) ---
     "/api/admin/rounds": {
@@ -176,6 +182,34 @@ PATHS: dict[str, dict[str, Any]] = {
             ),
             errors={"404": "no such round", "409": "an illegal transition"},
         )
+    },
+    "/api/admin/rounds/{id}/challenges": {
+        "get": _operation(
+            "a round's prompts",
+            _json('`{"round_id", "challenges", "met"}`'),
+            admin=True,
+            parameters=(ROUND_ID,),
+            errors={"404": "no such round"},
+        ),
+        "post": _operation(
+            "attach a prompt to a round that is not closed (pushed to every player)",
+            _json("the prompt"),
+            admin=True,
+            status="201",
+            parameters=(ROUND_ID,),
+            body=_json_body(
+                {
+                    "type": "object",
+                    "required": ["label"],
+                    "properties": {
+                        "label": {"type": "integer", "minimum": 0, "maximum": 9},
+                        "model_label": {"type": "integer", "minimum": 0, "maximum": 9},
+                        "bonus": {"type": "integer", "minimum": 1},
+                    },
+                }
+            ),
+            errors={"400": "a bad prompt, a closed round, or too many", "404": "no such round"},
+        ),
     },
     "/api/admin/review": {
         "get": _operation("disputed claims, oldest first", _json("claims", ARRAY), admin=True)
