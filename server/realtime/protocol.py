@@ -181,8 +181,13 @@ class Redraw(_Increment, tag="drawing"):
 
 
 Increment = StrokeStart | AddPoints | Undo | Clear | Redraw
+INCREMENTS = (StrokeStart, AddPoints, Undo, Clear, Redraw)
 INCREMENT_TYPES = ("stroke_start", "points", "undo", "clear", "drawing")
 _increment = msgspec.json.Decoder(Increment)
+
+
+def encode_increment(message: Increment) -> str:
+    return msgspec.json.encode(message).decode()
 
 
 def parse_increment(text: str) -> Increment:

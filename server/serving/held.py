@@ -48,7 +48,7 @@ RESYNC: Final = "resync"
 
 
 class HeldDrawing:
-    __slots__ = ("seq", "synced", "lengths", "raster", "_points", "_count")
+    __slots__ = ("_count", "_points", "lengths", "raster", "seq", "synced")
 
     def __init__(self) -> None:
         self.seq = 0  # the last `seq` applied

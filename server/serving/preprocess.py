@@ -140,7 +140,7 @@ def parse_strokes(strokes: object) -> Strokes:
     return Strokes(check_points(list(itertools.chain.from_iterable(strokes))), lengths)
 
 
-def check_points(points: list[object]) -> np.ndarray:
+def check_points(points: Sequence[object]) -> np.ndarray:
     """Points `[[x, y], ...]` (at least one) as float64 [n, 2], or `DrawingError`."""
     # Each point a list of two numbers. Checked this way, with numpy converting the flattened
     # numbers, it costs a few times less than converting the nested lists (this runs for every
@@ -187,7 +187,7 @@ class Raster:
     About 6 kB: a connection's whole raster state.
     """
 
-    __slots__ = ("sheet", "_pen", "layout", "_drawn")
+    __slots__ = ("_drawn", "_pen", "layout", "sheet")
 
     def __init__(self) -> None:
         self.sheet = Image.new("L", (_CANVAS, _CANVAS))

@@ -4,16 +4,21 @@ The reader loop validates each frame and answers through the connection's send q
 guesses are latest-wins: the reader only parks the newest raw `predict` frame in a one-slot
 mailbox, and a per-connection task has whatever is there answered when it is free (parsed and
 guessed by the model worker process), so an older unserved guess is replaced (dropped), never
-queued. Submissions queue (a few at most) for their own task.
+queued. Protocol v2's drawing messages (`stroke_start`, `points`, …) change the drawing the model
+worker holds for the connection, so none may be dropped: they queue (bounded), and whenever the
+previous answer is out, all those waiting go to the worker together and are answered with one
+guess. Submissions queue (a few at most) for their own task.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import math
 import re
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -27,9 +32,11 @@ from server.prometheus import Metrics
 from server.realtime.hub import Connection, Hub
 from server.realtime.limits import POLICY_VIOLATION, Limits
 from server.realtime.protocol import (
-    PROTOCOL_VERSION,
+    INCREMENTS,
+    PROTOCOL_VERSIONS,
     ClientMessage,
     Hello,
+    Increment,
     Leaderboard,
     Ping,
     Predict,
@@ -39,6 +46,7 @@ from server.realtime.protocol import (
     Vote,
     client_id,
     encode,
+    encode_increment,
     error,
     parse,
 )
@@ -47,9 +55,20 @@ from server.web.running import running
 
 log = logging.getLogger(__name__)
 
-M = TypeVar("M", bound=ClientMessage)
+M = TypeVar("M", bound=ClientMessage | Increment)
 # How a live guess starts (our browser client's JSON.stringify puts `type` first).
 PREDICT = re.compile(r'\{\s*"type"\s*:\s*"predict"')
+# How a v2 drawing message starts (our client's too); the model worker parses it.
+INCREMENT = re.compile(r'\{\s*"type"\s*:\s*"(?:stroke_start|points|undo|clear|drawing)"')
+# v2 drawing messages waiting for the model worker, per connection. A client sends about 10 a
+# second; past this, the oldest are dropped, and the gap is answered `resync` (never a wrong
+# picture), so the bound costs correctness nothing.
+MAX_WAITING_INCREMENTS = 64
+_connection_keys = itertools.count(1)  # names each connection's held drawing in the worker
+
+
+def frame_text(frame: str | bytes) -> str:
+    return frame if isinstance(frame, str) else ""
 
 
 def origin_allowed(origin: str | None, host: str | None, allowed: Sequence[str]) -> bool:
@@ -95,19 +114,42 @@ class LiveGuesses:
     def __init__(self, session: Session) -> None:
         self.session = session
         self._latest: str | None = None
+        self._increments: deque[str] = deque(maxlen=MAX_WAITING_INCREMENTS)
         self._ready = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._task = asyncio.create_task(self._serve())
 
     def offer(self, frame: str) -> None:
+        """A v1 `predict`: it replaces one not served yet."""
         if self._latest is not None:
             self.session.metrics.guesses_dropped.inc()
         self._latest = frame
+        self._idle.clear()
         self._ready.set()
+
+    def add(self, frame: str) -> None:
+        """A v2 drawing message: queued behind those not served yet."""
+        self._increments.append(frame)
+        self._idle.clear()
+        self._ready.set()
+
+    async def drained(self) -> None:
+        """Once every message received so far has been answered (a v2 submission of the held
+        drawing waits for the messages before it)."""
+        await self._idle.wait()
 
     async def _serve(self) -> None:
         while True:
+            if not self._ready.is_set():
+                self._idle.set()
             await self._ready.wait()
             self._ready.clear()
+            if self._increments:
+                frames = list(self._increments)
+                self._increments.clear()
+                await self._answer_increments(frames)
+                continue
             frame, self._latest = self._latest, None
             if frame is None:
                 continue
@@ -126,6 +168,20 @@ class LiveGuesses:
                 continue
             if reply is not None:
                 self.session.connection.send_text(reply)
+
+    async def _answer_increments(self, frames: list[str]) -> None:
+        try:
+            replies = await self.session.game.answer_increments(self.session.key, frames)
+        except ProtocolError as refused:
+            self.session.refuse(refused)
+            return
+        except Exception:
+            log.exception("drawing messages failed")
+            broke = "Something broke on our side; it is logged."
+            self.session.refuse(ProtocolError("internal", broke, client_id(frames[-1])))
+            return
+        for reply in replies:
+            self.session.connection.send_text(reply)
 
     async def stop(self) -> None:
         self._task.cancel()
@@ -173,9 +229,12 @@ class Session:
         self.connection = Connection(websocket, limits.send_queue, metrics)
         self.buckets = limits.buckets()
         self.predicts_received = metrics.messages.labels("predict")
+        self.increments_received = metrics.messages.labels("increment")
         self.strikes = 0
         self.player: Player | None = None
         self.joined = False
+        self.version = 1  # of the protocol, as said in `hello`
+        self.key = next(_connection_keys)
 
     async def run(self) -> None:
         await self.websocket.accept()
@@ -204,6 +263,9 @@ class Session:
             self.game.validation.disconnect(self.connection)
             await self.live.stop()
             await self.submissions.stop()
+            if self.version == 2:
+                with contextlib.suppress(Exception):  # (the server may be stopping)
+                    await self.game.forget_drawing(self.key)
             await self.connection.finish()
 
     def refuse(self, refused: ProtocolError) -> None:
@@ -271,14 +333,45 @@ class Session:
             ) and not self._player_limited("predict", "live guesses", None, frame=frame):
                 self.live.offer(frame)
             return
+        if self.version == 2 and self.player is not None and INCREMENT.match(frame_text(frame)):
+            # As a live guess: to the model worker, which holds the drawing and parses it.
+            self.increments_received.inc()
+            self._increment(str(frame), None)
+            return
         try:
             message = parse(frame)
         except ProtocolError as refused:
             self.metrics.messages.labels("invalid").inc()
             self.refuse(refused)
             return
+        if isinstance(message, INCREMENTS):
+            self.increments_received.inc()
+            await self.answer(message, self.increment)
+            return
         self.metrics.messages.labels(message.type).inc()
         await self.answer(message, self.dispatch)
+
+    async def increment(self, message: Increment) -> None:
+        """A v2 drawing message not in our client's spelling (`type` not first): re-encoded."""
+        if not self.joined:
+            raise ProtocolError("hello_first", "Send `hello` first.", message.id)
+        if self.player is None:
+            raise ProtocolError("spectator", "Spectators can watch but not play.", message.id)
+        if self.version != 2:
+            raise ProtocolError(
+                "bad_message",
+                "Drawing messages are protocol version 2: say `hello` with `v` 2.",
+                message.id,
+            )
+        self._increment(encode_increment(message), message.id)
+
+    def _increment(self, frame: str, id: str | None) -> None:
+        """A v2 drawing message costs a live-guess token (a client sends ~10 a second); one
+        refused here is lost, and the client's next one is answered `resync`."""
+        if not self._limited(
+            "predict", "drawing messages", id, frame=frame
+        ) and not self._player_limited("predict", "drawing messages", id, frame=frame):
+            self.live.add(frame)
 
     async def answer(self, message: M, handler: Callable[[M], Awaitable[None]]) -> None:
         """Run `handler`; whatever it refuses (or breaks on) becomes an `error` reply."""
@@ -288,7 +381,7 @@ class Session:
             refused.id = refused.id or message.id
             self.refuse(refused)
         except Exception:
-            log.exception("message failed", extra={"type": message.type})
+            log.exception("message failed", extra={"type": type(message).__name__})
             self.refuse(
                 ProtocolError("internal", "Something broke on our side; it is logged.", message.id)
             )
@@ -350,10 +443,10 @@ class Session:
     async def hello(self, message: Hello) -> None:
         if self.joined:
             raise ProtocolError("already_joined", "You already said hello.", message.id)
-        if message.v != PROTOCOL_VERSION:
+        if message.v not in PROTOCOL_VERSIONS:
             raise ProtocolError(
                 "unsupported_version",
-                f"This server speaks protocol version {PROTOCOL_VERSION}; reload the page.",
+                f"This server speaks protocol versions {PROTOCOL_VERSIONS}; reload the page.",
                 message.id,
             )
         chosen = [message.name is not None, message.token is not None, message.spectator]
@@ -375,10 +468,11 @@ class Session:
         elif self._shared_limited(limits.spectator(self.address), "spectators here", message.id):
             return
         self.joined = True
+        self.version = message.v
         current = await self.game.current_round()
         welcome: dict[str, Any] = {
             "type": "welcome",
-            "v": PROTOCOL_VERSION,
+            "v": self.version,
             "id": message.id,
             "player": {"id": self.player.id, "name": self.player.name} if self.player else None,
             "round": current.public() if current else None,
@@ -399,7 +493,19 @@ class Session:
 
     async def submit(self, message: Submit) -> None:
         assert self.player is not None
-        result = await self.game.submit(self.player, message.drawing, message.label, message.id)
+        drawing = message.drawing
+        if drawing is None:
+            if self.version != 2 or message.seq is None:
+                what = "`drawing`" if self.version != 2 else "`drawing` or `seq`"
+                raise ProtocolError("bad_message", f"submit needs {what}.", message.id)
+            await self.live.drained()  # the drawing messages sent before this submission
+            drawing = await self.game.held_drawing(self.key, message.seq)
+            if drawing is None:  # not in step: the client submits the whole drawing instead
+                self.connection.send({"type": "resync", "id": message.id, "seq": message.seq})
+                return
+            if not drawing.strokes:
+                raise ProtocolError("empty_drawing", "The drawing is empty: draw a digit first.")
+        result = await self.game.submit(self.player, drawing, message.label, message.id)
         self.connection.send(
             {
                 "type": "submitted",
