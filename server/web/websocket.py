@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import math
 import re
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -41,6 +43,7 @@ from server.realtime.protocol import (
     Ping,
     Predict,
     ProtocolError,
+    StrokesDrawing,
     Submit,
     Task,
     Vote,
@@ -106,6 +109,17 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         server.caps.release(address)
 
 
+Look = asyncio.Future[StrokesDrawing | None]
+
+
+@dataclass(frozen=True)
+class HeldLook:
+    """A v2 submission's look at the held drawing, queued in order with the drawing messages."""
+
+    seq: int
+    answer: asyncio.Future[StrokesDrawing | None]
+
+
 class LiveGuesses:
     """A one-slot mailbox for raw `predict` frames, and the task that has the newest one
     answered whenever the previous answer is out. The game's model worker parses the frame,
@@ -114,10 +128,9 @@ class LiveGuesses:
     def __init__(self, session: Session) -> None:
         self.session = session
         self._latest: str | None = None
-        self._increments: deque[str] = deque(maxlen=MAX_WAITING_INCREMENTS)
+        # v2 drawing messages, and the submissions' looks at the drawing, in the order received.
+        self._increments: deque[str | HeldLook] = deque()
         self._ready = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._idle.set()
         self._task = asyncio.create_task(self._serve())
 
     def offer(self, frame: str) -> None:
@@ -125,30 +138,32 @@ class LiveGuesses:
         if self._latest is not None:
             self.session.metrics.guesses_dropped.inc()
         self._latest = frame
-        self._idle.clear()
         self._ready.set()
 
     def add(self, frame: str) -> None:
-        """A v2 drawing message: queued behind those not served yet."""
+        """A v2 drawing message: queued behind those not served yet (the oldest dropped past
+        MAX_WAITING_INCREMENTS; the worker answers the gap with `resync`)."""
+        if len(self._increments) >= MAX_WAITING_INCREMENTS:
+            dropped = self._increments.popleft()
+            if isinstance(dropped, HeldLook):
+                dropped.answer.set_result(None)
         self._increments.append(frame)
-        self._idle.clear()
         self._ready.set()
 
-    async def drained(self) -> None:
-        """Once every message received so far has been answered (a v2 submission of the held
-        drawing waits for the messages before it)."""
-        await self._idle.wait()
+    def look(self, seq: int) -> asyncio.Future[StrokesDrawing | None]:
+        """The held drawing if in step at `seq`, once the messages received before are applied
+        (and none after): what a v2 submission received now refers to."""
+        look = HeldLook(seq, asyncio.get_running_loop().create_future())
+        self._increments.append(look)
+        self._ready.set()
+        return look.answer
 
     async def _serve(self) -> None:
         while True:
-            if not self._ready.is_set():
-                self._idle.set()
             await self._ready.wait()
             self._ready.clear()
             if self._increments:
-                frames = list(self._increments)
-                self._increments.clear()
-                await self._answer_increments(frames)
+                await self._answer_increments()
                 continue
             frame, self._latest = self._latest, None
             if frame is None:
@@ -169,7 +184,23 @@ class LiveGuesses:
             if reply is not None:
                 self.session.connection.send_text(reply)
 
-    async def _answer_increments(self, frames: list[str]) -> None:
+    async def _answer_increments(self) -> None:
+        """Send the waiting drawing messages to the model worker, up to the first look."""
+        first = self._increments[0]
+        if isinstance(first, HeldLook):
+            self._increments.popleft()
+            try:
+                drawing = await self.session.game.held_drawing(self.session.key, first.seq)
+            except Exception as failure:
+                first.answer.set_exception(failure)
+            else:
+                first.answer.set_result(drawing)
+            self._ready.set()
+            return
+        frames: list[str] = []
+        while self._increments and isinstance(self._increments[0], str):
+            frames.append(self._increments.popleft())  # type: ignore[arg-type]
+        self._ready.set()  # (a look may follow)
         try:
             replies = await self.session.game.answer_increments(self.session.key, frames)
         except ProtocolError as refused:
@@ -184,6 +215,9 @@ class LiveGuesses:
             self.session.connection.send_text(reply)
 
     async def stop(self) -> None:
+        for waiting in self._increments:
+            if isinstance(waiting, HeldLook) and not waiting.answer.done():
+                waiting.answer.cancel()
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
@@ -195,19 +229,21 @@ class Submissions:
 
     def __init__(self, session: Session, size: int) -> None:
         self.session = session
-        self._queue: asyncio.Queue[Submit | None] = asyncio.Queue(size)
+        self._queue: asyncio.Queue[tuple[Submit, Look | None] | None] = asyncio.Queue(size)
         self._task = asyncio.create_task(self._serve())
 
-    def offer(self, message: Submit) -> bool:
+    def offer(self, message: Submit, look: Look | None) -> bool:
+        """`look`: a v2 submission's look at the held drawing (LiveGuesses.look)."""
         try:
-            self._queue.put_nowait(message)
+            self._queue.put_nowait((message, look))
         except asyncio.QueueFull:
             return False
         return True
 
     async def _serve(self) -> None:
-        while (message := await self._queue.get()) is not None:
-            await self.session.answer(message, self.session.submit)
+        while (queued := await self._queue.get()) is not None:
+            message, look = queued
+            await self.session.answer(message, functools.partial(self.session.submit, look=look))
 
     async def stop(self) -> None:
         """Finish the submission being committed; drop the ones not started (never acknowledged)."""
@@ -413,9 +449,12 @@ class Session:
                 drawing = message.drawing.model_dump()
                 self.live.offer(encode({"type": "predict", "id": message.id, "drawing": drawing}))
         elif isinstance(message, Submit):
-            if not self._limited("submit", "submissions", message.id) and not (
-                self.submissions.offer(message)
-            ):
+            if self._limited("submit", "submissions", message.id):
+                return
+            look = None
+            if message.drawing is None and message.seq is not None and self.version == 2:
+                look = self.live.look(message.seq)  # the drawing as of now, not as of its turn
+            if not self.submissions.offer(message, look):
                 raise ProtocolError("rate_limited", "Too many submissions waiting; slow down.")
         elif isinstance(message, Task):
             task = await self.game.validation.task(self.player)
@@ -491,15 +530,14 @@ class Session:
         log.info(how, extra={"player": self.player.id if self.player else None})
         self.connection.send(welcome)
 
-    async def submit(self, message: Submit) -> None:
+    async def submit(self, message: Submit, look: Look | None = None) -> None:
         assert self.player is not None
         drawing = message.drawing
         if drawing is None:
-            if self.version != 2 or message.seq is None:
+            if look is None:
                 what = "`drawing`" if self.version != 2 else "`drawing` or `seq`"
                 raise ProtocolError("bad_message", f"submit needs {what}.", message.id)
-            await self.live.drained()  # the drawing messages sent before this submission
-            drawing = await self.game.held_drawing(self.key, message.seq)
+            drawing = await look
             if drawing is None:  # not in step: the client submits the whole drawing instead
                 self.connection.send({"type": "resync", "id": message.id, "seq": message.seq})
                 return
