@@ -12,7 +12,7 @@ export class DrawingStream {
   constructor(socket) {
     this.socket = socket;
     this.seq = 0; // of the last message sent on this connection
-    this.sent = null; // [{stroke, count}] the server holds; null: unknown, send it whole
+    this.sent = []; // [{stroke, count}] the server holds; null: unknown, send it whole
     this.wholeSeq = 0; // seq of the last whole drawing sent: older resyncs are answered already
     this.onResync = null; // called when the server asked for the whole drawing again
     socket.on("joined", () => this.restart());
@@ -20,10 +20,10 @@ export class DrawingStream {
     socket.on("resync", (message) => this.resynced(message));
   }
 
-  // A new connection holds no drawing, and counts from 1.
+  // A new connection holds an empty drawing, and counts from 1.
   restart() {
     this.seq = 0;
-    this.sent = null;
+    this.sent = [];
     this.wholeSeq = 0;
   }
 
