@@ -1,11 +1,17 @@
 """Load benchmark: N simulated players streaming live guesses at 10 Hz while they draw.
 
-Each player connects over a websocket, joins, and every 100 ms sends its growing drawing as a
-`predict`; every few seconds it submits the drawing and starts a new one. Prints, per run:
+Each player connects over a websocket, joins, and every 100 ms asks for a guess of its growing
+drawing: in protocol v1 a `predict` with the whole drawing, in v2 a `points` message with only the
+3 new points (`--protocol 1 2`, the default, plays both side by side on the same servers). Every
+few seconds it submits the drawing and starts a new one. `--lengths 20 100 250 400` adds a table
+by drawing length (guesses of drawings of N to N+150 points, v1 and v2), to show what a guess
+costs as drawings grow; `--gradio PYTHON` adds the Gradio-style baseline (bench/gradio_baseline.py)
+on the same model and machine. Prints, per run:
 round-trip percentiles of live guesses, guesses served per second, guesses dropped as superseded
 (latest-wins), submissions, errors, the servers' RSS and CPU time per served guess (all their
-processes and threads, model workers included), the client's own CPU use (it shares the machine
-with the servers), and the machine's load average (other processes skew every number here).
+processes and threads, model workers included), their RSS during the run above idle per player,
+the client's own CPU use (it shares the machine with the servers), and the machine's load average
+(other processes skew every number here).
 
 Servers: by default this starts `--servers K` server processes (`fool-the-model serve`) on one
 temporary data directory (one game, one SQLite database in WAL mode) with a copy of the newest
@@ -18,6 +24,8 @@ The client is deliberately cheap, so that it measures the server rather than its
 is a bare RFC 6455 connection on an asyncio protocol, its frames pre-encoded byte strings, and a
 reply is parsed only as far as its `id` (fully only when it is not a prediction).
 
+    .venv/bin/python bench/load.py --players 200 400 600 800 --lengths 20 100 250 400 \\
+        --gradio /tmp/ftm-gradio-venv/bin/python    # the issue #17 table, v1 vs v2 vs Gradio
     .venv/bin/python bench/load.py                       # 50, 200 and 500 players, 10 s each
     .venv/bin/python bench/load.py --players 200 --seconds 20 --clients 2
     .venv/bin/python bench/load.py --players 400 --servers 1 2 --repeat 3 --clients 2
@@ -692,6 +700,13 @@ def main() -> int:
     )
     parser.add_argument("--length-players", type=int, default=100)
     parser.add_argument(
+        "--gradio",
+        metavar="PYTHON",
+        help="also the Gradio-style baseline (bench/gradio_baseline.py), run by this interpreter "
+        "of a virtual environment with gradio installed, at --gradio-players",
+    )
+    parser.add_argument("--gradio-players", type=int, nargs="+", default=[1, 20, 100])
+    parser.add_argument(
         "--source", type=Path, default=REPO, help="run the servers from this checkout (to compare)"
     )
     args = parser.parse_args()
@@ -708,13 +723,13 @@ def main() -> int:
         )
 
     setups: list[tuple[str, list[str], list[int]]] = []  # (label, urls, server pids)
+    model: Path | None = args.model
     started: list[Servers] = []
     try:
         if args.url:
             urls = [url.strip() for value in args.url for url in value.split(",") if url.strip()]
             setups.append(("url", urls, []))
         else:
-            model = args.model
             if model is None:
                 layout = DataLayout(resolve_data_dir())
                 card = latest_model(layout)
@@ -745,6 +760,14 @@ def main() -> int:
         idle = {label: f"{rss_now_mb(pids):.0f} MB" for label, _, pids in setups if pids}
         print(f"servers' RSS now that every player left: {idle}")
         print("\n".join(summary(rows)))
+        if args.gradio and model is not None:
+            print("the Gradio-style baseline, same model, same machine:", flush=True)
+            players = [str(n) for n in args.gradio_players]
+            baseline = [args.gradio, str(REPO / "bench" / "gradio_baseline.py"), "--model"]
+            subprocess.run(
+                [*baseline, str(model), "--seconds", str(args.seconds), "--players", *players],
+                check=False,
+            )
         print("rerun:", " ".join([Path(sys.executable).name, *sys.argv]))
     finally:
         for servers in started:
