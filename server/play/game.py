@@ -249,7 +249,10 @@ class Game:
     async def held_drawing(self, key: int, seq: int) -> StrokesDrawing | None:
         """The drawing held for connection `key`, if it is in step at `seq` (a v2 submission)."""
         assert self.predictor is not None, "Game.start() first"
-        strokes = await self.predictor.held_strokes(key, seq)
+        try:
+            strokes = await self.predictor.held_strokes(key, seq)
+        except Overloaded:
+            raise ProtocolError("overloaded", "The model is busy; try again in a moment.") from None
         return None if strokes is None else StrokesDrawing.model_construct(strokes=strokes)
 
     async def forget_drawing(self, key: int) -> None:

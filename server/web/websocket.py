@@ -195,6 +195,9 @@ class LiveGuesses:
                 first.answer.set_exception(failure)
             else:
                 first.answer.set_result(drawing)
+            finally:  # (cancelled: the connection is closing; the submission is not stored)
+                if not first.answer.done():
+                    first.answer.set_result(None)
             self._ready.set()
             return
         frames: list[str] = []
@@ -215,9 +218,9 @@ class LiveGuesses:
             self.session.connection.send_text(reply)
 
     async def stop(self) -> None:
-        for waiting in self._increments:
+        for waiting in self._increments:  # their submissions end, answered `resync`
             if isinstance(waiting, HeldLook) and not waiting.answer.done():
-                waiting.answer.cancel()
+                waiting.answer.set_result(None)
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
