@@ -306,7 +306,8 @@ class Player(asyncio.Protocol):
                     sent = points
                     self.resend = b"[%s]" % stroke.points(0, points)
                 self.stats.sent += 1
-                new = not submit_every and ticks >= 50
+                # A drawing as long as its stroke is done: the player starts the next one.
+                new = (not submit_every and ticks >= 50) or points + 3 > size
             self.sent_at[id_] = time.perf_counter()
             self.send(message)
             if new:
