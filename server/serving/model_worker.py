@@ -95,7 +95,7 @@ def infer(
                 continue
             if kind == "increments":
                 key, texts = drawing
-                held = HELD.setdefault(key, HeldDrawing())
+                held = HELD.get(key) or HELD.setdefault(key, HeldDrawing())
                 replies[index], asked = _apply(held, texts)
                 if asked is not None:
                     guessed[index] = (held, asked[0])
