@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import random
 import statistics
 import sys
@@ -22,20 +21,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from load import stroke_points  # noqa: E402  (bench/load.py: the same wobbly strokes)
+
 from server.serving import model_worker  # noqa: E402
 from server.serving.inference import load_session  # noqa: E402
 
 BATCH = 32
 GUESSES = 10  # per drawing, 3 points apart
-
-
-def stroke(rng: random.Random, count: int) -> list[list[float]]:
-    cx, cy, r = rng.uniform(120, 160), rng.uniform(120, 160), rng.uniform(60, 100)
-    return [
-        [round(cx + r * math.cos(t / 9) + rng.uniform(-2, 2), 1),
-         round(cy + r * math.sin(t / 7) * 1.3 + rng.uniform(-2, 2), 1)]
-        for t in range(count)
-    ]  # fmt: skip
 
 
 def cpu_per_guess(run: list[list[tuple[str, object, bool]]], session: object) -> float:
@@ -60,7 +52,7 @@ def main() -> int:
     for length in args.lengths:
         v1s, v2s = [], []
         for _ in range(args.repeat):
-            drawings = [stroke(rng, length + 3 * GUESSES) for _ in range(BATCH)]
+            drawings = [stroke_points(rng, length + 3 * GUESSES) for _ in range(BATCH)]
             v1 = [
                 [("predict", json.dumps({"type": "predict", "id": "p", "drawing": {
                     "strokes": [d[: length + 3 * g]]}}), False) for d in drawings]
