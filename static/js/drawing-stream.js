@@ -56,10 +56,10 @@ export class DrawingStream {
   // "This is a 7" about the drawing the server holds; if it is not in step (a reconnect, a lost
   // message), the same submission (same id) again with the whole drawing.
   async submit(strokes, label) {
+    const drawing = { strokes: strokes.map(copy) }; // as it is now, should the pad change
     this.sync(strokes);
     const reply = await this.socket.request({ type: "submit", seq: this.seq, label });
     if (reply.type !== "resync") return reply;
-    const drawing = { strokes: strokes.map(copy) };
     return this.socket.request({ type: "submit", id: reply.id, drawing, label });
   }
 
