@@ -73,7 +73,12 @@ def load(url: str, players: int, seconds: float, hz: float) -> tuple[int, list[f
 
     def player(seed: int) -> None:
         rng = random.Random(seed)
-        client = Client(url, verbose=False)
+        try:
+            client = Client(url, verbose=False)  # (reads the app's config: may time out)
+        except Exception:
+            with lock:
+                counts["errors"] += 1
+            return
         points, drawing = 4, stroke(rng, 150)
         time.sleep(max(0.0, begin - time.monotonic()) + rng.uniform(0, 1 / hz))
         start, n = time.monotonic(), 0
