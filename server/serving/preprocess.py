@@ -10,6 +10,11 @@ canvas SUPERSAMPLE× finer whose blocks are then summed (the anti-aliased area d
 used): Pillow marks the pixels each polyline passes (C, one call per stroke), and the round pen's
 disc is stamped on all of them with a few whole-array ORs (`_stamp`).
 
+A drawing is drawn on its `Raster` (the pen-centre canvas); protocol v2 keeps one per connection
+and adds only the new segments to it (server/serving/held.py), and `render` is the same `Raster`
+with every point drawn at once, so both give the same image bit for bit. `finish` stamps, sums and
+centres a batch of rasters in one go.
+
 `render` draws a whole batch at once, every drawing on its own canvas in one array. A drawing is
 a few hundred numbers, so drawn alone its cost is numpy's per-call overhead (~40 calls of a few
 µs each on this machine), not arithmetic; a batch pays that overhead once. Measured here, per
