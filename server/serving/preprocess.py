@@ -15,7 +15,7 @@ and adds only the new segments to it (server/serving/held.py), and `render` is t
 with every point drawn at once, so both give the same image bit for bit. `finish` stamps, sums and
 centres a batch of rasters in one go.
 
-`render` draws a whole batch at once, every drawing on its own canvas in one array. A drawing is
+`render` draws a whole batch at once, every drawing on its own canvas, finished together. A drawing is
 a few hundred numbers, so drawn alone its cost is numpy's per-call overhead (~40 calls of a few
 µs each on this machine), not arithmetic; a batch pays that overhead once. Measured here, per
 drawing of the load benchmark: ~450 µs alone, ~150 µs in a batch of 4, ~55 µs in a batch of 32
