@@ -161,3 +161,33 @@ async def test_each_connections_drawing_is_freed_when_it_closes(server: ThreadSe
         return await held_count(server) == before
 
     await wait_until_async(freed, 10, "the closed connections' drawings are still held")
+
+
+BAD_INCREMENTS = [
+    '{"type": "points", "seq": "2", "points": [[1, 1]]}',  # seq not a number
+    '{"type": "points", "seq": 1e400, "points": [[1, 1]]}',
+    '{"type": "points", "seq": 9007199254740993, "points": [[1, 1]]}',  # past 2**53
+    '{"type": "stroke_start", "seq": 2, "points": []}',  # a stroke needs a point
+    '{"type": "points", "seq": 2, "points": [[1, 1]], "guess": 1}',  # 1 is not true
+    '{"type": "points", "seq": 2, "points": [[1e999, 1]]}',  # not finite
+    '{"type": "drawing", "seq": 2, "strokes": [[[1, 2, 3]]]}',
+    '{"type": "clear", "seq": 2, "extra": true}',
+    '{"type": "undo"}',
+    '[{"type": "points"}]',
+]
+
+
+async def test_malformed_increments_are_refused_one_by_one_and_change_nothing(
+    server: ThreadServer,
+) -> None:
+    client = await join_v2(server.ws, "Margaret")
+    await client.send({"type": "stroke_start", "seq": 1, "points": A})
+    for frame in BAD_INCREMENTS:
+        refused = await client.request(frame, "prediction", "resync")
+        assert refused["type"] == "error", (frame, refused)
+        assert refused["code"] in ("bad_message", "bad_drawing", "bad_json"), (frame, refused)
+    guess = await client.request(
+        {"type": "points", "seq": 2, "points": B, "guess": True, "id": "still"}, "prediction"
+    )
+    assert guess["type"] == "prediction" and guess["seq"] == 2
+    await client.close()
