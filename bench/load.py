@@ -1,11 +1,17 @@
 """Load benchmark: N simulated players streaming live guesses at 10 Hz while they draw.
 
-Each player connects over a websocket, joins, and every 100 ms sends its growing drawing as a
-`predict`; every few seconds it submits the drawing and starts a new one. Prints, per run:
+Each player connects over a websocket, joins, and every 100 ms asks for a guess of its growing
+drawing: in protocol v1 a `predict` with the whole drawing, in v2 a `points` message with only the
+3 new points (`--protocol 1 2`, the default, plays both side by side on the same servers). Every
+few seconds it submits the drawing and starts a new one. `--lengths 20 100 250 400` adds a table
+by drawing length (guesses of drawings of N to N+150 points, v1 and v2), to show what a guess
+costs as drawings grow; `--gradio PYTHON` adds the Gradio-style baseline (bench/gradio_baseline.py)
+on the same model and machine. Prints, per run:
 round-trip percentiles of live guesses, guesses served per second, guesses dropped as superseded
 (latest-wins), submissions, errors, the servers' RSS and CPU time per served guess (all their
-processes and threads, model workers included), the client's own CPU use (it shares the machine
-with the servers), and the machine's load average (other processes skew every number here).
+processes and threads, model workers included), their RSS during the run above idle per player,
+the client's own CPU use (it shares the machine with the servers), and the machine's load average
+(other processes skew every number here).
 
 Servers: by default this starts `--servers K` server processes (`fool-the-model serve`) on one
 temporary data directory (one game, one SQLite database in WAL mode) with a copy of the newest
@@ -18,6 +24,8 @@ The client is deliberately cheap, so that it measures the server rather than its
 is a bare RFC 6455 connection on an asyncio protocol, its frames pre-encoded byte strings, and a
 reply is parsed only as far as its `id` (fully only when it is not a prediction).
 
+    .venv/bin/python bench/load.py --players 200 400 600 800 --lengths 20 100 250 400 \\
+        --gradio /tmp/ftm-gradio-venv/bin/python    # the issue #17 table, v1 vs v2 vs Gradio
     .venv/bin/python bench/load.py                       # 50, 200 and 500 players, 10 s each
     .venv/bin/python bench/load.py --players 200 --seconds 20 --clients 2
     .venv/bin/python bench/load.py --players 400 --servers 1 2 --repeat 3 --clients 2
@@ -47,6 +55,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -110,6 +119,11 @@ class Stroke:
     def drawing(self, n: int) -> bytes:
         return b'{"strokes":[[' + self.json[: self.ends[min(n, len(self.ends) - 1)]] + b"]]}"
 
+    def points(self, start: int, end: int) -> bytes:
+        """The JSON list of points `start` to `end` (protocol v2 sends only the new ones)."""
+        end = min(end, len(self.ends) - 1)
+        return b"[" + self.json[self.ends[start] + (start > 0) : self.ends[end]] + b"]"
+
 
 def client_frame(payload: bytes, opcode: int = 0x1) -> bytes:
     """A masked client frame. The all-zero masking key is valid RFC 6455 (browsers pick random
@@ -128,8 +142,13 @@ def client_frame(payload: bytes, opcode: int = 0x1) -> bytes:
 class Player(asyncio.Protocol):
     """One simulated player: handshake, `hello`, then a frame every tick from a timer."""
 
-    def __init__(self, name: str, path: str, host: str, stats: Stats, seed: int) -> None:
+    def __init__(
+        self, name: str, path: str, host: str, stats: Stats, seed: int, protocol: int
+    ) -> None:
         self.name, self.path, self.host, self.stats = name, path, host, stats
+        self.protocol = protocol
+        self.seq = 0  # v2: of the last drawing message sent
+        self.resend: bytes | None = None  # v2: the whole drawing, for a `resync`
         self.rng = random.Random(seed)
         self.transport: Any = None  # uvloop's transports are not asyncio.Transport subclasses
         self.buffer = bytearray()
@@ -180,7 +199,8 @@ class Player(asyncio.Protocol):
                 return
             del self.buffer[: end + 4]
             self.upgraded = True
-            self.send(json.dumps({"type": "hello", "v": 1, "name": self.name}).encode())
+            hello = {"type": "hello", "v": self.protocol, "name": self.name}
+            self.send(json.dumps(hello).encode())
         while (frame := self.next_frame()) is not None:
             opcode, payload = frame
             if opcode == 0x1:
@@ -231,36 +251,70 @@ class Player(asyncio.Protocol):
             self.stats.errors[reply["code"]] += 1
             if not self.welcomed.done():
                 self.welcomed.set_result(False)
+        elif kind == "resync":  # v2: send the whole drawing (a benchmark should see none)
+            self.stats.errors["resync"] += 1
+            if self.resend is not None and reply.get("seq", 0) > 0:
+                self.seq += 1
+                self.send(b'{"type":"drawing","seq":%d,"strokes":%s}' % (self.seq, self.resend))
 
     # Drawing
 
-    def draw(self, begin: float, seconds: float, hz: float, submit_every: float) -> None:
-        """Send a frame every 1/hz s for `seconds`, from a random phase after `begin`."""
+    def draw(
+        self, begin: float, seconds: float, hz: float, submit_every: float, first: int
+    ) -> None:
+        """Send a frame every 1/hz s for `seconds`, from a random phase after `begin`.
+
+        A drawing starts with `first` points and grows by 3 a tick. v1 sends the whole drawing
+        in every `predict`; v2 sends only the new points (`points`, asking for a guess). Every
+        `submit_every` s (on average) the drawing is submitted and a new one started; with
+        `submit_every` 0 (the table by drawing length), a drawing is dropped after 50 ticks and
+        a new one of `first` points started, so every guess is of `first` to `first` + 150."""
         loop = asyncio.get_running_loop()
         start = begin + self.rng.uniform(0, 1 / hz)  # players are not in lockstep
-        next_submit = start + self.rng.uniform(0.3, 1.0) * submit_every
-        stroke, points = Stroke(stroke_points(self.rng, 150)), 4  # drawn a few points per tick
+        never = float("inf")
+        next_submit = start + self.rng.uniform(0.3, 1.0) * submit_every if submit_every else never
+        size = max(150, first + 160)
+        stroke, points, sent, ticks = Stroke(stroke_points(self.rng, size)), first, 0, 0
 
         def tick(n: int) -> None:
-            nonlocal next_submit, stroke, points
+            nonlocal next_submit, stroke, points, sent, ticks
             now = loop.time()
             if self.closed or now - start >= seconds:
                 return
-            points += 3
-            drawing = stroke.drawing(points)
+            points, ticks = points + 3, ticks + 1
             if now >= next_submit:
                 id_ = b"s%d" % n
                 label = self.rng.randrange(10)
-                message = b'{"type":"submit","id":"%s","drawing":%s,"label":%d}' % (
-                    id_, drawing, label)  # fmt: skip
+                if self.protocol == 1:
+                    message = b'{"type":"submit","id":"%s","drawing":%s,"label":%d}' % (
+                        id_, stroke.drawing(points), label)  # fmt: skip
+                else:  # the drawing held at the last seq; then a new one
+                    message = b'{"type":"submit","id":"%s","seq":%d,"label":%d}' % (
+                        id_, self.seq, label)  # fmt: skip
                 next_submit = now + self.rng.uniform(0.5, 1.5) * submit_every
-                stroke, points = Stroke(stroke_points(self.rng, 150)), 4
+                new = True
             else:
                 id_ = b"p%d" % n
-                message = b'{"type":"predict","id":"%s","drawing":%s}' % (id_, drawing)
+                if self.protocol == 1:
+                    drawing = stroke.drawing(points)
+                    message = b'{"type":"predict","id":"%s","drawing":%s}' % (id_, drawing)
+                else:
+                    self.seq += 1
+                    kind = b"points" if sent else b"stroke_start"
+                    message = b'{"type":"%s","seq":%d,"points":%s,"guess":true,"id":"%s"}' % (
+                        kind, self.seq, stroke.points(sent, points), id_)  # fmt: skip
+                    sent = points
+                    self.resend = b"[%s]" % stroke.points(0, points)
                 self.stats.sent += 1
+                # A drawing as long as its stroke is done: the player starts the next one.
+                new = (not submit_every and ticks >= 50) or points + 3 > size
             self.sent_at[id_] = time.perf_counter()
             self.send(message)
+            if new:
+                stroke, points, sent, ticks = Stroke(stroke_points(self.rng, size)), first, 0, 0
+                if self.protocol == 2:
+                    self.seq += 1
+                    self.send(b'{"type":"clear","seq":%d}' % self.seq)
             # Like a browser's throttle: a late tick is skipped, never made up with a burst.
             due = start + (n + 1) / hz
             while due < loop.time():
@@ -271,7 +325,13 @@ class Player(asyncio.Protocol):
 
 
 async def run_players(
-    players: list[tuple[str, str]], seconds: float, hz: float, submit_every: float, seed: int
+    players: list[tuple[str, str]],
+    seconds: float,
+    hz: float,
+    submit_every: float,
+    seed: int,
+    protocol: int,
+    first: int,
 ) -> Stats:
     """Each (name, url) joins the server at url; then they all draw for `seconds`."""
     stats = Stats()
@@ -281,7 +341,7 @@ async def run_players(
     def player(index: int, name: str, url: str) -> tuple[Player, str, int]:
         host, _, rest = url.removeprefix("ws://").partition("/")
         address, _, port = host.rpartition(":")
-        return Player(name, "/" + rest, host, stats, seed + index), address, int(port)
+        return Player(name, "/" + rest, host, stats, seed + index, protocol), address, int(port)
 
     async def join(player: Player, address: str, port: int) -> bool:
         try:
@@ -299,7 +359,7 @@ async def run_players(
     begin = loop.time() + 0.05 + 0.001 * len(joining)
     for (one, _, _), ok in zip(joining, joined, strict=True):
         if ok:
-            one.draw(begin, seconds, hz, submit_every)
+            one.draw(begin, seconds, hz, submit_every, first)
     await asyncio.sleep(begin - loop.time() + seconds + 1 / hz + 0.5)  # last replies arrive
     for one, _, _ in joining:
         one.close()
@@ -307,7 +367,7 @@ async def run_players(
     return stats
 
 
-def client_process(args: tuple[list[tuple[str, str]], float, float, float, int]) -> Stats:
+def client_process(args: tuple[list[tuple[str, str]], float, float, float, int, int, int]) -> Stats:
     return uvloop.run(run_players(*args))
 
 
@@ -339,6 +399,35 @@ def cpu_seconds(pids: list[int]) -> float:
     return total
 
 
+def rss_now_mb(pids: list[int]) -> float:
+    """Resident memory of these processes and their descendants now, in MB."""
+    total = 0.0
+    for pid in (p for root in pids for p in process_tree(root)):
+        with contextlib.suppress(OSError, KeyError, ValueError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) / 1024
+    return total
+
+
+class RssWatch:
+    """The servers' highest RSS while a run goes (sampled every 0.2 s in a thread)."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self.pids, self.peak, self._stop = pids, 0.0, threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.2):
+            self.peak = max(self.peak, rss_now_mb(self.pids))
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
 def rss_mb(pids: list[int]) -> str:
     """Resident memory of these processes and their descendants, now and at peak, in MB."""
     if not pids:
@@ -355,13 +444,21 @@ def rss_mb(pids: list[int]) -> str:
 
 
 def run(
-    urls: list[str], players: int, clients: int, seconds: float, hz: float, submit_every: float
+    urls: list[str],
+    players: int,
+    clients: int,
+    seconds: float,
+    hz: float,
+    submit_every: float,
+    protocol: int,
+    first: int,
 ) -> Stats:
     """All players, dealt round-robin over `urls`, spread over `clients` processes."""
     run_id = f"{random.randrange(16**6):06x}"
     everyone = [(f"b{run_id}-{i}", urls[i % len(urls)]) for i in range(players)]
     shares = [
-        (everyone[k::clients], seconds, hz, submit_every, k * players) for k in range(clients)
+        (everyone[k::clients], seconds, hz, submit_every, k * players, protocol, first)
+        for k in range(clients)
     ]
     stats = Stats()
     if clients == 1:
@@ -458,6 +555,8 @@ class Servers:
 @dataclass
 class Row:
     servers: str  # how many server processes ("url" for servers this run did not start)
+    protocol: int
+    points: str  # the drawing's length (points) at each guess
     players: int
     sent: float  # guesses offered per second
     served: float  # guesses answered per second
@@ -469,36 +568,53 @@ class Row:
     submit_p99: float
     errors: int
     rss: str
+    kb_per_player: float  # the servers' RSS during the run above idle, per player
     cpu_ms: float  # server CPU per served guess (all its processes and threads)
     client_cpu: float  # percent of one core
     load: float
 
     HEADER = (
-        f"{'servers':>7} {'players':>7} {'guesses/s':>9} {'served/s':>8} {'dropped':>7} "
-        f"{'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'submits':>7} {'sub p99':>7} {'errors':>6} "
-        f"{'RSS MB':>16} {'CPU ms/guess':>12} {'client CPU%':>11} {'load':>5}"
+        f"{'servers':>7} {'proto':>5} {'points':>8} {'players':>7} {'guesses/s':>9} "
+        f"{'served/s':>8} {'dropped':>7} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} "
+        f"{'submits':>7} {'sub p99':>7} {'errors':>6} {'RSS MB':>16} {'kB/player':>9} "
+        f"{'CPU ms/guess':>12} {'client CPU%':>11} {'load':>5}"
     )
 
     def __str__(self) -> str:
         return (
-            f"{self.servers:>7} {self.players:>7} {self.sent:>9.0f} {self.served:>8.0f} "
-            f"{self.dropped:>7} {self.p50:>7.1f} {self.p95:>7.1f} {self.p99:>7.1f} "
-            f"{self.submits:>7} {self.submit_p99:>7.1f} {self.errors:>6} {self.rss:>16} "
-            f"{self.cpu_ms:>12.2f} {self.client_cpu:>11.0f} {self.load:>5.1f}"
+            f"{self.servers:>7} {'v' + str(self.protocol):>5} {self.points:>8} {self.players:>7} "
+            f"{self.sent:>9.0f} {self.served:>8.0f} {self.dropped:>7} {self.p50:>7.1f} "
+            f"{self.p95:>7.1f} {self.p99:>7.1f} {self.submits:>7} {self.submit_p99:>7.1f} "
+            f"{self.errors:>6} {self.rss:>16} {self.kb_per_player:>9.1f} {self.cpu_ms:>12.3f} "
+            f"{self.client_cpu:>11.0f} {self.load:>5.1f}"
         )
 
 
 def measure(
-    label: str, urls: list[str], pids: list[int], players: int, args: argparse.Namespace
+    label: str,
+    urls: list[str],
+    pids: list[int],
+    players: int,
+    args: argparse.Namespace,
+    protocol: int,
+    first: int = 4,
+    submit_every: float | None = None,
 ) -> Row:
+    submit_every = args.submit_every if submit_every is None else submit_every
+    idle = rss_now_mb(pids)
+    watch = RssWatch(pids)
     cpu_before = cpu_seconds(pids) if pids else float("nan")
-    stats = run(urls, players, args.clients, args.seconds, args.hz, args.submit_every)
+    stats = run(urls, players, args.clients, args.seconds, args.hz, submit_every, protocol, first)
     cpu_used = cpu_seconds(pids) - cpu_before if pids else float("nan")
+    peak = watch.stop()
     ms = [t * 1000 for t in stats.rtts]
     if stats.errors or stats.disconnects:
         print(f"  errors: {dict(stats.errors)}, disconnects: {stats.disconnects}")
+    grown = first + 3 * 50 if not submit_every else 150
     return Row(
         servers=label,
+        protocol=protocol,
+        points=f"{first + 3}-{grown}",
         players=players,
         sent=stats.sent / args.seconds,
         served=stats.served / args.seconds,
@@ -510,6 +626,7 @@ def measure(
         submit_p99=percentile([t * 1000 for t in stats.submit_rtts], 99),
         errors=sum(stats.errors.values()) + stats.disconnects,
         rss=rss_mb(pids),
+        kb_per_player=max(0.0, peak - idle) * 1024 / players,
         cpu_ms=cpu_used * 1000 / max(1, stats.served),
         client_cpu=stats.client_cpu * 100 / args.seconds,
         load=os.getloadavg()[0],
@@ -519,17 +636,20 @@ def measure(
 def summary(rows: list[Row]) -> list[str]:
     """Medians of repeated runs, and how served/s grows with server processes."""
     lines = []
-    groups: dict[tuple[str, int], list[Row]] = {}
+    groups: dict[tuple[str, int, str, int], list[Row]] = {}
     for row in rows:
-        groups.setdefault((row.servers, row.players), []).append(row)
-    base: dict[int, float] = {}  # served/s of the first server count, per player count
-    for (servers, players), group in groups.items():
+        groups.setdefault((row.servers, row.protocol, row.points, row.players), []).append(row)
+    base: dict[tuple[str, int], float] = {}  # served/s of the first setup, per load
+    for (servers, protocol, points, players), group in groups.items():
         served = statistics.median(r.served for r in group)
         p99 = statistics.median(r.p99 for r in group)
-        ratio = f" = {served / base[players]:.2f}× the first" if players in base else ""
-        base.setdefault(players, served)
+        cpu = statistics.median(r.cpu_ms for r in group)
+        load = (points, players)
+        ratio = f" = {served / base[load]:.2f}× the first" if load in base else ""
+        base.setdefault(load, served)
         lines.append(
-            f"{servers:>7} server(s), {players} players, {len(group)} runs: median served/s "
+            f"{servers:>7} server(s), v{protocol}, {points} points, {players} players, "
+            f"{len(group)} runs: CPU {cpu:.3f} ms/guess, median served/s "
             f"{served:.0f}{ratio}, median p99 {p99:.1f} ms, errors "
             f"{sum(r.errors for r in group)}, load {min(r.load for r in group):.1f}–"
             f"{max(r.load for r in group):.1f}"
@@ -563,6 +683,31 @@ def main() -> int:
     parser.add_argument("--model", type=Path, help="ONNX model (default: newest in the data dir)")
     parser.add_argument("--clients", type=int, default=1, help="client processes to spread over")
     parser.add_argument(
+        "--protocol",
+        type=int,
+        nargs="+",
+        default=[1, 2],
+        choices=[1, 2],
+        help="protocol versions to play, side by side on the same servers (1: the whole drawing "
+        "in every predict; 2: only the new points)",
+    )
+    parser.add_argument(
+        "--lengths",
+        type=int,
+        nargs="*",
+        default=[],
+        help="also a table by drawing length: guesses of drawings of N to N+150 points "
+        "(--length-players players, no submissions), e.g. --lengths 20 100 250 400",
+    )
+    parser.add_argument("--length-players", type=int, default=100)
+    parser.add_argument(
+        "--gradio",
+        metavar="PYTHON",
+        help="also the Gradio-style baseline (bench/gradio_baseline.py), run by this interpreter "
+        "of a virtual environment with gradio installed, at --gradio-players",
+    )
+    parser.add_argument("--gradio-players", type=int, nargs="+", default=[1, 20, 100])
+    parser.add_argument(
         "--source", type=Path, default=REPO, help="run the servers from this checkout (to compare)"
     )
     args = parser.parse_args()
@@ -579,13 +724,13 @@ def main() -> int:
         )
 
     setups: list[tuple[str, list[str], list[int]]] = []  # (label, urls, server pids)
+    model: Path | None = args.model
     started: list[Servers] = []
     try:
         if args.url:
             urls = [url.strip() for value in args.url for url in value.split(",") if url.strip()]
             setups.append(("url", urls, []))
         else:
-            model = args.model
             if model is None:
                 layout = DataLayout(resolve_data_dir())
                 card = latest_model(layout)
@@ -602,10 +747,29 @@ def main() -> int:
         for _ in range(args.repeat):
             for players in args.players:
                 for label, urls, pids in setups:
-                    rows.append(measure(label, urls, pids, players, args))
-                    print(Row.HEADER, *rows, sep="\n", flush=True)
-        if args.repeat > 1 or len(setups) > 1:
-            print("\n".join(summary(rows)))
+                    for protocol in args.protocol:
+                        rows.append(measure(label, urls, pids, players, args, protocol))
+                        print(Row.HEADER, *rows, sep="\n", flush=True)
+            for length in args.lengths:
+                for label, urls, pids in setups:
+                    for protocol in args.protocol:
+                        row = measure(
+                            label, urls, pids, args.length_players, args, protocol, length, 0
+                        )
+                        rows.append(row)
+                        print(Row.HEADER, *rows, sep="\n", flush=True)
+        idle = {label: f"{rss_now_mb(pids):.0f} MB" for label, _, pids in setups if pids}
+        print(f"servers' RSS now that every player left: {idle}")
+        print("\n".join(summary(rows)))
+        if args.gradio and model is not None:
+            print("the Gradio-style baseline, same model, same machine:", flush=True)
+            players = [str(n) for n in args.gradio_players]
+            baseline = [args.gradio, str(REPO / "bench" / "gradio_baseline.py"), "--model"]
+            subprocess.run(
+                [*baseline, str(model), "--seconds", str(args.seconds), "--players", *players],
+                check=False,
+            )
+        print("rerun:", " ".join([Path(sys.executable).name, *sys.argv]))
     finally:
         for servers in started:
             servers.stop()

@@ -31,7 +31,14 @@ from server.play.challenges import Challenges
 from server.play.players import hash_token, new_token
 from server.prometheus import Metrics
 from server.realtime.hub import Hub
-from server.realtime.protocol import Drawing, PngDrawing, ProtocolError, client_id, rounded
+from server.realtime.protocol import (
+    Drawing,
+    PngDrawing,
+    ProtocolError,
+    StrokesDrawing,
+    client_id,
+    rounded,
+)
 from server.realtime.pubsub import Broker
 from server.serving.inference import Explanation, ModelError, Overloaded, Predictor
 from server.serving.model_files import latest_model, list_models, may_serve
@@ -225,6 +232,35 @@ class Game:
             ) from None
         self._latency["live"].observe(time.perf_counter() - started)
         return reply
+
+    async def answer_increments(self, key: int, frames: list[str]) -> list[str]:
+        """The replies to a connection's v2 drawing messages (protocol v2), applied in order to
+        the drawing the model worker holds for it (a `prediction` if one asked for a guess)."""
+        assert self.predictor is not None, "Game.start() first"
+        started = time.perf_counter()
+        try:
+            replies = await self.predictor.answer_increments(key, frames)
+        except Overloaded:
+            # The messages are lost: the connection's next one is a gap, answered `resync`.
+            raise ProtocolError(
+                "overloaded", "The model is busy; try again in a moment.", client_id(frames[-1])
+            ) from None
+        self._latency["live"].observe(time.perf_counter() - started)
+        return replies
+
+    async def held_drawing(self, key: int, seq: int) -> StrokesDrawing | None:
+        """The drawing held for connection `key`, if it is in step at `seq` (a v2 submission)."""
+        assert self.predictor is not None, "Game.start() first"
+        try:
+            strokes = await self.predictor.held_strokes(key, seq)
+        except Overloaded:
+            raise ProtocolError("overloaded", "The model is busy; try again in a moment.") from None
+        return None if strokes is None else StrokesDrawing.model_construct(strokes=strokes)
+
+    async def forget_drawing(self, key: int) -> None:
+        """Free the drawing held for a closed connection."""
+        if self.predictor is not None:
+            await self.predictor.forget(key)
 
     async def guess(self, drawing: Drawing, kind: str = "live") -> tuple[Guess, Rendered]:
         """The model's guess for a drawing; `kind` is "live" or "submit" (which also gets the

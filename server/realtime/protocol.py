@@ -21,7 +21,8 @@ import msgspec
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # the newest; 1 (whole drawings in every `predict`) is still served
+PROTOCOL_VERSIONS = (1, 2)
 
 MAX_FRAME_CHARS = 64 * 1024  # as uvicorn's frame limit (Limits.max_message_bytes)
 MAX_DEPTH = 16  # of nested objects and arrays; a message needs 5 (message, drawing, strokes...)
@@ -73,7 +74,8 @@ class Predict(_Message):
 class Submit(_Message):
     type: Literal["submit"]
     id: ClientId | None = None
-    drawing: Drawing
+    drawing: Drawing | None = None  # None: the drawing held at `seq` (protocol v2)
+    seq: int | None = None
     label: int  # 0–9, checked by the game so a bad value gets `bad_label`
 
 
@@ -137,6 +139,77 @@ class _Envelope(msgspec.Struct):
 # (anything else, and every other message, takes the pydantic path, which also words the errors).
 _fast_drawing = msgspec.json.Decoder(_FastPredict | _FastSubmit)
 _envelope = msgspec.json.Decoder(_Envelope)
+
+
+# Protocol v2: the drawing is held by the server and changed by increments, each numbered by
+# `seq` (docs/protocol.md, "Drawing incrementally"). They are parsed where the drawing is held,
+# in the model worker (server/serving/held.py), by this strict schema.
+
+_Seq = Annotated[int, msgspec.Meta(ge=1, le=2**53)]
+_Id = Annotated[str, msgspec.Meta(max_length=64)]
+_Points = Annotated[
+    list[Annotated[list[float], msgspec.Meta(min_length=2, max_length=2)]],
+    msgspec.Meta(min_length=1),
+]
+
+
+class _Increment(msgspec.Struct, forbid_unknown_fields=True, tag_field="type"):
+    seq: _Seq
+    id: _Id | None = None
+    guess: bool = False  # answer with a `prediction` for the drawing after this message
+
+
+class StrokeStart(_Increment, tag="stroke_start"):
+    """A new stroke, with its first points."""
+
+    points: _Points = msgspec.field(default_factory=list)
+
+
+class AddPoints(_Increment, tag="points"):
+    """Points added to the last stroke."""
+
+    points: _Points = msgspec.field(default_factory=list)
+
+
+class Undo(_Increment, tag="undo"):
+    """The last stroke taken away (nothing, on an empty drawing)."""
+
+
+class Clear(_Increment, tag="clear"):
+    """Everything taken away."""
+
+
+class Redraw(_Increment, tag="drawing"):
+    """The whole drawing at once: the answer to `resync` (and a way to start)."""
+
+    strokes: list[list[Annotated[list[float], msgspec.Meta(min_length=2, max_length=2)]]] = (
+        msgspec.field(default_factory=list)
+    )
+
+
+Increment = StrokeStart | AddPoints | Undo | Clear | Redraw
+INCREMENTS = (StrokeStart, AddPoints, Undo, Clear, Redraw)
+INCREMENT_TYPES = ("stroke_start", "points", "undo", "clear", "drawing")
+_increment = msgspec.json.Decoder(Increment)
+
+
+def encode_increment(message: Increment) -> str:
+    return msgspec.json.encode(message).decode()
+
+
+def parse_increment(text: str) -> Increment:
+    """One v2 drawing message, or `ProtocolError` (bad_message) saying what is wrong with it."""
+    if len(text) > MAX_FRAME_CHARS:
+        raise ProtocolError("bad_message", f"The frame is over {MAX_FRAME_CHARS // 1024} KiB.")
+    try:
+        message: Increment = _increment.decode(text)
+    except (msgspec.MsgspecError, RecursionError) as error:
+        raise ProtocolError("bad_message", str(error), client_id(text)) from None
+    if isinstance(message, StrokeStart | AddPoints) and not message.points:
+        raise ProtocolError("bad_message", "`points` needs at least one point.", message.id)
+    return message
+
+
 MESSAGE_TYPES = ("hello", "predict", "submit", "explain", "task", "vote", "leaderboard", "ping")
 
 
@@ -202,7 +275,7 @@ def _describe(error: ValidationError, raw: dict[str, Any]) -> str:
     return f"{where or 'message'}: {first['msg']}"
 
 
-def parse(text: str | bytes) -> ClientMessage:
+def parse(text: str | bytes) -> ClientMessage | Increment:
     """Validate one frame; raise `ProtocolError` (bad_json, unknown_type, bad_message) and
     nothing else, whatever the frame."""
     try:
@@ -213,7 +286,7 @@ def parse(text: str | bytes) -> ClientMessage:
         raise ProtocolError("bad_json", f"The frame cannot be read ({error}).") from None
 
 
-def _parse(text: str | bytes) -> ClientMessage:
+def _parse(text: str | bytes) -> ClientMessage | Increment:
     if isinstance(text, bytes):
         raise ProtocolError("bad_json", "Send JSON text frames, not binary ones.")
     if text.count('"type"') > 1 and (problem := _shape_problem(text)):
@@ -248,6 +321,8 @@ def _parse(text: str | bytes) -> ClientMessage:
     kind = raw.get("type")
     if "type" not in raw:
         raise ProtocolError("bad_message", "The message has no `type`.", client_id)
+    if kind in INCREMENT_TYPES:  # v2 (the session checks the version)
+        return parse_increment(text)
     if kind not in MESSAGE_TYPES:
         known = ", ".join(MESSAGE_TYPES)
         raise ProtocolError("unknown_type", f"Unknown type {kind!r}; one of: {known}.", client_id)

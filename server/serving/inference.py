@@ -295,6 +295,29 @@ class Predictor:
         _, probs, label, image, heatmap = outcome
         return Explanation(tuple(probs), label, version, image, heatmap)
 
+    # Protocol v2: the drawings held in the worker, one per connection `key` (model_worker.py).
+    # A new worker (a swap, a crash) holds none: the connections' next increments are answered
+    # `resync` and their clients send the whole drawing again.
+
+    async def answer_increments(self, key: int, frames: list[str]) -> list[str]:
+        """Apply a connection's v2 drawing messages in order; the replies to send."""
+        replies: list[str] = await self._ask("increments", (key, frames), False)
+        return replies
+
+    async def held_strokes(self, key: int, seq: int) -> list[list[list[float]]] | None:
+        """The connection's held drawing if it is in step at `seq`, else None."""
+        strokes: list[list[list[float]]] | None = await self._ask("held", (key, seq), False)
+        return strokes
+
+    async def forget(self, key: int) -> None:
+        """Free a closed connection's held drawing."""
+        await self._ask("forget", key, False)
+
+    async def held_count(self) -> int:
+        """How many connections' drawings the worker holds (tests count them)."""
+        count: int = await self._ask("held_count", None, False)
+        return count
+
     async def _ask(self, kind: str, drawing: object, want_image: bool) -> Any:
         if self._closed or self._batcher is None:
             raise PredictorClosed("The predictor is not running.")

@@ -19,6 +19,15 @@ event loop only moves bytes. Each outcome is one of:
 - `("refused", code, message, id)`: a drawing that cannot be drawn, or a frame that is refused;
 - `("explained", probs, label, image, heatmap)` for an explanation.
 
+Protocol v2 keeps each connection's drawing here, between batches (`HeldDrawing`, keyed by the
+connection's number), so that a guess draws only the segments added since the last one:
+
+- "increments", `(key, [frame, ...])`: a connection's v2 drawing messages in the order received,
+  applied in order; the drawing is guessed once if any of them asked (latest wins) →
+  `("reply", [reply text, ...])` (a `prediction`, `resync`s, `error`s);
+- "held", `(key, seq)`: the held strokes if they are in step at `seq`, else None (a submission);
+- "forget", key: the connection closed, its drawing is freed; "held_count": how many are held.
+
 All of a batch's strokes are drawn in one `render` call; each item is isolated from the others
 (a drawing that fails is refused alone, `bad_drawing`). The worker exits when its stdin closes.
 Only the parent writes to it (pickle is trusted here).
@@ -37,17 +46,30 @@ from typing import Any, BinaryIO
 import numpy as np
 import onnxruntime as ort
 
-from server.realtime.protocol import PngDrawing, Predict, ProtocolError, encode, parse, rounded
+from server.realtime.protocol import (
+    PngDrawing,
+    Predict,
+    ProtocolError,
+    encode,
+    parse,
+    parse_increment,
+    rounded,
+)
+from server.realtime.protocol import error as error_reply
+from server.serving.held import RESYNC, HeldDrawing
 from server.serving.inference import ModelError, load_session, run_batch
 from server.serving.preprocess import (
     DrawingError,
     Strokes,
+    finish,
     parse_strokes,
     png_from_base64,
     png_to_image,
     render,
 )
 from server.serving.saliency import CORNERS, explain
+
+HELD: dict[int, HeldDrawing] = {}  # each v2 connection's drawing, by the connection's key
 
 
 def infer(
@@ -68,8 +90,20 @@ def infer(
     def refuse(index: int, code: str, message: str) -> None:
         outcomes[index] = ("refused", code, message, frames.get(index))
 
+    replies: dict[int, list[str]] = {}  # v2: each item's replies so far
+    guessed: dict[int, tuple[HeldDrawing, str | None]] = {}  # v2: to guess, with the reply id
     for index, (kind, drawing, _) in enumerate(items):
         try:
+            if kind in _HELD_KINDS:
+                outcomes[index] = ("reply", _held_request(kind, drawing))
+                continue
+            if kind == "increments":
+                key, texts = drawing
+                held = HELD.get(key) or HELD.setdefault(key, HeldDrawing())
+                replies[index], asked = _apply(held, texts)
+                if asked is not None:
+                    guessed[index] = (held, asked[0])
+                continue
             if kind == "predict":
                 message = parse(drawing)
                 if not isinstance(message, Predict):  # (the session routes by the frame's start)
@@ -96,33 +130,101 @@ def infer(
             refuse(index, "bad_drawing", _UNDRAWABLE)
     if drawings:
         _render_each(drawings, drawn, images, refuse)
+    for index, (held, _) in list(guessed.items()):
+        try:
+            held.raster.draw(held.strokes)
+        except Exception as error:
+            print(f"model worker: held drawing failed: {error!r}", file=sys.stderr)
+            held.raster.reset()
+            replies[index].append(
+                encode(error_reply("bad_drawing", _UNDRAWABLE, guessed[index][1]))
+            )
+            del guessed[index]
+    if guessed:
+        images[list(guessed)] = finish([held.raster for held, _ in guessed.values()])
     unfinished = ~np.isfinite(images).all(axis=(1, 2))
     for index in np.flatnonzero(unfinished).tolist():
         images[index] = 0.0
-        if not outcomes[index]:
+        if index in guessed:
+            replies[index].append(
+                encode(error_reply("bad_drawing", _UNDRAWABLE, guessed.pop(index)[1]))
+            )
+        elif not outcomes[index]:
             refuse(index, "bad_drawing", _UNDRAWABLE)
-    probs = run_batch(session, images)
+    # The model runs on the drawings to guess (not on v2 messages that asked for none).
+    wanted = [
+        i for i, done in enumerate(outcomes) if not done and (i not in replies or i in guessed)
+    ]
+    probs = run_batch(session, images[wanted]) if wanted else np.zeros((0, 10), np.float32)
+    row = {index: k for k, index in enumerate(wanted)}
     rows, labels = probs.tolist(), probs.argmax(axis=1).tolist()
-    replies = rounded(probs)
+    replies_probs = rounded(probs)
     for index, (_, _, want_image) in enumerate(items):
         if outcomes[index]:
             continue
-        if index in frames:
-            reply = {
-                "type": "prediction",
-                "id": frames[index],
-                "probs": replies[index],
-                "label": labels[index],
-                "model_version": version,
-            }
-            outcomes[index] = ("reply", encode(reply))
+        k = row.get(index, 0)  # its row of model answers (none for a v2 item guessing nothing)
+        answer = {"probs": replies_probs[k], "label": labels[k], "model_version": version} if (
+            index in row) else {}  # fmt: skip
+        if index in replies:
+            if index in guessed:
+                held, id = guessed[index]
+                prediction = {"type": "prediction", "id": id, "seq": held.seq, **answer}
+                replies[index].append(encode(prediction))
+            outcomes[index] = ("reply", replies[index])
+        elif index in frames:
+            outcomes[index] = (
+                "reply",
+                encode({"type": "prediction", "id": frames[index], **answer}),
+            )
         else:
             image = images[index] if want_image else None
-            outcomes[index] = ("answer", rows[index], labels[index], image)
+            outcomes[index] = ("answer", rows[k], labels[k], image)
     return outcomes
 
 
 _UNDRAWABLE = "This drawing cannot be drawn; draw it again."
+_HELD_KINDS = ("held", "forget", "held_count")
+
+
+def _apply(held: HeldDrawing, texts: list[str]) -> tuple[list[str], tuple[str | None] | None]:
+    """Apply a connection's v2 messages in order: the replies owed (`resync`, `error`), and
+    `(id,)` of the latest that asked for a guess if the drawing is then in step and not empty.
+    Each message is isolated: a refused one changes nothing (see server/serving/held.py)."""
+    replies: list[str] = []
+    asked: tuple[str | None] | None = None
+    for text in texts:
+        try:
+            message = parse_increment(text)
+            if held.apply(message) == RESYNC:
+                replies.append(encode({"type": "resync", "id": message.id, "seq": message.seq}))
+                asked = None
+                continue
+        except ProtocolError as refused:
+            replies.append(encode(error_reply(refused.code, refused.message, refused.id)))
+            continue
+        except DrawingError as refused:
+            replies.append(encode(error_reply(refused.code, refused.message, message.id)))
+            continue
+        if message.guess:
+            asked = (message.id,)
+    if asked is not None and held.empty:
+        empty = "The drawing is empty: draw a digit first."
+        replies.append(encode(error_reply("empty_drawing", empty, asked[0])))
+        asked = None
+    return replies, asked
+
+
+def _held_request(kind: str, drawing: Any) -> Any:
+    if kind == "forget":
+        HELD.pop(drawing, None)
+        return None
+    if kind == "held_count":
+        return len(HELD)
+    key, seq = drawing
+    held = HELD.get(key)
+    if held is None or not held.synced or held.seq != seq:
+        return None
+    return held.as_lists()
 
 
 def _render_each(

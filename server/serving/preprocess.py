@@ -10,13 +10,18 @@ canvas SUPERSAMPLE× finer whose blocks are then summed (the anti-aliased area d
 used): Pillow marks the pixels each polyline passes (C, one call per stroke), and the round pen's
 disc is stamped on all of them with a few whole-array ORs (`_stamp`).
 
-`render` draws a whole batch at once, every drawing on its own canvas in one array. A drawing is
-a few hundred numbers, so drawn alone its cost is numpy's per-call overhead (~40 calls of a few
-µs each on this machine), not arithmetic; a batch pays that overhead once. Measured here, per
-drawing of the load benchmark: ~450 µs alone, ~150 µs in a batch of 4, ~55 µs in a batch of 32
-(the renderer this replaced drew one drawing in ~290 µs). Serving draws the live guesses in the
-model worker's batches (server/serving/model_worker.py). A PNG is decoded and fitted by `to_mnist`;
-both paths share the centring (`_centre`).
+A drawing is drawn on its `Raster` (the pen-centre canvas); protocol v2 keeps one per connection
+and adds only the new segments to it (server/serving/held.py), and `render` is the same `Raster`
+with every point drawn at once, so both give the same image bit for bit. `finish` stamps, sums and
+centres a batch of rasters in one go.
+
+`render` draws a whole batch at once, every drawing on its own canvas, finished together. A
+drawing is a few hundred numbers, so drawn alone its cost is numpy's per-call overhead (~40 calls
+of a few µs each on this machine), not arithmetic; a batch pays that overhead once. Measured
+here, per drawing of the load benchmark: ~450 µs alone, ~150 µs in a batch of 4, ~55 µs in a
+batch of 32 (the renderer this replaced drew one drawing in ~290 µs). Serving draws the live
+guesses in the model worker's batches (server/serving/model_worker.py). A PNG is decoded and
+fitted by `to_mnist`; both paths share the centring (`_centre`).
 
 Everything here is pillow + numpy, so the serving process stays light. Every malformed input
 raises `DrawingError` with a code from docs/protocol.md and a sentence a player can act on.
@@ -137,20 +142,24 @@ def parse_strokes(strokes: object) -> Strokes:
         )
     if not lengths:
         raise DrawingError("empty_drawing", "The drawing is empty: draw a digit first.")
+    return Strokes(check_points(list(itertools.chain.from_iterable(strokes))), lengths)
+
+
+def check_points(points: Sequence[object]) -> np.ndarray:
+    """Points `[[x, y], ...]` (at least one) as float64 [n, 2], or `DrawingError`."""
     # Each point a list of two numbers. Checked this way, with numpy converting the flattened
     # numbers, it costs a few times less than converting the nested lists (this runs for every
     # live guess).
-    points = list(itertools.chain.from_iterable(strokes))
     numbers = None
-    if set(map(type, points)) <= _PAIR_TYPES and set(map(len, points)) == {2}:
-        numbers = np.array(list(itertools.chain.from_iterable(points)))
+    if set(map(type, points)) <= _PAIR_TYPES and set(map(len, points)) == {2}:  # type: ignore[arg-type]
+        numbers = np.array(list(itertools.chain.from_iterable(points)))  # type: ignore[arg-type]
     if numbers is None or numbers.ndim != 1 or numbers.dtype.kind not in "iuf":
         raise DrawingError("bad_drawing", "Each point must be a pair of numbers [x, y].")
     if not np.maximum.reduce(np.abs(numbers)) <= MAX_COORD:  # (NaN: false)
         raise DrawingError(
             "bad_drawing", f"Coordinates must be finite numbers within ±{MAX_COORD:g}."
         )
-    return Strokes(numbers.astype(np.float64, copy=False).reshape(-1, 2), lengths)
+    return numbers.astype(np.float64, copy=False).reshape(-1, 2)
 
 
 def render(drawings: Sequence[Strokes]) -> np.ndarray:
@@ -160,39 +169,107 @@ def render(drawings: Sequence[Strokes]) -> np.ndarray:
     either end; its shorter side is centred in as many whole blocks as it needs. So the drawing's
     own offset and scale on the canvas never matter. Total over everything `parse_strokes`
     accepts (tests/serving/test_preprocess_total.py searches for counterexamples).
+
+    This is `Raster` with every point drawn at once: the incremental protocol (v2) keeps one
+    `Raster` per connection and draws only the new points, so both give the same images.
     """
-    count = len(drawings)
-    points = np.concatenate([drawing.points for drawing in drawings])
-    per_drawing = [len(drawing.points) for drawing in drawings]
-    owner = np.repeat(np.arange(count), per_drawing)  # the drawing of each point
-    firsts = np.cumsum([0, *per_drawing[:-1]])  # each drawing's first point
+    rasters = [Raster() for _ in drawings]
+    for raster, drawing in zip(rasters, drawings, strict=True):
+        raster.draw(drawing)
+    return finish(rasters)
 
-    low = np.minimum.reduceat(points, firsts)
-    size = np.maximum.reduceat(points, firsts) - low  # [N, 2]: width, height
-    extent = size.max(axis=1)
-    dot = extent < MIN_EXTENT  # a single dot: only the pen's disc, which then fills the box
-    scale = (_SIDE - 1 - 2 * _PEN_RADIUS) / np.where(dot, 1.0, extent)
-    ink = size * scale[:, None] + 2 * _PEN_RADIUS + 1
-    fit = np.maximum(1, np.rint(ink / SUPERSAMPLE)).astype(np.intp)  # whole blocks wide, high
+
+class Raster:
+    """One drawing's pen-centre canvas (SUPERSAMPLE× the 20×20 box), drawn point by point.
+
+    The canvas depends on where the drawing's points land in the box, which depends on the whole
+    drawing's bounding box (`_Layout`). `draw` is given the drawing so far, which must extend
+    what it was given last time (new strokes, or points added to the last ones): while the
+    layout stays the same it draws only the new segments; when the layout moves (the drawing
+    grew past its box) or after `reset` (an undo, a clear), it draws everything again. Pillow's
+    1-pixel lines set exactly the pixels of each segment, so drawing a polyline in pieces sets
+    the same pixels as drawing it whole (tests/serving/test_incremental.py checks bit for bit).
+    About 6 kB: a connection's whole raster state.
+    """
+
+    __slots__ = ("_drawn", "_pen", "layout", "sheet")
+
+    def __init__(self) -> None:
+        self.sheet = Image.new("L", (_CANVAS, _CANVAS))
+        self._pen = ImageDraw.Draw(self.sheet)
+        self.layout: _Layout | None = None
+        self._drawn: list[int] = []  # points drawn per stroke so far
+
+    def reset(self) -> None:
+        """Forget what was drawn (the next `draw` starts over)."""
+        self.layout = None
+
+    def draw(self, drawing: Strokes) -> None:
+        points, lengths = drawing.points, drawing.lengths
+        layout = _layout(points)
+        if layout != self.layout:
+            self.sheet.paste(0, (0, 0, _CANVAS, _CANVAS))
+            self._drawn = []
+            self.layout = layout
+        start = 0
+        for index, length in enumerate(lengths):
+            done = self._drawn[index] if index < len(self._drawn) else 0
+            if length > done:
+                # From the last point drawn (the joint), so the new segment meets the old ones.
+                first = start + max(0, done - 1)
+                xy = layout.place(points[first : start + length]).ravel().tolist()
+                (self._pen.line if len(xy) > 2 else self._pen.point)(xy, fill=1)
+            start += length
+        self._drawn = list(lengths)
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where a drawing lands in the box: points → canvas pixels, and the whole blocks it uses."""
+
+    low: tuple[float, float]  # the drawing's top-left corner (canvas pixels)
+    scale: float
+    origin: tuple[float, float]  # where `low` lands on the raster
+    fit: tuple[int, int]  # whole blocks wide and high
+    dot: bool  # a single dot: only the pen's disc, which then fills the box
+
+    def place(self, points: np.ndarray) -> np.ndarray:
+        # Pillow cuts coordinates down to whole pixels: +0.5 makes that a rounding. Rounding to a
+        # thousandth first drops float noise (from the drawing's offset and scale) that would
+        # otherwise flip pixels on the raster's edges.
+        placed = (points - self.low) * self.scale + self.origin
+        result: np.ndarray = placed.round(3) + 0.5
+        return result
+
+
+def _layout(points: np.ndarray) -> _Layout:
+    low = np.minimum.reduce(points)
+    size = np.maximum.reduce(points) - low  # width, height
+    extent = float(size.max())
+    dot = extent < MIN_EXTENT
+    scale = (_SIDE - 1 - 2 * _PEN_RADIUS) / (1.0 if dot else extent)
+    ink = size * scale + 2 * _PEN_RADIUS + 1
+    fit = np.maximum(1, np.rint(ink / SUPERSAMPLE)).astype(np.intp)
     origin = (SUPERSAMPLE * fit - ink) / 2 + _PEN_RADIUS + _PAD
-    origin[:, 1] += np.arange(count) * _CANVAS  # each drawing's canvas below the one before
-    # Pillow cuts coordinates down to whole pixels: +0.5 makes that a rounding. Rounding to a
-    # thousandth first drops float noise (from the drawing's offset and scale) that would
-    # otherwise flip pixels on the raster's edges.
-    xy = ((points - low[owner]) * scale[owner, None] + origin[owner]).round(3) + 0.5
+    return _Layout(
+        (float(low[0]), float(low[1])),
+        scale,
+        (float(origin[0]), float(origin[1])),
+        (BOX, BOX) if dot else (int(fit[0]), int(fit[1])),
+        dot,
+    )
 
-    # Mark the pixels the pen's centre passes (Pillow's lines, in C), then stamp the pen's disc
-    # on each of them.
-    sheet = Image.new("L", (_CANVAS, count * _CANVAS))
-    pen = ImageDraw.Draw(sheet)
-    flat = xy.ravel().tolist()
-    start = 0
-    for length in itertools.chain.from_iterable(drawing.lengths for drawing in drawings):
-        line = flat[start : start + 2 * length]
-        (pen.line if length > 1 else pen.point)(line, fill=1)
-        start += 2 * length
-    centres = np.asarray(sheet).view(bool).reshape(count, _CANVAS, _CANVAS)
+
+def finish(rasters: Sequence[Raster]) -> np.ndarray:
+    """The 28×28 images of drawn rasters, float32 [N, 28, 28]: the pen's disc stamped on every
+    marked pixel, the blocks summed, the mass centred. A fixed cost per drawing, whatever its
+    length, and much cheaper per drawing in a batch (numpy's per-call overhead is paid once)."""
+    centres = np.stack([np.asarray(raster.sheet) for raster in rasters]).view(bool)
     stamped = _stamp(centres).view(np.uint8)
+    layouts = [raster.layout for raster in rasters]
+    assert all(layouts), "draw a raster before finishing it"
+    fit = np.array([layout.fit for layout in layouts if layout], dtype=np.intp)
+    dot = np.array([layout.dot for layout in layouts if layout], dtype=bool)
 
     # Sum each SUPERSAMPLE × SUPERSAMPLE block of the box; ink past a drawing's whole blocks (the
     # pen's overhang on a side rounded down) is cropped.
@@ -203,7 +280,6 @@ def render(drawings: Sequence[Strokes]) -> np.ndarray:
     used = fit[:, :, None] > _RAMP  # [N, 2, 20]: the columns and the rows of whole blocks
     blocks *= used[:, 1, :, None] & used[:, 0, None, :]
     blocks[dot] = _DOT_BLOCKS
-    fit[dot] = BOX
     return _centre(blocks, fit)
 
 

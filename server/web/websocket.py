@@ -4,7 +4,10 @@ The reader loop validates each frame and answers through the connection's send q
 guesses are latest-wins: the reader only parks the newest raw `predict` frame in a one-slot
 mailbox, and a per-connection task has whatever is there answered when it is free (parsed and
 guessed by the model worker process), so an older unserved guess is replaced (dropped), never
-queued. Submissions queue (a few at most) for their own task.
+queued. Protocol v2's drawing messages (`stroke_start`, `points`, …) change the drawing the model
+worker holds for the connection, so none may be dropped: they queue (bounded), and whenever the
+previous answer is out, all those waiting go to the worker together and are answered with one
+guess. Submissions queue (a few at most) for their own task.
 """
 
 from __future__ import annotations
@@ -12,10 +15,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
+import itertools
 import logging
 import math
 import re
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -28,19 +35,23 @@ from server.prometheus import Metrics
 from server.realtime.hub import Connection, Hub
 from server.realtime.limits import POLICY_VIOLATION, Limits
 from server.realtime.protocol import (
-    PROTOCOL_VERSION,
+    INCREMENTS,
+    PROTOCOL_VERSIONS,
     ClientMessage,
     Explain,
     Hello,
+    Increment,
     Leaderboard,
     Ping,
     Predict,
     ProtocolError,
+    StrokesDrawing,
     Submit,
     Task,
     Vote,
     client_id,
     encode,
+    encode_increment,
     error,
     parse,
     rounded,
@@ -51,9 +62,20 @@ from server.web.running import running
 
 log = logging.getLogger(__name__)
 
-M = TypeVar("M", bound=ClientMessage)
+M = TypeVar("M", bound=ClientMessage | Increment)
 # How a live guess starts (our browser client's JSON.stringify puts `type` first).
 PREDICT = re.compile(r'\{\s*"type"\s*:\s*"predict"')
+# How a v2 drawing message starts (our client's too); the model worker parses it.
+INCREMENT = re.compile(r'\{\s*"type"\s*:\s*"(?:stroke_start|points|undo|clear|drawing)"')
+# v2 drawing messages waiting for the model worker, per connection. A client sends about 10 a
+# second; past this, the oldest are dropped, and the gap is answered `resync` (never a wrong
+# picture), so the bound costs correctness nothing.
+MAX_WAITING_INCREMENTS = 64
+_connection_keys = itertools.count(1)  # names each connection's held drawing in the worker
+
+
+def frame_text(frame: str | bytes) -> str:
+    return frame if isinstance(frame, str) else ""
 
 
 def origin_allowed(origin: str | None, host: str | None, allowed: Sequence[str]) -> bool:
@@ -91,6 +113,17 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         server.caps.release(address)
 
 
+Look = asyncio.Future[StrokesDrawing | None]
+
+
+@dataclass(frozen=True)
+class HeldLook:
+    """A v2 submission's look at the held drawing, queued in order with the drawing messages."""
+
+    seq: int
+    answer: asyncio.Future[StrokesDrawing | None]
+
+
 class LiveGuesses:
     """A one-slot mailbox for raw `predict` frames, and the task that has the newest one
     answered whenever the previous answer is out. The game's model worker parses the frame,
@@ -99,19 +132,43 @@ class LiveGuesses:
     def __init__(self, session: Session) -> None:
         self.session = session
         self._latest: str | None = None
+        # v2 drawing messages, and the submissions' looks at the drawing, in the order received.
+        self._increments: deque[str | HeldLook] = deque()
         self._ready = asyncio.Event()
         self._task = asyncio.create_task(self._serve())
 
     def offer(self, frame: str) -> None:
+        """A v1 `predict`: it replaces one not served yet."""
         if self._latest is not None:
             self.session.metrics.guesses_dropped.inc()
         self._latest = frame
         self._ready.set()
 
+    def add(self, frame: str) -> None:
+        """A v2 drawing message: queued behind those not served yet (the oldest dropped past
+        MAX_WAITING_INCREMENTS; the worker answers the gap with `resync`)."""
+        if len(self._increments) >= MAX_WAITING_INCREMENTS:
+            dropped = self._increments.popleft()
+            if isinstance(dropped, HeldLook):
+                dropped.answer.set_result(None)
+        self._increments.append(frame)
+        self._ready.set()
+
+    def look(self, seq: int) -> asyncio.Future[StrokesDrawing | None]:
+        """The held drawing if in step at `seq`, once the messages received before are applied
+        (and none after): what a v2 submission received now refers to."""
+        look = HeldLook(seq, asyncio.get_running_loop().create_future())
+        self._increments.append(look)
+        self._ready.set()
+        return look.answer
+
     async def _serve(self) -> None:
         while True:
             await self._ready.wait()
             self._ready.clear()
+            if self._increments:
+                await self._answer_increments()
+                continue
             frame, self._latest = self._latest, None
             if frame is None:
                 continue
@@ -131,7 +188,43 @@ class LiveGuesses:
             if reply is not None:
                 self.session.connection.send_text(reply)
 
+    async def _answer_increments(self) -> None:
+        """Send the waiting drawing messages to the model worker, up to the first look."""
+        first = self._increments[0]
+        if isinstance(first, HeldLook):
+            self._increments.popleft()
+            try:
+                drawing = await self.session.game.held_drawing(self.session.key, first.seq)
+            except Exception as failure:
+                first.answer.set_exception(failure)
+            else:
+                first.answer.set_result(drawing)
+            finally:  # (cancelled: the connection is closing; the submission is not stored)
+                if not first.answer.done():
+                    first.answer.set_result(None)
+            self._ready.set()
+            return
+        frames: list[str] = []
+        while self._increments and isinstance(self._increments[0], str):
+            frames.append(self._increments.popleft())  # type: ignore[arg-type]
+        self._ready.set()  # (a look may follow)
+        try:
+            replies = await self.session.game.answer_increments(self.session.key, frames)
+        except ProtocolError as refused:
+            self.session.refuse(refused)
+            return
+        except Exception:
+            log.exception("drawing messages failed")
+            broke = "Something broke on our side; it is logged."
+            self.session.refuse(ProtocolError("internal", broke, client_id(frames[-1])))
+            return
+        for reply in replies:
+            self.session.connection.send_text(reply)
+
     async def stop(self) -> None:
+        for waiting in self._increments:  # their submissions end, answered `resync`
+            if isinstance(waiting, HeldLook) and not waiting.answer.done():
+                waiting.answer.set_result(None)
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
@@ -143,19 +236,21 @@ class Submissions:
 
     def __init__(self, session: Session, size: int) -> None:
         self.session = session
-        self._queue: asyncio.Queue[Submit | None] = asyncio.Queue(size)
+        self._queue: asyncio.Queue[tuple[Submit, Look | None] | None] = asyncio.Queue(size)
         self._task = asyncio.create_task(self._serve())
 
-    def offer(self, message: Submit) -> bool:
+    def offer(self, message: Submit, look: Look | None) -> bool:
+        """`look`: a v2 submission's look at the held drawing (LiveGuesses.look)."""
         try:
-            self._queue.put_nowait(message)
+            self._queue.put_nowait((message, look))
         except asyncio.QueueFull:
             return False
         return True
 
     async def _serve(self) -> None:
-        while (message := await self._queue.get()) is not None:
-            await self.session.answer(message, self.session.submit)
+        while (queued := await self._queue.get()) is not None:
+            message, look = queued
+            await self.session.answer(message, functools.partial(self.session.submit, look=look))
 
     async def stop(self) -> None:
         """Finish the submission being committed; drop the ones not started (never acknowledged)."""
@@ -205,9 +300,12 @@ class Session:
         self.connection = Connection(websocket, limits.send_queue, metrics)
         self.buckets = limits.buckets()
         self.predicts_received = metrics.messages.labels("predict")
+        self.increments_received = metrics.messages.labels("increment")
         self.strikes = 0
         self.player: Player | None = None
         self.joined = False
+        self.version = 1  # of the protocol, as said in `hello`
+        self.key = next(_connection_keys)
 
     async def run(self) -> None:
         await self.websocket.accept()
@@ -238,6 +336,9 @@ class Session:
             await self.live.stop()
             await self.explanations.stop()
             await self.submissions.stop()
+            if self.version == 2:
+                with contextlib.suppress(Exception):  # (the server may be stopping)
+                    await self.game.forget_drawing(self.key)
             await self.connection.finish()
 
     def refuse(self, refused: ProtocolError) -> None:
@@ -305,14 +406,45 @@ class Session:
             ) and not self._player_limited("predict", "live guesses", None, frame=frame):
                 self.live.offer(frame)
             return
+        if self.version == 2 and self.player is not None and INCREMENT.match(frame_text(frame)):
+            # As a live guess: to the model worker, which holds the drawing and parses it.
+            self.increments_received.inc()
+            self._increment(str(frame), None)
+            return
         try:
             message = parse(frame)
         except ProtocolError as refused:
             self.metrics.messages.labels("invalid").inc()
             self.refuse(refused)
             return
+        if isinstance(message, INCREMENTS):
+            self.increments_received.inc()
+            await self.answer(message, self.increment)
+            return
         self.metrics.messages.labels(message.type).inc()
         await self.answer(message, self.dispatch)
+
+    async def increment(self, message: Increment) -> None:
+        """A v2 drawing message not in our client's spelling (`type` not first): re-encoded."""
+        if not self.joined:
+            raise ProtocolError("hello_first", "Send `hello` first.", message.id)
+        if self.player is None:
+            raise ProtocolError("spectator", "Spectators can watch but not play.", message.id)
+        if self.version != 2:
+            raise ProtocolError(
+                "bad_message",
+                "Drawing messages are protocol version 2: say `hello` with `v` 2.",
+                message.id,
+            )
+        self._increment(encode_increment(message), message.id)
+
+    def _increment(self, frame: str, id: str | None) -> None:
+        """A v2 drawing message costs a live-guess token (a client sends ~10 a second); one
+        refused here is lost, and the client's next one is answered `resync`."""
+        if not self._limited(
+            "predict", "drawing messages", id, frame=frame
+        ) and not self._player_limited("predict", "drawing messages", id, frame=frame):
+            self.live.add(frame)
 
     async def answer(self, message: M, handler: Callable[[M], Awaitable[None]]) -> None:
         """Run `handler`; whatever it refuses (or breaks on) becomes an `error` reply."""
@@ -322,7 +454,7 @@ class Session:
             refused.id = refused.id or message.id
             self.refuse(refused)
         except Exception:
-            log.exception("message failed", extra={"type": message.type})
+            log.exception("message failed", extra={"type": type(message).__name__})
             self.refuse(
                 ProtocolError("internal", "Something broke on our side; it is logged.", message.id)
             )
@@ -360,9 +492,12 @@ class Session:
                 drawing = message.drawing.model_dump()
                 self.live.offer(encode({"type": "predict", "id": message.id, "drawing": drawing}))
         elif isinstance(message, Submit):
-            if not self._limited("submit", "submissions", message.id) and not (
-                self.submissions.offer(message)
-            ):
+            if self._limited("submit", "submissions", message.id):
+                return
+            look = None
+            if message.drawing is None and message.seq is not None and self.version == 2:
+                look = self.live.look(message.seq)  # the drawing as of now, not as of its turn
+            if not self.submissions.offer(message, look):
                 raise ProtocolError("rate_limited", "Too many submissions waiting; slow down.")
         elif isinstance(message, Explain):
             self.explanations.offer(message)
@@ -394,10 +529,10 @@ class Session:
     async def hello(self, message: Hello) -> None:
         if self.joined:
             raise ProtocolError("already_joined", "You already said hello.", message.id)
-        if message.v != PROTOCOL_VERSION:
+        if message.v not in PROTOCOL_VERSIONS:
             raise ProtocolError(
                 "unsupported_version",
-                f"This server speaks protocol version {PROTOCOL_VERSION}; reload the page.",
+                f"This server speaks protocol versions {PROTOCOL_VERSIONS}; reload the page.",
                 message.id,
             )
         chosen = [message.name is not None, message.token is not None, message.spectator]
@@ -419,10 +554,11 @@ class Session:
         elif self._shared_limited(limits.spectator(self.address), "spectators here", message.id):
             return
         self.joined = True
+        self.version = message.v
         current = await self.game.current_round()
         welcome: dict[str, Any] = {
             "type": "welcome",
-            "v": PROTOCOL_VERSION,
+            "v": self.version,
             "id": message.id,
             "player": {"id": self.player.id, "name": self.player.name} if self.player else None,
             "round": current.public() if current else None,
@@ -445,9 +581,20 @@ class Session:
         log.info(how, extra={"player": self.player.id if self.player else None})
         self.connection.send(welcome)
 
-    async def submit(self, message: Submit) -> None:
+    async def submit(self, message: Submit, look: Look | None = None) -> None:
         assert self.player is not None
-        result = await self.game.submit(self.player, message.drawing, message.label, message.id)
+        drawing = message.drawing
+        if drawing is None:
+            if look is None:
+                what = "`drawing`" if self.version != 2 else "`drawing` or `seq`"
+                raise ProtocolError("bad_message", f"submit needs {what}.", message.id)
+            drawing = await look
+            if drawing is None:  # not in step: the client submits the whole drawing instead
+                self.connection.send({"type": "resync", "id": message.id, "seq": message.seq})
+                return
+            if not drawing.strokes:
+                raise ProtocolError("empty_drawing", "The drawing is empty: draw a digit first.")
+        result = await self.game.submit(self.player, drawing, message.label, message.id)
         self.connection.send(
             {
                 "type": "submitted",

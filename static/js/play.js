@@ -2,6 +2,7 @@
 
 import { GuessBars } from "./bars.js";
 import { DrawingPad } from "./canvas.js";
+import { DrawingStream } from "./drawing-stream.js";
 import { showError, toast } from "./toast.js";
 
 const PREDICT_EVERY_MS = 110; // ~9 live guesses a second at most
@@ -19,6 +20,8 @@ export class PlayView {
     this.socket = socket;
     this.root = root;
     this.pad = new DrawingPad(root.querySelector("#pad"));
+    this.stream = new DrawingStream(socket); // sends only what changed (protocol v2)
+    this.stream.onResync = () => this.predict();
     this.bars = new GuessBars(root.querySelector("#bars"), root.querySelector("#guess-summary"));
     this.note = root.querySelector("#guess-note");
     this.result = root.querySelector("#result");
@@ -91,9 +94,7 @@ export class PlayView {
     if (this.pad.isEmpty) return;
     this.lastSentAt = performance.now();
     const id = this.socket.newId("p");
-    if (this.socket.send({ type: "predict", id, drawing: this.pad.drawing() })) {
-      this.latestPredict = id;
-    }
+    if (this.stream.sync(this.pad.strokes, id)) this.latestPredict = id;
   }
 
   // After a reconnect the old request is gone: ask again for what is on the pad now.
@@ -128,7 +129,7 @@ export class PlayView {
     this.updateSubmit();
     try {
       const drawing = this.pad.drawing();
-      const reply = await this.socket.request({ type: "submit", drawing, label: this.label });
+      const reply = await this.stream.submit(this.pad.strokes, this.label);
       this.showResult(reply);
       this.onSubmitted?.(drawing, reply);
       this.pad.clear();

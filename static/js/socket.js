@@ -4,7 +4,7 @@
 // acknowledged when the connection dropped is sent again after the re-join, with the same `id`:
 // the server stores each once and answers a resend with the original acknowledgement.
 
-const PROTOCOL_VERSION = 1;
+const PROTOCOL_VERSION = 2; // drawings sent incrementally (drawing-stream.js)
 const TOKEN_KEY = "ftm.token";
 const BACKOFF_FIRST_MS = 400;
 const BACKOFF_MAX_MS = 8000;

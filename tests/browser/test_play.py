@@ -24,10 +24,12 @@ pytestmark = pytest.mark.browser
 
 def test_drawing_shows_a_live_guess_that_follows_the_drawing(contexts: Contexts) -> None:
     page = contexts.page()
-    predicts: list[str] = []
+    predicts: list[str] = []  # the drawing messages that ask for a guess (protocol v2)
     page.on(
         "websocket",
-        lambda ws: ws.on("framesent", lambda f: predicts.append(f) if '"predict"' in f else None),
+        lambda ws: ws.on(
+            "framesent", lambda f: predicts.append(f) if '"guess":true' in f else None
+        ),
     )
     join(page, "Ada")
     expect(page.locator("#bars .bar-value").first).to_have_text("–")
@@ -36,6 +38,9 @@ def test_drawing_shows_a_live_guess_that_follows_the_drawing(contexts: Contexts)
     seven = guess(page)
     assert len(seven) == 10 and all(value.endswith("%") for value in seven)
     assert predicts, "no live guess was asked for while drawing"
+    # Only what changed is sent: after the first stroke_start, the new points of the stroke.
+    assert '"type":"stroke_start"' in predicts[0]
+    assert any('"type":"points"' in frame for frame in predicts)
 
     page.click("#clear")
     expect(page.locator("#bars")).to_have_attribute("data-top", "")

@@ -144,7 +144,7 @@ async def test_hello_must_come_first_and_speak_our_version(server: ThreadServer)
     client = await open_client(server.ws)
     early = await client.request({"type": "submit", "id": "s", "drawing": ONE, "label": 1}, "x")
     assert (early["code"], early["id"]) == ("hello_first", "s")
-    future = await client.request({"type": "hello", "v": 2, "name": "Ada"}, "welcome")
+    future = await client.request({"type": "hello", "v": 3, "name": "Ada"}, "welcome")
     assert future["code"] == "unsupported_version"
     both = await client.request({"type": "hello", "v": 1, "name": "Ada", "spectator": True}, "x")
     assert both["code"] == "bad_message"
