@@ -37,8 +37,9 @@ const BLOCKS = {
       <ul class="legend" hidden>
         <li class="series-mnist">MNIST accuracy</li>
         <li class="series-heldout">players' drawings</li>
-        <li class="series-vmer">fooled rate (vMER)</li>
+        <li class="series-vmer">fooled rate (vMER), with its 95% interval</li>
       </ul>
+      <p class="note chart-note">A fooled rate appears once enough drawings were tried on a model.</p>
       <p class="chart-status note"></p>
       <div class="sr-only"><table class="chart-table">
         <caption>Per model version</caption>
