@@ -208,6 +208,7 @@ export class PlayView {
         label: this.label,
       });
       this.showResult(reply);
+      this.result.scrollIntoView({ block: "nearest" }); // below Submit on a phone
       this.clear();
       this.pick(null);
     } catch (error) {
