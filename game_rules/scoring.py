@@ -14,13 +14,13 @@ Events:
 - `GoldAnswered` — a gold task answered, right or wrong.
 
 Boards: `round` (the points earned in one round: fooling in full, validation points up to
-`scoring.validation_round_cap`, so a round is won by fooling), `all` (all time, every point) and
-`validators` (validation points only, all time). Each entry remembers `reached_at`, the seq of the event that brought the
-player to their current score: the leaderboard's tie-break (earlier achievement wins).
+`scoring.validation_round_cap`, so a round is won by fooling), `all` (all time, every point)
+and `validators` (validation points only, all time). Each entry remembers `reached_at`, the seq
+of the event that brought the player to their current score: the leaderboard's tie-break
+(earlier achievement wins).
 """
 
 from __future__ import annotations
-
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace

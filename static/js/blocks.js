@@ -23,6 +23,8 @@ const BLOCKS = {
       <p class="board-status note" role="status" hidden></p>
       <ol class="board-rows" aria-live="off"></ol>
       <div class="board-you" hidden></div>
+      <p class="note board-rules">This round is won by fooling: a verified fool outscores any
+        amount of validating here. Validating scores in full on the Validators board.</p>
     </section>`,
   fame: `
     <section class="card fame" id="fame" aria-labelledby="fame-title">

@@ -12,15 +12,15 @@ const CLAIM_KEY = "ftm.claim"; // the last claim this browser submitted, for aft
 // A settled claim (a `claim_settled` push, or one of the welcome's `claims`): headline, detail.
 const SETTLED = {
   verified: (m) => ["Verified!", `Validators read your ${m.label} too: it fooled the model.`],
-  rejected_model_right: (m) => ["Not counted", `Validators agreed with the model on your ${m.label}.`],
-  rejected_not_digit: () => ["Not counted", "Validators did not see a digit."],
-  relabelled: (m) => ["Not counted", `Validators read your ${m.label} as a ${m.consensus_label}.`],
-  disputed: (m) => ["Disputed", `Your ${m.label} is disputed; an admin will decide.`],
+  rejected_model_right: (m) => ["Not counted.", `Validators agreed with the model on your ${m.label}.`],
+  rejected_not_digit: () => ["Not counted.", "Validators did not see a digit."],
+  relabelled: (m) => ["Not counted.", `Validators read your ${m.label} as a ${m.consensus_label}.`],
+  disputed: (m) => ["Disputed.", `Your ${m.label} is disputed; an admin will decide.`],
 };
 
 function describeSettled(message) {
   const [headline, detail] = SETTLED[message.outcome]?.(message) ?? [
-    "Settled",
+    "Settled.",
     `Your claim was settled: ${message.outcome}.`,
   ];
   const points = message.points ?? 0;
@@ -253,7 +253,7 @@ export class PlayView {
   settled(message) {
     const [headline, detail] = describeSettled(message);
     if (message.attempt_id === this.claim?.attempt_id) this.showOutcome(message);
-    else toast(`${headline}: ${detail}`, message.outcome === "verified" ? "good" : "bad", 9000);
+    else toast(`${headline} ${detail}`, message.outcome === "verified" ? "good" : "bad", 9000);
   }
 
   // The result box follows its claim to the outcome.

@@ -282,10 +282,7 @@ class JobRun:
         """Tell the database the job lives, with its progress; stop it on a cancel request."""
         status = self.status
         while True:
-            progress = {
-                name: getattr(status, name)
-                for name in PROGRESS_FIELDS
-            }
+            progress = {name: getattr(status, name) for name in PROGRESS_FIELDS}
             try:
                 stop = await asyncio.to_thread(
                     self.job_queue.heartbeat, status.id, progress, status.examples
