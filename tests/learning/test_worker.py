@@ -63,9 +63,19 @@ def test_a_tiny_training_reports_progress_and_a_valid_card(trained: Trained) -> 
     data_dir, outcome, progress = trained
     assert outcome.status == "passed", outcome
     assert progress, "no progress arrived"
+    # Each phase is reported as it begins, in order; the steps only move forward.
+    phases = [p.phase for p in progress]
+    assert [phase for i, phase in enumerate(phases) if phases.index(phase) == i] == [
+        "loading",
+        "training",
+        "exporting",
+        "gating",
+    ]
+    assert phases == sorted(phases, key=["loading", "training", "exporting", "gating"].index)
     steps = [p.step for p in progress]
     assert steps == sorted(steps) and steps[-1] == progress[-1].steps
-    assert all(p.epochs == 1 and p.loss > 0 and p.eta_seconds >= 0 for p in progress)
+    training = [p for p in progress if p.phase == "training"]
+    assert all(p.epochs == 1 and p.loss > 0 and p.eta_seconds >= 0 for p in training)
 
     result = outcome.result
     assert result is not None and result.version == "v1"
