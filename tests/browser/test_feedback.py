@@ -185,12 +185,12 @@ def test_submit_is_on_screen_after_drawing_on_a_phone(contexts: Contexts) -> Non
     assert page.evaluate("window.scrollY") == 0
     for target in ("#bars", "#picker [data-digit='0']", "#picker [data-digit='9']", "#submit"):
         expect(page.locator(target)).to_be_in_viewport(ratio=1)
-    page.locator("#picker [data-digit='7']").tap()
+    page.locator("#picker [data-digit='7']").click()
     submit = page.locator("#submit")
     expect(submit).to_be_enabled()
     expect(submit).to_be_in_viewport(ratio=1)
     assert page.evaluate("window.scrollY") == 0  # nothing above had to scroll to reach it
-    submit.tap()
+    submit.click()
     expect(page.locator("#result")).to_be_in_viewport()
 
 
