@@ -119,7 +119,7 @@ async def test_unreadable_parent_weights_fail_the_job_with_the_reason(
     weights.write_bytes(b"definitely not torch weights")
     job = tiny_job(data_dir, parent="v1")
     outcome, progress = await run_job(job, data_dir.parent)
-    assert outcome.status == "failed" and progress == []
+    assert outcome.status == "failed" and [p.phase for p in progress] == ["loading"]
     assert outcome.reason.startswith(f"cannot fine-tune from v1: its weights {weights}")
     assert "unreadable" in outcome.reason and outcome.exit_code == 1
 
