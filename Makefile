@@ -6,7 +6,7 @@ FTM    := $(BIN)/fool-the-model
 STAMP  := $(VENV)/.installed
 export FTM_DATA_DIR ?= data
 
-.PHONY: run test install data model lint typecheck pytest browser services bench clean
+.PHONY: run test install data model lint typecheck pytest browser services bench screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -54,6 +54,9 @@ test: lint typecheck pytest
 bench: model
 	$(BIN)/python bench/inference.py
 	$(BIN)/python bench/load.py
+
+screenshots: model browser
+	$(BIN)/python bench/screenshots.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

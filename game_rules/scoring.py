@@ -15,15 +15,17 @@ Events:
 - `ChallengeMet` — a verified claim met one of its round's prompts (game_rules/challenges.py)
   for the first time: the prompt's bonus, decided when it was met, to the drawer.
 
-Boards: `round` (all points earned in one round), `all` (all time) and `validators` (validation
-points only, all time). Each entry remembers `reached_at`, the seq of the event that brought the
-player to their current score: the leaderboard's tie-break (earlier achievement wins).
+Boards: `round` (the points earned in one round: fooling in full, validation points up to
+`scoring.validation_round_cap`, so a round is won by fooling), `all` (all time, every point)
+and `validators` (validation points only, all time). Each entry remembers `reached_at`, the seq
+of the event that brought the player to their current score: the leaderboard's tie-break
+(earlier achievement wins).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from game_rules.answers import check_answer, check_digit
@@ -191,6 +193,9 @@ class Scores:
     all_time: dict[int, Tally] = field(default_factory=dict)
     validators: dict[int, Tally] = field(default_factory=dict)
     stats: dict[int, Stats] = field(default_factory=dict)
+    # round → player → net validation points earned in that round (the round board counts at
+    # most `scoring.validation_round_cap` of them)
+    round_validation: dict[int, dict[int, int]] = field(default_factory=dict)
 
     @classmethod
     def rebuild(cls, events: Iterable[Event], s: RuleSettings) -> Scores:
@@ -210,12 +215,23 @@ class Scores:
         self.last_seq = event.seq
         board = self.rounds.setdefault(event.round_id, {})
         for award in given:
-            _add(board, award, event.seq)
+            _add(board, self._on_round_board(event.round_id, award, s), event.seq)
             _add(self.all_time, award, event.seq)
             if award.validation:
                 _add(self.validators, award, event.seq)
         self._count(event)
         return given
+
+    def _on_round_board(self, round_id: int, award: Award, s: RuleSettings) -> Award:
+        """What an award adds to its round's board: fooling in full, validation up to the cap
+        (misses still cost while under it)."""
+        if not award.validation:
+            return award
+        earned = self.round_validation.setdefault(round_id, {})
+        before = earned.get(award.player_id, 0)
+        earned[award.player_id] = after = before + award.points
+        cap = s.scoring.validation_round_cap
+        return replace(award, points=min(after, cap) - min(before, cap))
 
     def _count(self, event: Event) -> None:
         if isinstance(event, ChallengeMet):
@@ -254,6 +270,10 @@ class Scores:
             "all_time": tallies(self.all_time),
             "validators": tallies(self.validators),
             "stats": {str(p): vars(st).copy() for p, st in self.stats.items()},
+            "round_validation": {
+                str(r): {str(p): n for p, n in earned.items()}
+                for r, earned in self.round_validation.items()
+            },
         }
 
     @classmethod
@@ -267,6 +287,10 @@ class Scores:
             all_time=tallies(data["all_time"]),
             validators=tallies(data["validators"]),
             stats={int(p): Stats(**st) for p, st in data["stats"].items()},
+            round_validation={
+                int(r): {int(p): n for p, n in earned.items()}
+                for r, earned in data.get("round_validation", {}).items()
+            },
         )
 
 

@@ -34,6 +34,7 @@ class Scoring:
     validator_miss_penalty: int
     gold_correct_points: int
     gold_miss_penalty: int
+    validation_round_cap: int
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,11 @@ class Leaderboard:
 
 
 @dataclass(frozen=True)
+class Chart:
+    min_attempts: int
+
+
+@dataclass(frozen=True)
 class Retrain:
     new_verified_threshold: int
     auto_open_next_round: bool
@@ -137,6 +143,7 @@ class RuleSettings:
     gold: Gold
     accounts: Accounts
     leaderboard: Leaderboard
+    chart: Chart
     retrain: Retrain
     challenges: Challenges
     # Where the values came from, for logs and error messages; not a rule.
@@ -257,6 +264,7 @@ def _check_values(s: RuleSettings) -> None:
     for section in (
         "scoring",
         "leaderboard",
+        "chart",
         "retrain",
         "gold",
         "consensus",
@@ -289,6 +297,12 @@ def _check_values(s: RuleSettings) -> None:
         "consensus.vote_cap",
         "must leave room for min_trusted_voters + dissent_extra_voters",
     )
+    require(
+        s.scoring.validation_round_cap < s.scoring.fool_base_points,
+        "scoring.validation_round_cap",
+        "must be below scoring.fool_base_points: a round is won by fooling, not by validating",
+    )
+    require(s.chart.min_attempts >= 1, "chart.min_attempts", "must be at least 1")
     t = s.trust
     require(t.established_evidence >= 1, "trust.established_evidence", "must be at least 1")
     require(0.0 < t.min_weight <= 1.0, "trust.min_weight", "must be in (0, 1]")

@@ -127,6 +127,11 @@ class Game:
         self._tasks: list[asyncio.Task[None]] = []
         broker.subscribe("round", self._heard_round)
         broker.on_resync(self._heard_gap)
+        # The round's counts (attempts, verified fools) move with every submission and every
+        # settled claim: clients get the round again, coalesced like the leaderboards.
+        self._counts_moved = asyncio.Event()
+        broker.subscribe("attempts", lambda payload: self._counts_moved.set())
+        broker.subscribe("scores", lambda payload: self._counts_moved.set())
         self._latency = {kind: metrics.prediction_seconds.labels(kind) for kind in KINDS}
 
     # Lifecycle
@@ -166,6 +171,7 @@ class Game:
         self._tasks = [
             asyncio.create_task(self._follow_loop()),
             asyncio.create_task(self._check_loop()),
+            asyncio.create_task(self._counts_loop()),
             asyncio.create_task(self.validation.refresh_gold(self.predictor.predict)),
         ]
 
@@ -351,6 +357,7 @@ class Game:
                 "no_open_round", "The round closed; wait for the next one."
             ) from None
         self.metrics.commit_seconds.observe(time.perf_counter() - started)
+        self.broker.publish("attempts", {})
         result = Submitted(attempt_id, label, guess)
         self.metrics.submissions.labels(result.outcome).inc()
         return result
@@ -478,6 +485,21 @@ class Game:
                     self.hub.broadcast({"type": "round", "round": moved})
                     sent.append(moved)
             self.validation.boards.changed()  # the "round" board may now be another round's
+
+    async def _counts_loop(self) -> None:
+        """Push the current round with its fresh counts after they moved: at most one push per
+        `leaderboard.push_interval_seconds`, always the latest numbers."""
+        while True:
+            await self._counts_moved.wait()
+            self._counts_moved.clear()
+            try:
+                current = await self.current_round()
+            except Exception as error:
+                log.warning("reading the round's counts failed", extra={"error": str(error)})
+            else:
+                if current is not None:
+                    self.hub.broadcast({"type": "round", "round": current.public()})
+            await asyncio.sleep(self.validation.settings.leaderboard.push_interval_seconds)
 
     async def _check_loop(self) -> None:
         """Every few seconds, act on what a lost message would have said."""

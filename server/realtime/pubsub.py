@@ -6,7 +6,9 @@ Messages are hints, never the truth: the database is. The topics and their paylo
     round          {"round": <round object>}: a round moved; every process reloads the current
                    round from the database, serves its model and tells its clients (any other
                    payload, e.g. the trainer worker's, announces the current round)
-    scores         {}: score events were committed; fold them and push the leaderboards
+    scores         {}: score events were committed; fold them and push the leaderboards (and
+                   the round, whose verified fools may have moved)
+    attempts       {}: a submission was committed; push the round with its new counts
     claim_settled  {"player_id": 7, "message": <claim_settled message>}: for the drawer, who
                    may be connected to any process
 

@@ -62,6 +62,9 @@ def exit_when_parent_goes() -> None:
 
 
 def run_job(job: TrainingJob, reporter: Reporter) -> ResultMessage:
+    # The admin console names what the job is doing: each phase is reported as it begins.
+    latest = ProgressMessage(phase="loading", epoch=1, epochs=job.epochs, step=0, steps=1)
+    reporter.send(latest)
     # Everything that can be wrong with the job's inputs is checked before torch loads (seconds).
     layout = DataLayout(Path(job.data_dir))
     parent_weights = None
@@ -104,17 +107,19 @@ def run_job(job: TrainingJob, reporter: Reporter) -> ResultMessage:
     )
 
     def on_progress(p: Progress) -> None:
-        reporter.send(
-            ProgressMessage(
-                epoch=p.epoch,
-                epochs=p.epochs,
-                step=p.step,
-                steps=p.steps,
-                loss=p.loss,
-                accuracy=p.accuracy,
-                eta_seconds=max(p.eta_seconds, 0.0),
-            )
+        nonlocal latest
+        latest = ProgressMessage(
+            epoch=p.epoch,
+            epochs=p.epochs,
+            step=p.step,
+            steps=p.steps,
+            loss=p.loss,
+            accuracy=p.accuracy,
+            eta_seconds=max(p.eta_seconds, 0.0),
         )
+        reporter.send(latest)
+        if p.step == p.steps:  # the last step is always reported; the export comes next
+            reporter.send(latest.model_copy(update={"phase": "exporting", "eta_seconds": None}))
 
     card = build_model(
         layout.root,
@@ -125,6 +130,7 @@ def run_job(job: TrainingJob, reporter: Reporter) -> ResultMessage:
         mnist=mnist,
         heldout=heldout,
     )
+    reporter.send(latest.model_copy(update={"phase": "gating", "eta_seconds": None}))
     model_path = layout.model_path(card.version)
     test_n = job.test_limit or len(mnist.test_labels)
     gate = run_gate(

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from game_rules.rates import shown_rate
 from server.validation.leaderboards import BOARDS
 from server.validation.service import image_png
 from server.web.errors import ApiError, api_endpoint
@@ -115,8 +116,14 @@ async def player_stats(request: Request) -> Response:
 
 
 async def model_metrics(request: Request) -> Response:
-    """The chart data: one row per model version that may serve."""
-    return JSONResponse(await running_learning(request).metrics())
+    """The chart data: one row per model version that may serve, each with the interval of
+    its fooled rate (null while too few attempts were made on it to show one)."""
+    rows = await running_learning(request).metrics()
+    rules = running_game(request).validation.settings
+    for row in rows:
+        shown = shown_rate(row["verified"], row["attempts"], rules)
+        row["vmer_interval"] = None if shown is None else [shown.low, shown.high]
+    return JSONResponse(rows)
 
 
 def _int_param(request: Request, name: str, default: int | None) -> int | None:

@@ -23,6 +23,8 @@ const BLOCKS = {
       <p class="board-status note" role="status" hidden></p>
       <ol class="board-rows" aria-live="off"></ol>
       <div class="board-you" hidden></div>
+      <p class="note board-rules">This round is won by fooling: a verified fool outscores any
+        amount of validating here. Validating scores in full on the Validators board.</p>
     </section>`,
   fame: `
     <section class="card fame" id="fame" aria-labelledby="fame-title">
@@ -37,8 +39,9 @@ const BLOCKS = {
       <ul class="legend" hidden>
         <li class="series-mnist">MNIST accuracy</li>
         <li class="series-heldout">players' drawings</li>
-        <li class="series-vmer">fooled rate (vMER)</li>
+        <li class="series-vmer">fooled rate (vMER), with its 95% interval</li>
       </ul>
+      <p class="note chart-note">A fooled rate appears once enough drawings were tried on a model.</p>
       <p class="chart-status note"></p>
       <div class="sr-only"><table class="chart-table">
         <caption>Per model version</caption>

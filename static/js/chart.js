@@ -1,5 +1,7 @@
 // "Harder to fool, round by round": MNIST accuracy, accuracy on earlier rounds' held-out
 // drawings, and the verified model error rate, per model version, as a small SVG line chart.
+// A version's fooled rate is drawn only once the server gives its interval (enough attempts,
+// `[chart] min_attempts` in the rules), as a dot with its Wilson 95% interval and its count.
 
 import { api } from "./api.js";
 
@@ -42,7 +44,11 @@ function drawChart(svg, table, metrics) {
     version: m.version,
     mnist: m.mnist_accuracy ?? null,
     heldout: meanHeldout(m.heldout),
-    vmer: m.vmer ?? null,
+    // No interval: too few attempts to say anything about the rate.
+    vmer: m.vmer_interval ? m.vmer : null,
+    interval: m.vmer_interval ?? null,
+    verified: m.verified ?? 0,
+    attempts: m.attempts ?? 0,
   }));
   svg.replaceChildren();
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
@@ -68,9 +74,15 @@ function drawChart(svg, table, metrics) {
       });
     }
     for (const [i, v] of points) {
+      const row = rows[i];
+      if (series.key === "vmer") {
+        const [low, high] = row.interval;
+        add(svg, "line", { x1: x(i), x2: x(i), y1: y(low), y2: y(high), class: `interval ${series.className}` });
+      }
       const dot = add(svg, "circle", { cx: x(i), cy: y(v), r: 3.5, class: series.className });
       add(dot, "title", {}).textContent =
-        `${rows[i].version}: ${series.label} ${(v * 100).toFixed(1)}%`;
+        `${row.version}: ${series.label} ${(v * 100).toFixed(1)}%` +
+        (series.key === "vmer" ? ` (${rateDetail(row)})` : "");
     }
   }
   fillTable(table, rows);
@@ -83,7 +95,8 @@ function fillTable(table, rows) {
   body.replaceChildren(
     ...rows.map((row) => {
       const tr = document.createElement("tr");
-      for (const value of [row.version, pct(row.mnist), pct(row.heldout), pct(row.vmer)]) {
+      const vmer = row.vmer === null ? `– (${row.attempts} attempts: too few)` : `${pct(row.vmer)} (${rateDetail(row)})`;
+      for (const value of [row.version, pct(row.mnist), pct(row.heldout), vmer]) {
         const td = document.createElement("td");
         td.textContent = value;
         tr.append(td);
@@ -91,6 +104,12 @@ function fillTable(table, rows) {
       return tr;
     }),
   );
+}
+
+// "3 of 120 attempts, 95% interval 0.5–7.1%"
+function rateDetail(row) {
+  const [low, high] = row.interval;
+  return `${row.verified} of ${row.attempts} attempts, 95% interval ${(low * 100).toFixed(1)}–${(high * 100).toFixed(1)}%`;
 }
 
 function add(parent, tag, attributes) {

@@ -2,9 +2,12 @@
 
 import { api } from "./api.js";
 
+let asked = 0; // the newest request: an older answer that arrives late is stale
+
 export async function loadHallOfFame(root, roundNumber) {
   const list = root.querySelector(".fame-list");
   const status = root.querySelector(".fame-status");
+  const request = ++asked;
   if (roundNumber === null || roundNumber === undefined) {
     list.replaceChildren();
     status.textContent = "No round yet.";
@@ -14,10 +17,12 @@ export async function loadHallOfFame(root, roundNumber) {
   try {
     fools = await api(`/api/hall-of-fame?round=${encodeURIComponent(roundNumber)}`);
   } catch (error) {
+    if (request !== asked) return;
     list.replaceChildren();
     status.textContent = error.message;
     return;
   }
+  if (request !== asked) return;
   status.textContent = fools.length ? "" : "No verified fools yet this round. Yours could be first.";
   list.replaceChildren(...fools.map(fameCard));
 }

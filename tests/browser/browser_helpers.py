@@ -6,12 +6,35 @@ import itertools
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
+from live_server import ADMIN_TOKEN
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 DESKTOP = {"width": 1280, "height": 860}
 PHONE = {"width": 360, "height": 740}
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+
+# A small game (the `lenient_rules` fixture): no gold warm-up, and the admin marks the one
+# validator a moderator, whose vote decides a claim (README, "Trust": K established validators
+# never come from two new accounts).
+LENIENT_RULES = """
+[reliability]
+min_reliability = 0.5
+
+[consensus]
+min_trusted_voters = 1
+dissent_extra_voters = 0
+verify_threshold = 0.5
+contest_voters = 0
+
+[gold]
+rate = 0.0
+warmup_answers = 0
+
+[leaderboard]
+push_interval_seconds = 0.1
+"""
 
 # Shapes as fractions of the pad, one list of points per stroke.
 SEVEN = [[(0.25, 0.2), (0.75, 0.2), (0.45, 0.85)]]
@@ -134,3 +157,12 @@ def is_local(url: str) -> bool:
     if parts.scheme in ("data", "blob", "about"):
         return True
     return parts.hostname in LOCAL_HOSTS
+
+
+def make_moderator(base_url: str, name: str) -> None:
+    """What an admin of a small game does first: mark a trusted player a moderator."""
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    with httpx.Client(base_url=base_url, headers=headers) as admin:
+        [player] = admin.get("/api/admin/players", params={"query": name}).json()
+        marked = admin.post(f"/api/admin/players/{player['id']}/moderator")
+        assert marked.status_code == 200, marked.text

@@ -13,11 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser_helpers import Contexts, is_local
 from playwright.sync_api import Browser, expect, sync_playwright
 
 # The integration tests' live server helpers, reused (their folder is not a package).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
+from browser_helpers import LENIENT_RULES, Contexts, is_local
 from live_server import ProcessServer
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -46,6 +46,14 @@ def browser() -> Iterator[Browser]:
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
+
+
+@pytest.fixture
+def lenient_rules(data_dir: Path) -> Path:
+    """A small game's rules (browser_helpers.LENIENT_RULES) for the server about to start."""
+    path = data_dir / "rules.toml"
+    path.write_text(LENIENT_RULES)
+    return path
 
 
 @pytest.fixture

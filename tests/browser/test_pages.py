@@ -78,9 +78,34 @@ def test_the_admin_logs_in_and_runs_rounds_that_players_see(contexts: Contexts) 
 
 
 METRICS = [
-    {"version": "v1", "mnist_accuracy": 0.97, "heldout": {}, "vmer": 0.31},
-    {"version": "v2", "mnist_accuracy": 0.975, "heldout": {"1": 0.62}, "vmer": 0.18},
-    {"version": "v3", "mnist_accuracy": 0.978, "heldout": {"1": 0.81, "2": 0.7}, "vmer": 0.09},
+    # v1 was tried too few times for a rate: no interval, so the chart draws none.
+    {
+        "version": "v1",
+        "mnist_accuracy": 0.97,
+        "heldout": {},
+        "attempts": 2,
+        "verified": 1,
+        "vmer": 0.5,
+        "vmer_interval": None,
+    },
+    {
+        "version": "v2",
+        "mnist_accuracy": 0.975,
+        "heldout": {"1": 0.62},
+        "attempts": 100,
+        "verified": 18,
+        "vmer": 0.18,
+        "vmer_interval": [0.1171, 0.2665],
+    },
+    {
+        "version": "v3",
+        "mnist_accuracy": 0.978,
+        "heldout": {"1": 0.81, "2": 0.7},
+        "attempts": 200,
+        "verified": 18,
+        "vmer": 0.09,
+        "vmer_interval": [0.0578, 0.1381],
+    },
 ]
 
 
@@ -100,6 +125,13 @@ def test_the_chart_draws_each_series_per_model_version(contexts: Contexts) -> No
     expect(chart.locator("circle.series-heldout")).to_have_count(2)  # v1 has no held-out set
     expect(chart.locator("text", has_text="v3")).to_have_count(1)
     expect(page.locator("#history tbody tr").nth(2)).to_contain_text("97.8%")
+    # The fooled rate: only where there were enough attempts, each with its interval and count.
+    expect(chart.locator("circle.series-vmer")).to_have_count(2)
+    expect(chart.locator("line.interval")).to_have_count(2)
+    expect(page.locator("#history tbody tr").nth(0)).to_contain_text("2 attempts: too few")
+    expect(page.locator("#history tbody tr").nth(2)).to_contain_text(
+        "18 of 200 attempts, 95% interval 5.8–13.8%"
+    )
 
 
 @pytest.mark.parametrize("device", ["desktop", "phone"])

@@ -132,7 +132,7 @@ def test_a_settled_claim_pops_up_with_its_points(contexts: Contexts) -> None:
         }
     )
     expect(page.locator(".toast-good")).to_have_text(
-        "Verified! Your 7 fooled the model. +12 points.×"
+        "Verified! Validators read your 7 too: it fooled the model. +12 points.×"
     )
     relay.push(
         {

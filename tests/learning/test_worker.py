@@ -63,9 +63,19 @@ def test_a_tiny_training_reports_progress_and_a_valid_card(trained: Trained) -> 
     data_dir, outcome, progress = trained
     assert outcome.status == "passed", outcome
     assert progress, "no progress arrived"
+    # Each phase is reported as it begins, in order; the steps only move forward.
+    phases = [p.phase for p in progress]
+    assert [phase for i, phase in enumerate(phases) if phases.index(phase) == i] == [
+        "loading",
+        "training",
+        "exporting",
+        "gating",
+    ]
+    assert phases == sorted(phases, key=["loading", "training", "exporting", "gating"].index)
     steps = [p.step for p in progress]
     assert steps == sorted(steps) and steps[-1] == progress[-1].steps
-    assert all(p.epochs == 1 and p.loss > 0 and p.eta_seconds >= 0 for p in progress)
+    training = [p for p in progress if p.phase == "training"]
+    assert all(p.epochs == 1 and p.loss > 0 and p.eta_seconds >= 0 for p in training)
 
     result = outcome.result
     assert result is not None and result.version == "v1"
@@ -109,7 +119,7 @@ async def test_unreadable_parent_weights_fail_the_job_with_the_reason(
     weights.write_bytes(b"definitely not torch weights")
     job = tiny_job(data_dir, parent="v1")
     outcome, progress = await run_job(job, data_dir.parent)
-    assert outcome.status == "failed" and progress == []
+    assert outcome.status == "failed" and [p.phase for p in progress] == ["loading"]
     assert outcome.reason.startswith(f"cannot fine-tune from v1: its weights {weights}")
     assert "unreadable" in outcome.reason and outcome.exit_code == 1
 

@@ -191,3 +191,35 @@ def test_ranks_are_a_permutation_in_score_order(tallies: dict[int, Tally]) -> No
     assert sorted(r.player_id for r in rows) == sorted(tallies)
     keys = [(-tallies[r.player_id].score, tallies[r.player_id].reached_at) for r in rows]
     assert keys == sorted(keys)
+
+
+def test_a_round_is_won_by_fooling_not_by_validating() -> None:
+    """At the default rules, a validator who answers honestly for as long as it takes a drawer
+    to get one fool verified (here: 300 gold answers and 300 matching votes, all right) ends the
+    round below that one fool, even one the model was barely sure of; the validation points
+    still count in full on the validators' board."""
+    drawer, validator, round_id = 1, 2, 1
+    scores = Scores()
+    seq = 0
+    for task in range(300):
+        seq += 1
+        scores.apply(GoldAnswered(seq, round_id, validator, truth=task % 10, answer=task % 10), S)
+        seq += 1
+        votes = ((validator, 3, True),)
+        claim = ClaimSettled(seq, round_id, seq, 99, Outcome.VERIFIED, 3, 0.5, votes)
+        scores.apply(claim, S)
+    seq += 1
+    least_sure = ClaimSettled(seq, round_id, seq, drawer, Outcome.VERIFIED, 4, 0.1)
+    scores.apply(least_sure, S)
+
+    board = scores.rounds[round_id]
+    assert board[validator].score < board[drawer].score == fool_points(0.1, S)
+    assert scores.validators[validator].score == 600
+    assert scores.all_time[validator].score == 600
+
+
+def test_misses_still_cost_round_points_under_the_cap() -> None:
+    scores = Scores()
+    scores.apply(GoldAnswered(1, 1, 2, truth=4, answer=4), S)
+    scores.apply(GoldAnswered(2, 1, 2, truth=4, answer=9), S)
+    assert scores.rounds[1][2].score == S.scoring.gold_correct_points - S.scoring.gold_miss_penalty

@@ -1,11 +1,13 @@
 """The trainer process's report: one JSON object per line on its stdout.
 
-    {"type": "progress", "epoch": 1, "epochs": 2, "step": 40, "steps": 94, "loss": 0.21,
-     "accuracy": 0.93, "eta_seconds": 12.5}
+    {"type": "progress", "phase": "training", "epoch": 1, "epochs": 2, "step": 40, "steps": 188,
+     "loss": 0.21, "accuracy": 0.93, "eta_seconds": 12.5}
     {"type": "result", "version": "v4", "card_path": ".../v4.json", "model_path": ".../v4.onnx",
      "mnist_test_accuracy": 0.9912, "gate": {"passed": true, "reason": "...", "checks": [...]}}
     {"type": "error", "reason": "cannot fine-tune from v3: .../v3.pt is missing"}
 
+`step` of `steps` counts over all epochs. `phase` is what the job does now: "loading" (data and
+weights), "training", "exporting" (ONNX and its checks), "gating"; only "training" has a loss.
 Any number of progress lines, then exactly one result or error line, then the process exits.
 Both sides use these models, so the format is defined once.
 """
@@ -27,15 +29,19 @@ class _Message(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+Phase = Literal["loading", "training", "exporting", "gating"]
+
+
 class ProgressMessage(_Message):
     type: Literal["progress"] = "progress"
+    phase: Phase = "training"
     epoch: int = Field(ge=1)
     epochs: int = Field(ge=1)
     step: int = Field(ge=0)
     steps: int = Field(ge=1)
-    loss: float
-    accuracy: float = Field(ge=0, le=1)
-    eta_seconds: float = Field(ge=0)
+    loss: float | None = None
+    accuracy: float | None = Field(default=None, ge=0, le=1)
+    eta_seconds: float | None = Field(default=None, ge=0)
 
 
 class ResultMessage(_Message):

@@ -100,6 +100,9 @@ class LearningSettings:
         return dataclasses.replace(self, **{n: recipe[n] for n in RECIPE_FIELDS if n in recipe})
 
 
+PROGRESS_FIELDS = ("phase", "epoch", "epochs", "step", "steps", "loss", "eta_seconds")
+
+
 @dataclass
 class JobStatus:
     """One job as the admin console sees it. `state` uses the console's words: queued, running,
@@ -112,6 +115,7 @@ class JobStatus:
     examples: dict[str, int]
     state: str = "running"
     outcome: str | None = None
+    phase: str | None = None  # loading, training, exporting, gating (jobs/report.py)
     epoch: int = 0
     epochs: int = 0
     step: int = 0
@@ -146,7 +150,7 @@ class JobStatus:
         return status
 
     def progress(self, values: Mapping[str, Any]) -> None:
-        for name in ("epoch", "epochs", "step", "steps", "loss", "eta_seconds"):
+        for name in PROGRESS_FIELDS:
             if name in values:
                 setattr(self, name, values[name])
 
@@ -278,10 +282,7 @@ class JobRun:
         """Tell the database the job lives, with its progress; stop it on a cancel request."""
         status = self.status
         while True:
-            progress = {
-                name: getattr(status, name)
-                for name in ("epoch", "epochs", "step", "steps", "loss", "eta_seconds")
-            }
+            progress = {name: getattr(status, name) for name in PROGRESS_FIELDS}
             try:
                 stop = await asyncio.to_thread(
                     self.job_queue.heartbeat, status.id, progress, status.examples

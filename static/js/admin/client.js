@@ -12,13 +12,20 @@ export const adminToken = {
   clear: () => sessionStorage.removeItem(TOKEN_KEY),
 };
 
+// The API's own 401 message speaks to scripts (it names the header); a person gets this.
+const WRONG_TOKEN =
+  "That admin token is not right. Copy it from the file admin_token in the server's data " +
+  "directory (or from FTM_ADMIN_TOKEN, if the server was started with it) and try again.";
+
 export async function adminApi(path, options = {}) {
   try {
     return await api(path, { ...options, token: adminToken.get() });
   } catch (error) {
     if (error.code === "unauthorized") {
       adminToken.clear();
-      window.dispatchEvent(new CustomEvent("admin-logout", { detail: error }));
+      const refused = new ServerError("unauthorized", WRONG_TOKEN);
+      window.dispatchEvent(new CustomEvent("admin-logout", { detail: refused }));
+      throw refused;
     }
     throw error;
   }

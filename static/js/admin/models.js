@@ -11,22 +11,21 @@ export class ModelsPanel {
 
   async load() {
     try {
-      const payload = await adminApi("/api/admin/models");
-      const models = Array.isArray(payload) ? payload : (payload.models ?? []);
-      const serving = payload.serving ?? models.find((m) => m.serving)?.version;
-      fillTable(this.root.querySelector("table"), models.map((m) => this.row(m, serving)));
+      const models = await adminApi("/api/admin/models");
+      fillTable(this.root.querySelector("table"), models.map((m) => this.row(m)));
       status(this.root, models.length ? "" : "No models registered.");
     } catch (error) {
       status(this.root, error.message);
     }
   }
 
-  row(model, serving) {
-    const accuracy = model.mnist_test_accuracy ?? model.metrics?.mnist_accuracy;
-    const gate = model.gate ? pill(model.gate.passed === false ? "failed" : "passed") : "–";
+  // One row of GET /api/admin/models (docs/http-api.md). Only a version that may serve and is
+  // not serving offers a roll-back: the server refuses the others (409).
+  row(model) {
+    const gate = model.gate?.checks ? pill(model.gate.passed === false ? "failed" : "passed") : "–";
     const action =
-      model.version === serving
-        ? pill("serving")
+      model.status === "serving" || model.status === "rejected"
+        ? pill(model.status)
         : el(
             "button",
             {
@@ -38,13 +37,13 @@ export class ModelsPanel {
           );
     return el(
       "tr",
-      {},
+      { "data-version": model.version, "data-status": model.status },
       el("td", {}, el("b", {}, model.version)),
       el("td", {}, model.parent ?? "–"),
-      el("td", {}, percent(accuracy)),
+      el("td", {}, percent(model.mnist_accuracy)),
       el("td", {}, gate),
       el("td", {}, el("code", { title: model.sha256 ?? "" }, (model.sha256 ?? "").slice(0, 12) || "–")),
-      el("td", {}, (model.created ?? "").replace("T", " ").slice(0, 16) || "–"),
+      el("td", {}, created(model.created_at)),
       el("td", {}, action),
     );
   }
@@ -59,4 +58,13 @@ export class ModelsPanel {
     }
     this.load();
   }
+}
+
+// "2026-12-02 05:31" in the admin's own time zone, from the registry's ISO time (or seconds).
+function created(at) {
+  if (at === null || at === undefined) return "–";
+  const date = new Date(typeof at === "number" ? at * 1000 : at);
+  if (Number.isNaN(date.getTime())) return "–";
+  const two = (n) => String(n).padStart(2, "0");
+  return `${date.getFullYear()}-${two(date.getMonth() + 1)}-${two(date.getDate())} ${two(date.getHours())}:${two(date.getMinutes())}`;
 }

@@ -57,9 +57,11 @@ export class TrainerPanel {
     summary.replaceChildren(`Job ${job.id ?? ""} `, pill(job.state));
     bar.value = fraction(job);
     const parts = [];
-    if (job.epochs) parts.push(`epoch ${job.epoch ?? 0}/${job.epochs}`);
-    if (job.steps) parts.push(`step ${job.step ?? 0}/${job.steps}`);
-    if (typeof job.loss === "number") parts.push(`loss ${job.loss.toFixed(4)}`);
+    if (running) parts.push(PHASES[job.phase] ?? (job.state === "queued" ? "waiting for a trainer" : "starting"));
+    if (running && job.phase === "training") {
+      parts.push(`epoch ${job.epoch}/${job.epochs}`, `step ${job.step}/${job.steps}`);
+      if (typeof job.loss === "number") parts.push(`loss ${job.loss.toFixed(4)}`);
+    }
     if (running && typeof job.eta_seconds === "number") parts.push(`about ${duration(job.eta_seconds)} left`);
     if (job.error) parts.push(`error: ${job.error}`);
     detail.textContent = parts.join(" · ");
@@ -77,11 +79,21 @@ export class TrainerPanel {
   }
 }
 
+// What the trainer reports it is doing (server/learning/jobs/report.py).
+const PHASES = {
+  loading: "loading data",
+  training: "training",
+  exporting: "exporting to ONNX",
+  gating: "gating: checking the candidate",
+};
+
+// The share of the training steps done, over all epochs (`step` of `steps` counts across
+// them), so the bar only moves forward; it is full once training is done.
 function fraction(job) {
   if (FINISHED.has(job.state)) return job.state === "failed" ? 0 : 1;
-  if (!job.epochs) return 0;
-  const within = job.steps ? (job.step ?? 0) / job.steps : 0;
-  return Math.min(1, (Math.max(0, (job.epoch ?? 1) - 1) + within) / job.epochs);
+  if (job.phase === "exporting" || job.phase === "gating") return 1;
+  if (job.phase !== "training" || !job.steps) return 0;
+  return Math.min(1, job.step / job.steps);
 }
 
 function duration(seconds) {
