@@ -233,7 +233,7 @@ def main() -> int:
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--foolers", type=int, default=3000, help="digits players distort")
     parser.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs (the server's)")
-    parser.add_argument("--scratch-epochs", type=int, default=6)
+    parser.add_argument("--scratch-epochs", type=int, default=4)
     parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)

@@ -19,6 +19,8 @@ class Recipe:
     balance_classes: bool = True  # foolings' draws spread evenly over their digits
     replay: float = 1.0  # draws of the players' correctly-read drawings per fooling draw
     mnist_ratio: float | None = None  # MNIST digits per player draw; None: all, once an epoch
+    lr: float = 0.003  # the peak of the one-cycle schedule: gentle, the weights are good already
+    clean_fraction: float = 0.5  # of the epochs, the last ones without jitter (1 of 2)
 
     def training(self) -> dict[str, Any]:
         """The fields of the training loop's configuration this recipe sets."""
@@ -27,10 +29,10 @@ class Recipe:
 
 RECIPES: dict[str, Recipe] = {
     # Before issue #18: every fooling drawn 20 times an epoch, whatever its digit; nothing else.
-    "fine-tune": Recipe(balance_classes=False, replay=0.0),
+    "fine-tune": Recipe(balance_classes=False, replay=0.0, lr=0.01, clean_fraction=0.2),
     "balanced": Recipe(),
     "balanced-short": Recipe(mnist_ratio=2.0),  # fewer MNIST digits an epoch: a faster retrain
-    "scratch": Recipe(from_scratch=True),  # new weights, trained on everything
+    "scratch": Recipe(from_scratch=True, lr=0.01, clean_fraction=0.2),  # new weights
 }
 DEFAULT_RECIPE = "balanced"
 

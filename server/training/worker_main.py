@@ -95,9 +95,8 @@ def run_job(job: TrainingJob, reporter: Reporter) -> ResultMessage:
         ]
     recipe = recipe_named(job.recipe)
     config = TrainConfig(
-        **recipe.training(),
+        **{**recipe.training(), **({"lr": job.lr} if job.lr is not None else {})},
         epochs=job.epochs,
-        lr=job.lr if job.lr is not None else TrainConfig.lr,
         seed=job.seed,
         train_limit=job.train_limit,
         test_limit=job.test_limit,
