@@ -79,7 +79,10 @@ class TrainConfig:
         positive += [v for v in (self.train_limit, self.test_limit, self.threads) if v is not None]
         if min(positive) <= 0 or not 0 <= self.clean_fraction <= 1:
             raise ValueError(f"invalid training configuration: {self}")
-        self.mix()  # refuses a bad mix
+        try:
+            self.mix()
+        except ValueError as error:
+            raise ValueError(f"invalid training configuration: {error}") from None
 
     def mix(self) -> Mix:
         return Mix(self.extra_oversample, self.balance_classes, self.replay, self.mnist_ratio)

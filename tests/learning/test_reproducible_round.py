@@ -100,7 +100,7 @@ def test_the_same_round_retrained_twice_gives_the_same_model(
         play_round(data_dir, mnist, order)
         drawings = player_drawings(DataLayout(data_dir).database_url, 20)
         runs.append((data_dir, drawings, retrain(data_dir, drawings)))
-    (dir_a, drawings_a, a), (dir_b, drawings_b, b) = runs
+    (dir_a, drawings_a, a), (_, drawings_b, b) = runs
 
     assert drawings_a.counts() == drawings_b.counts()
     assert drawings_a.counts()["heldout"] > 0 and drawings_a.counts()["read_right_heldout"] > 0
@@ -121,12 +121,16 @@ def test_the_same_round_retrained_twice_gives_the_same_model(
     assert checks_a == checks_b
 
     card_a, card_b = read_card(Path(a.card_path)), read_card(Path(b.card_path))
-    assert card_a.training == card_b.training == {
-        "mnist_train": 1000,
-        "extra": drawings_a.counts()["train"],
-        "replay": drawings_a.counts()["read_right_train"],
-        "mnist_test": 500,
-    }
+    assert (
+        card_a.training
+        == card_b.training
+        == {
+            "mnist_train": 1000,
+            "extra": drawings_a.counts()["train"],
+            "replay": drawings_a.counts()["read_right_train"],
+            "mnist_test": 500,
+        }
+    )
     assert card_a.metrics["recipe"] == "balanced"
     assert card_a.metrics["config"]["seed"] == 3
     assert card_a.model_index == card_b.model_index
