@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from data_dirs import trained_data_dir
+from learning_helpers import FOOLINGS, READ_RIGHT, play_round
 
 from server.config import DataLayout
 from server.learning.data import PlayerDrawings, player_drawings
@@ -18,55 +16,7 @@ from server.learning.jobs.job import TrainingJob
 from server.learning.jobs.report import ResultMessage
 from server.mnist import Mnist
 from server.serving.model_files import read_card, weights_path_for
-from server.storage import open_repository
-from server.storage.sync import connect
 from server.training.worker_main import run_job
-
-FOOLINGS = range(0, 60)  # MNIST test digits verified as foolings
-READ_RIGHT = range(60, 100)  # ...and digits the model read right
-
-
-def play_round(data_dir: Path, mnist: Mnist, order: list[int]) -> None:
-    """Round 1 with the same drawings, submitted in `order` (indices into MNIST test)."""
-    layout = DataLayout(data_dir)
-
-    async def migrate() -> None:
-        await (await open_repository(layout.database_url)).close()
-
-    with ThreadPoolExecutor(1) as pool:  # its own event loop
-        pool.submit(asyncio.run, migrate()).result()
-    with connect(layout.database_url) as db:
-        (player,) = db.execute(
-            "INSERT INTO players (name, name_key, token_hash, created_at)"
-            " VALUES ('Ada', 'ada', 'hash', 0) RETURNING id"
-        ).fetchone()
-        (round_id,) = db.execute(
-            "INSERT INTO rounds (number, state, model_version, created_at)"
-            " VALUES (1, 'open', 'v1', 0) RETURNING id"
-        ).fetchone()
-        for index in order:
-            label = int(mnist.test_labels[index])
-            fooled = index in FOOLINGS
-            (attempt,) = db.execute(
-                "INSERT INTO attempts (player_id, round_id, created_at, strokes, image, label,"
-                " predicted, probs, model_version, outcome)"
-                " VALUES (?, ?, 0, '[]', ?, ?, ?, ?, 'v1', ?) RETURNING id",
-                (
-                    player,
-                    round_id,
-                    (mnist.test_images[index].astype("<f4") / 255.0).tobytes(),
-                    label,
-                    (label + 1) % 10 if fooled else label,
-                    json.dumps([0.1] * 10),
-                    "pending" if fooled else "model_won",
-                ),
-            ).fetchone()
-            if fooled:
-                db.execute(
-                    "UPDATE claims SET state = 'verified', label = ?, by_admin = 1"
-                    " WHERE attempt_id = ?",
-                    (label, attempt),
-                )
 
 
 class Silent:
@@ -97,8 +47,9 @@ def test_the_same_round_retrained_twice_gives_the_same_model(
     runs = []
     for name, order in (("first", indices), ("second", shuffled)):
         data_dir = trained_data_dir(tmp_path / name, trained_model)
-        play_round(data_dir, mnist, order)
-        drawings = player_drawings(DataLayout(data_dir).database_url, 20)
+        database_url = DataLayout(data_dir).database_url
+        play_round(database_url, mnist, order)
+        drawings = player_drawings(database_url, 20)
         runs.append((data_dir, drawings, retrain(data_dir, drawings)))
     (dir_a, drawings_a, a), (_, drawings_b, b) = runs
 
@@ -142,7 +93,7 @@ def test_a_handful_of_drawings_is_never_all_held_out(
 ) -> None:
     data_dir = tmp_path / "data"
     data_dir.mkdir()
-    play_round(data_dir, mnist, list(FOOLINGS)[:count])
+    play_round(DataLayout(data_dir).database_url, mnist, list(FOOLINGS)[:count])
     drawings = player_drawings(DataLayout(data_dir).database_url, 20)
     assert drawings.counts()["train"] == count
     assert drawings.counts()["heldout"] == 0
