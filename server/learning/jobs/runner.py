@@ -134,10 +134,6 @@ class JobStatus:
     opened_round: int | None = None
     worker: str | None = None
     recipe: dict[str, Any] = field(default_factory=dict)
-    note: str | None = None  # too few drawings to learn from, say
-
-    def __post_init__(self) -> None:
-        self.note = small_data_note(self.examples, self.recipe.get("min_train_drawings"))
 
     @classmethod
     def from_row(cls, row: JobRow, gate: dict[str, Any] | None = None) -> JobStatus:
@@ -164,8 +160,13 @@ class JobStatus:
             if name in values:
                 setattr(self, name, values[name])
 
+    @property
+    def note(self) -> str | None:
+        """Why the job learnt nothing from the players, if it had too few drawings."""
+        return small_data_note(self.examples, self.recipe.get("min_train_drawings"))
+
     def public(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {**self.__dict__, "note": self.note}
 
 
 def small_data_note(examples: Mapping[str, int], minimum: int | None) -> str | None:
@@ -276,8 +277,8 @@ class JobRun:
                 player_drawings, self.layout.database_url, s.heldout_percent
             )
         status.examples = drawings.counts()
-        status.note = small_data_note(status.examples, s.min_train_drawings)
-        train = drawings.train if status.note is None else ExampleSet.of([], [])
+        too_few = small_data_note(status.examples, s.min_train_drawings) is not None
+        train = ExampleSet.of([], []) if too_few else drawings.train
         folder = self.layout.root / "training" / f"job-{status.id}"
         try:
             extra = await asyncio.to_thread(train.save, folder / "train.npz")
