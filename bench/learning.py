@@ -353,7 +353,7 @@ def report(columns: list[Column], sets: dict[str, tuple[np.ndarray, np.ndarray]]
             )
     lines.append("| gate | " + " | ".join(c.gate for c in columns) + " |")
     lines.append(
-        "| retrain wall time | " + " | ".join(f"{c.seconds:.0f} s" for c in columns[1:]) + " |"
+        "| retrain wall time | — | " + " | ".join(f"{c.seconds:.0f} s" for c in columns[1:]) + " |"
     )
     return "\n".join(lines)
 
