@@ -164,6 +164,18 @@ def serving_reads(layout: DataLayout, images: np.ndarray) -> np.ndarray:
     return run_batch(load_session(layout.model_path("v1")), images).argmax(axis=1)
 
 
+def against_v1(layout: DataLayout, card, images: np.ndarray, labels: np.ndarray, **options):
+    """The gate on candidate v2 with v1 serving."""
+    return run_gate(
+        layout.model_path("v2"),
+        card,
+        mnist_images=images,
+        mnist_labels=labels,
+        serving=layout.model_path("v1"),
+        **options,
+    )
+
+
 def test_a_candidate_that_drops_one_digit_by_3_points_is_rejected_for_it(
     data_dir: Path, linear_onnx_model, mnist
 ) -> None:
@@ -181,12 +193,11 @@ def test_a_candidate_that_drops_one_digit_by_3_points_is_rejected_for_it(
         data_dir, "v2", less_of_digit(serving, data_dir / "less.onnx", digit, shift)
     )
 
-    result = run_gate(
-        layout.model_path("v2"),
+    result = against_v1(
+        layout,
         card,
-        mnist_images=images,
-        mnist_labels=labels,
-        serving=layout.model_path("v1"),
+        images,
+        labels,
         settings=GateSettings(mnist_floor=0.9),
     )
 
@@ -231,12 +242,11 @@ def test_a_candidate_that_forgets_drawings_players_had_read_right_is_rejected(
     images = test_digits[0][:100]
     ordinary = ExampleSet.of(images, serving_reads(layout, images), fooled=[False] * 100)
 
-    result = run_gate(
-        layout.model_path("v2"),
+    result = against_v1(
+        layout,
         card,
-        mnist_images=test_digits[0],
-        mnist_labels=test_digits[1],
-        serving=layout.model_path("v1"),
+        test_digits[0],
+        test_digits[1],
         heldout=ordinary,
         settings=GateSettings(mnist_floor=0.0),
     )
@@ -270,12 +280,11 @@ def test_held_out_foolings_must_reach_a_floor_even_when_the_serving_model_scored
     assert 0 < expected < 0.5
 
     def gate(floor: float) -> Check:
-        result = run_gate(
-            layout.model_path("v2"),
+        result = against_v1(
+            layout,
             card,
-            mnist_images=test_digits[0],
-            mnist_labels=test_digits[1],
-            serving=layout.model_path("v1"),
+            test_digits[0],
+            test_digits[1],
             heldout=foolings,
             settings=GateSettings(mnist_floor=0.0, heldout_floor=floor),
         )
