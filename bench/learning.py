@@ -3,10 +3,10 @@
     .venv/bin/python bench/learning.py [--data-dir data] [--epochs 2] [--recipes balanced ...]
 
 1. Takes the round-0 model (the newest in DATA/models; trains one with `ensure-model` if none).
-2. The players are writers the model never saw: the second half of MNIST test (digits 5000–9999,
-   written by the NIST SD-1 students; MNIST's training writers are others, and the first half
-   of MNIST test — census employees — stays the MNIST yardstick, untouched). MNIST ships no
-   writer ids, so the players' drawings and the held-out ones share writers, as in the game.
+2. The players are writers the model never saw: the second half of MNIST test (digits
+   5000–9999; MNIST's test writers are not its training writers), and the first half stays the
+   MNIST yardstick, untouched. MNIST ships no writer ids, so the players' drawings and the
+   held-out ones share writers, as in the game.
    - Foolings: a digit as written, else rotated, sheared, squashed, thickened or thinned only as
      far as needed to fool round 0 (players stop once the model is fooled), and digits drawn as
      seven-segment strokes. Every drawing goes through `server.serving.preprocess` as a drawing
