@@ -1,20 +1,24 @@
-"""Learning evidence: does one round of retraining make the model harder to fool?
+"""Learning evidence: one round of retraining, recipe by recipe, beside round 0.
 
-    .venv/bin/python bench/learning.py [--data-dir data] [--epochs 4] [--threads 2]
+    .venv/bin/python bench/learning.py [--data-dir data] [--epochs 2] [--recipes balanced ...]
 
 1. Takes the round-0 model (the newest in DATA/models; trains one with `ensure-model` if none).
-2. Builds drawings that fool it, as players would: MNIST digits rotated, sheared, squashed,
-   thickened or thinned — each only as far as needed to fool the model (the mildest rung of a
-   ladder of strengths) — and digits drawn as seven-segment strokes, nothing like MNIST's pens.
-   Every drawing goes through `server.serving.preprocess` exactly as a drawing on the canvas would,
-   and only the ones the round-0 model gets wrong are kept. The sources are MNIST *training* digits,
-   so the MNIST test set stays untouched by the adversarial data.
-3. Splits them in two halves, retrains on one half through the real pipeline — the trainer
-   process fine-tunes from the round-0 weights, exports ONNX, runs the gate with the other half
-   as the held-out set — in a scratch copy of the data directory (the shared registry is left
-   alone).
-4. Prints round-0 vs round-1 accuracy on the held-out half, the trained half and MNIST test as a
-   Markdown table, with a breakdown per kind of drawing.
+2. The players are writers the model never saw: the second half of MNIST test (digits
+   5000–9999; MNIST's test writers are not its training writers), and the first half stays the
+   MNIST yardstick, untouched. MNIST ships no writer ids, so the players' drawings and the
+   held-out ones share writers, as in the game.
+   - Foolings: a digit as written, else rotated, sheared, squashed, thickened or thinned only as
+     far as needed to fool round 0 (players stop once the model is fooled), and digits drawn as
+     seven-segment strokes. Every drawing goes through `server.serving.preprocess` as a drawing
+     on the canvas would; only those round 0 gets wrong are kept.
+   - Ordinary drawings: other digits of those writers that round 0 reads right, with their
+     label: the submissions the game stores as "the model got it".
+   Both are split by the game's own held-out rule (content hash, `game_rules.heldout`), half and
+   half: one half is the round's training data, the other is judged.
+3. Retrains once per recipe (server/learning/recipes.py) through the real pipeline (the trainer
+   process, ONNX export, the gate) in a scratch copy of the data directory.
+4. Prints per recipe: held-out foolings, MNIST test (first half) and held-out ordinary drawings
+   with per-class accuracy and the worst class change against round 0, and the gate's verdict.
 """
 
 from __future__ import annotations
@@ -26,18 +30,22 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFilter
 
+from game_rules.heldout import content_key, held_out
 from server.config import DataLayout, resolve_data_dir
-from server.learning.gate import GateSettings, accuracy
+from server.learning.gate import GateSettings, accuracy, class_accuracy
 from server.learning.jobs.examples import ExampleSet
 from server.learning.jobs.job import TrainingJob
 from server.learning.jobs.process import TrainerProcess
 from server.learning.jobs.report import ProgressMessage
+from server.learning.recipes import RECIPES
 from server.mnist import load_mnist
 from server.serving.inference import load_session, run_batch
 from server.serving.model_files import ModelCard, latest_model, weights_path_for
@@ -100,6 +108,11 @@ def distort(digit: np.ndarray, kind: str, strength: float, flip: bool) -> np.nda
     return to_mnist(ink)
 
 
+def as_drawn(digit: np.ndarray) -> np.ndarray:
+    """uint8 MNIST digit → preprocessed like a drawing on the canvas, undistorted."""
+    return to_mnist(digit.astype(np.float32))
+
+
 # --- seven-segment digits, drawn as strokes -----------------------------------------------------
 
 #      a
@@ -160,7 +173,8 @@ def mildest_fooling(
             ladders.append([seven_segment(digit, rng)])
         else:
             digit, flip = int(labels[index]), bool(rng.random() < 0.5)
-            ladders.append([distort(images[index], kind, s, flip) for s in LADDERS[kind][1]])
+            rungs = [distort(images[index], kind, s, flip) for s in LADDERS[kind][1]]
+            ladders.append([as_drawn(images[index]), *rungs])
         truth.append(digit)
         chosen.append(kind)
     flat = np.stack([image for ladder in ladders for image in ladder])
@@ -205,18 +219,24 @@ def scratch_copy(data_dir: Path, card: ModelCard, root: Path) -> DataLayout:
     return copy
 
 
+YARDSTICK = 5000  # MNIST test digits 0..4999 measure MNIST; 5000..9999 are the players' writers
+
+
+def split(examples: ExampleSet, percent: int) -> tuple[ExampleSet, ExampleSet]:
+    """The game's held-out rule on these drawings: (to train on, held out)."""
+    held = np.array(held_out([content_key(image) for image in examples.images], percent))
+    return examples.where(~held), examples.where(held)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--candidates", type=int, default=8000, help="drawings to try")
-    parser.add_argument("--keep", type=int, default=4000, help="fooling drawings to keep at most")
-    parser.add_argument("--epochs", type=int, default=4)
-    parser.add_argument("--lr", type=float, default=None, help="peak learning rate")
+    parser.add_argument("--foolers", type=int, default=3000, help="digits players distort")
+    parser.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs (the server's)")
+    parser.add_argument("--scratch-epochs", type=int, default=4)
+    parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--train-limit", type=int, default=None, help="MNIST training digits (default: all)"
-    )
     args = parser.parse_args()
 
     data_dir = resolve_data_dir(args.data_dir)
@@ -225,111 +245,116 @@ def main() -> int:
     session0 = load_session(DataLayout(data_dir).model_path(round0.version))
 
     started = time.monotonic()
+    pool_images, pool_labels = mnist.test_images[YARDSTICK:], mnist.test_labels[YARDSTICK:]
+    order = np.random.default_rng(args.seed).permutation(len(pool_labels))
+    fooler_idx, ordinary_idx = order[: args.foolers], order[args.foolers :]
     images, labels, kinds = mildest_fooling(
-        session0, mnist.train_images, mnist.train_labels, args.candidates, args.seed
+        session0, pool_images[fooler_idx], pool_labels[fooler_idx], len(fooler_idx), args.seed
     )
-    keep = np.random.default_rng(args.seed).permutation(len(labels))[: args.keep]
-    half = len(keep) // 2
-    train_idx, held_idx = keep[:half], keep[half:]
+    foolings = ExampleSet.of(images, labels, rounds=[1] * len(labels))
+    plain = np.stack([as_drawn(image) for image in pool_images[ordinary_idx]])
+    read_right = run_batch(session0, plain).argmax(axis=1) == pool_labels[ordinary_idx]
+    ordinary = ExampleSet.of(
+        plain[read_right], pool_labels[ordinary_idx][read_right], fooled=[False] * read_right.sum()
+    )
+    fool_train, fool_held = split(foolings, 50)
+    ordinary_train, ordinary_held = split(ordinary, 50)
     print(
-        f"{args.candidates} drawings tried, {len(labels)} fool {round0.version}; keeping "
-        f"{len(keep)}: {half} to train on, {len(held_idx)} held out "
+        f"{len(fooler_idx)} digits distorted: {len(foolings)} fool {round0.version} "
+        f"({len(fool_train)} to train on, {len(fool_held)} held out); {len(ordinary)} of "
+        f"{len(ordinary_idx)} ordinary drawings read right ({len(ordinary_train)} replayed, "
+        f"{len(ordinary_held)} held out); foolings to train on per digit "
+        f"{np.bincount(fool_train.labels, minlength=10).tolist()}, by kind "
+        f"{dict(Counter(kinds).most_common())} "
         f"({time.monotonic() - started:.0f} s)",
         file=sys.stderr,
     )
-
+    yardstick = mnist.test_images[:YARDSTICK], mnist.test_labels[:YARDSTICK]
+    sets = {
+        "held-out foolings": (fool_held.images, fool_held.labels),
+        "MNIST test 0–4999": yardstick,
+        "held-out ordinary drawings": (ordinary_held.images, ordinary_held.labels),
+    }
+    columns = [Column(round0.version, "round 0", session0, "—", 0.0)]
     with tempfile.TemporaryDirectory(prefix="bench-learning-") as tmp:
-        work = scratch_copy(data_dir, round0, Path(tmp) / "data")
-        extra = ExampleSet.of(images[train_idx], labels[train_idx])
-        heldout = ExampleSet.of(images[held_idx], labels[held_idx], rounds=[1] * len(held_idx))
-        job = TrainingJob(
-            data_dir=str(work.root),
-            parent=round0.version,
-            extra_path=str(extra.save(Path(tmp) / "extra.npz")),
-            heldout_path=str(heldout.save(Path(tmp) / "heldout.npz")),
-            threads=args.threads,
-            epochs=args.epochs,
-            lr=args.lr,
-            seed=args.seed,
-            train_limit=args.train_limit,
-            gate=GateSettings(),
-        )
-
-        def show(p: ProgressMessage) -> None:
+        for name in args.recipes:
+            work = scratch_copy(data_dir, round0, Path(tmp) / name)
+            job = TrainingJob(
+                data_dir=str(work.root),
+                parent=round0.version,
+                extra_path=str((fool_train + ordinary_train).save(Path(tmp) / "extra.npz")),
+                heldout_path=str((fool_held + ordinary_held).save(Path(tmp) / "heldout.npz")),
+                threads=args.threads,
+                epochs=args.scratch_epochs if RECIPES[name].from_scratch else args.epochs,
+                seed=args.seed,
+                test_limit=YARDSTICK,
+                recipe=name,
+                gate=GateSettings(),
+            )
+            started = time.monotonic()
+            outcome = asyncio.run(TrainerProcess(job, Path(tmp) / f"{name}.json").run(show))
+            seconds = time.monotonic() - started
             print(
-                f"\r  epoch {p.epoch}/{p.epochs} step {p.step}/{p.steps} loss {p.loss:.4f} "
-                f"acc {p.accuracy:.4f} eta {p.eta_seconds:.0f} s   ",
-                end="",
-                file=sys.stderr,
-                flush=True,
+                f"\n{name}: {outcome.status}: {outcome.reason} ({seconds:.0f} s)", file=sys.stderr
             )
-
-        started = time.monotonic()
-        outcome = asyncio.run(TrainerProcess(job, Path(tmp) / "job.json").run(show))
-        print(
-            f"\n{outcome.status}: {outcome.reason} ({time.monotonic() - started:.0f} s)",
-            file=sys.stderr,
-        )
-        if outcome.result is None:
-            print(outcome.stderr_tail, file=sys.stderr)
-            return 1
-        session1 = load_session(outcome.result.model_path)
-        print(
-            report(
-                round0.version,
-                outcome.result.version,
-                session0,
-                session1,
-                images,
-                labels,
-                kinds,
-                train_idx,
-                held_idx,
-                mnist.test_images,
-                mnist.test_labels,
-            )
-        )
-        print(f"\nGate: **{outcome.status}** — {outcome.result.gate['reason']}")
+            if outcome.result is None:
+                print(outcome.stderr_tail, file=sys.stderr)
+                return 1
+            session = load_session(outcome.result.model_path)
+            columns.append(Column(outcome.result.version, name, session, outcome.status, seconds))
+    print(report(columns, sets))
     return 0
 
 
-def report(
-    v0: str,
-    v1: str,
-    session0: object,
-    session1: object,
-    images: np.ndarray,
-    labels: np.ndarray,
-    kinds: list[str],
-    train_idx: np.ndarray,
-    held_idx: np.ndarray,
-    test_images: np.ndarray,
-    test_labels: np.ndarray,
-) -> str:
-    rows = [
-        ("adversarial, held out (never trained on)", images[held_idx], labels[held_idx]),
-        ("adversarial, trained-on half", images[train_idx], labels[train_idx]),
-        ("MNIST test", test_images, test_labels),
-    ]
+def show(p: ProgressMessage) -> None:
+    print(
+        f"\r  epoch {p.epoch}/{p.epochs} step {p.step}/{p.steps} loss {p.loss:.4f} "
+        f"eta {p.eta_seconds:.0f} s   ",
+        end="",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+@dataclass(frozen=True)
+class Column:
+    version: str
+    recipe: str
+    session: object
+    gate: str
+    seconds: float
+
+
+def report(columns: list[Column], sets: dict[str, tuple[np.ndarray, np.ndarray]]) -> str:
+    """One row per measurement, one column per model; class changes are against round 0."""
+    header = [f"{c.recipe} ({c.version})" for c in columns]
     lines = [
-        f"| set | drawings | round 0 ({v0}) | round 1 ({v1}) |",
-        "|---|---:|---:|---:|",
+        "| measurement | " + " | ".join(header) + " |",
+        "|---|" + "---:|" * len(columns),
     ]
-    for name, x, y in rows:
-        a0, a1 = accuracy(session0, x, y), accuracy(session1, x, y)
-        lines.append(f"| {name} | {len(y)} | {a0:.2%} | {a1:.2%} |")
-    lines += [
-        "",
-        f"| held-out drawings by kind | drawings | round 0 ({v0}) | round 1 ({v1}) |",
-        "|---|---:|---:|---:|",
-    ]
-    held_kinds = np.array(kinds)[held_idx]
-    for kind in sorted(set(held_kinds), key=lambda k: -int((held_kinds == k).sum())):
-        pick = held_idx[held_kinds == kind]
-        if len(pick) >= 10:
-            a0 = accuracy(session0, images[pick], labels[pick])
-            a1 = accuracy(session1, images[pick], labels[pick])
-            lines.append(f"| {kind} | {len(pick)} | {a0:.2%} | {a1:.2%} |")
+    for name, (x, y) in sets.items():
+        base = class_accuracy(columns[0].session, x, y)
+        overall = [accuracy(c.session, x, y) for c in columns]
+        changes = [class_accuracy(c.session, x, y) - base for c in columns]
+        worst = [int(np.nanargmin(change)) for change in changes]
+        lines.append(f"| {name} ({len(y)}) | " + " | ".join(f"{a:.2%}" for a in overall) + " |")
+        lines.append(
+            f"| {name}: worst class change | "
+            + " | ".join(
+                "—" if i == 0 else f"{100 * change[w]:+.1f} pt ({w})"
+                for i, (change, w) in enumerate(zip(changes, worst, strict=True))
+            )
+            + " |"
+        )
+        for digit in range(10):
+            per_class = [class_accuracy(c.session, x, y)[digit] for c in columns]
+            lines.append(
+                f"| {name}: digit {digit} | " + " | ".join(f"{a:.1%}" for a in per_class) + " |"
+            )
+    lines.append("| gate | " + " | ".join(c.gate for c in columns) + " |")
+    lines.append(
+        "| retrain wall time | — | " + " | ".join(f"{c.seconds:.0f} s" for c in columns[1:]) + " |"
+    )
     return "\n".join(lines)
 
 

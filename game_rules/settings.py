@@ -124,6 +124,7 @@ class Retrain:
     new_verified_threshold: int
     auto_open_next_round: bool
     heldout_fraction: float
+    min_train_drawings: int
 
 
 @dataclass(frozen=True)
@@ -337,3 +338,4 @@ def _check_values(s: RuleSettings) -> None:
         "must be a whole percentage (0.2, 0.15, …): held-out drawings are picked by percent",
     )
     require(s.retrain.new_verified_threshold >= 1, "retrain.new_verified_threshold", "must be >= 1")
+    require(s.retrain.min_train_drawings >= 1, "retrain.min_train_drawings", "must be >= 1")

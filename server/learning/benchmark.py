@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from game_rules.heldout import is_held_out
+from game_rules.heldout import content_key, held_out
 from server.atomic import atomic_write
 from server.config import DataLayout
 from server.learning.data import VERIFIED_STATES, round_stats
@@ -81,6 +81,9 @@ def round_sets(database_url: str, percent: int) -> list[RoundSet]:
             f" WHERE c.state IN {VERIFIED_STATES!r} AND c.label BETWEEN 0 AND 9"
             " ORDER BY r.number, a.id"
         ).fetchall()
+    # The split the learning loop makes (server/learning/data.py): over every verified drawing.
+    keys = [content_key(np.frombuffer(r[2], "<f4")) for r in rows]
+    held = dict(zip((int(r[0]) for r in rows), held_out(keys, percent), strict=True))
     sets = []
     for number in sorted({int(r[1]) for r in rows}):
         mine = [r for r in rows if int(r[1]) == number]
@@ -92,7 +95,7 @@ def round_sets(database_url: str, percent: int) -> list[RoundSet]:
                 images=np.stack([np.frombuffer(r[2], "<f4").reshape(28, 28) for r in mine]),
                 labels=np.array([int(r[3]) for r in mine], dtype=np.int64),
                 created=np.array([float(r[4]) for r in mine]),
-                heldout=np.array([is_held_out(int(i), percent) for i in ids], dtype=bool),
+                heldout=np.array([held[int(i)] for i in ids], dtype=bool),
             )
         )
     return sets

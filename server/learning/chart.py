@@ -54,7 +54,8 @@ def model_metrics(
 def heldout_accuracy(
     layout: DataLayout, version: str, heldout: ExampleSet, threads: int = 1
 ) -> dict[str, float]:
-    """The model's accuracy on each round's held-out verified drawings, keyed by round number."""
+    """The model's accuracy on each round's held-out verified foolings, keyed by round number."""
+    heldout = heldout.foolings()
     if not len(heldout):
         return {}
     try:

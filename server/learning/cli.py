@@ -15,8 +15,8 @@ from server.learning.chart import heldout_accuracy, model_metrics, models_table,
 from server.learning.data import (
     EXPORT_FORMATS,
     export_to,
+    player_drawings,
     round_stats,
-    verified_drawings,
 )
 from server.learning.export import ExportError
 from server.serving.model_store import ModelStore, RegistryError
@@ -69,7 +69,7 @@ def models_command(args: argparse.Namespace, layout: DataLayout) -> int:
         model_store.sync()
         models = model_store.models()
         percent = percent_of(load_rules(layout).retrain.heldout_fraction)
-        heldout = verified_drawings(layout.database_url, percent).heldout
+        heldout = player_drawings(layout.database_url, percent).heldout
         accuracies = {
             m.version: heldout_accuracy(layout, m.version, heldout) for m in models if m.accepted
         }

@@ -1,11 +1,14 @@
-"""What the learning loop reads from the game database: verified drawings, per-round counts,
-and the records of a dataset export.
+"""What the learning loop reads from the game database: the players' drawings, per-round
+counts, and the records of a dataset export.
 
 A drawing is *verified* when its claim settled as `verified` or `relabelled` with a digit as the
 consensus label; its weight in training is the consensus strength (the posterior of that label).
-Which verified drawings are held out is `game_rules.heldout.is_held_out`, with the percentage
-from the rules (`retrain.heldout_fraction`): the trainer never sees them, the gate and the
-metrics judge with them.
+A drawing the model *read right* (outcome `model_won`) is a human drawing with its drawer's
+label: training replays them so the model keeps reading ordinary drawings, and the gate checks
+it still does. Which drawings are held out is `game_rules.heldout.held_out` on their content,
+with the percentage from the rules (`retrain.heldout_fraction`), for each kind apart: the
+trainer never sees them, the gate and the metrics judge with them. Drawings come in content
+order, not arrival order, so the same drawings make the same training job.
 
 Synchronous (server/storage/sync.py): the command line and the trainer call it directly, the
 server in a thread.
@@ -21,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from game_rules.heldout import is_held_out
+from game_rules.heldout import content_key, held_out
 from server.config import DataLayout
 from server.learning.export import (
     FORMATS,
@@ -63,38 +66,69 @@ def verified_count(db: Connection) -> int:
 
 
 @dataclass(frozen=True)
-class VerifiedDrawings:
+class PlayerDrawings:
+    """The players' drawings for a training job: foolings first, then drawings read right."""
+
     train: ExampleSet
     heldout: ExampleSet
     total: int  # verified drawings in the database when read
 
+    def counts(self) -> dict[str, int]:
+        """What a job trains on and judges with, for the job's row and the admin console."""
+        return {
+            "train": len(self.train.foolings()),
+            "heldout": len(self.heldout.foolings()),
+            "read_right_train": len(self.train.read_right()),
+            "read_right_heldout": len(self.heldout.read_right()),
+        }
 
-def verified_drawings(database_url: str, percent: int) -> VerifiedDrawings:
-    """Every verified drawing, split into the training extras and the held-out sets."""
+
+def player_drawings(database_url: str, percent: int) -> PlayerDrawings:
+    """Every verified fooling and every drawing the model read right, each kind split into
+    training and held-out drawings."""
     with connect(database_url) as db:
-        rows = db.execute(
-            "SELECT a.id, r.number, a.image, c.label, c.by_admin, c.consensus"
+        verified = db.execute(
+            "SELECT r.number, a.image, c.label, c.by_admin, c.consensus"
             " FROM claims c JOIN attempts a ON a.id = c.attempt_id"
-            f" JOIN rounds r ON r.id = a.round_id WHERE {_VERIFIED} ORDER BY a.id"
+            f" JOIN rounds r ON r.id = a.round_id WHERE {_VERIFIED}"
         ).fetchall()
-    parts: dict[bool, list[tuple[Any, ...]]] = {True: [], False: []}
-    for row in rows:
-        parts[is_held_out(int(row[0]), percent)].append(row)
-    return VerifiedDrawings(_examples(parts[False]), _examples(parts[True]), len(rows))
+        read_right = db.execute(
+            "SELECT r.number, a.image, a.label FROM attempts a"
+            " JOIN rounds r ON r.id = a.round_id"
+            " WHERE a.outcome = 'model_won' AND a.label BETWEEN 0 AND 9"
+        ).fetchall()
+    foolings = _examples(
+        [
+            (n, image, int(label), strength(int(label), int(by_admin), consensus), True)
+            for n, image, label, by_admin, consensus in verified
+        ]
+    )
+    ordinary = _examples([(n, image, int(label), 1.0, False) for n, image, label in read_right])
+    train, heldout = _split(foolings, percent)
+    train_ordinary, heldout_ordinary = _split(ordinary, percent)
+    return PlayerDrawings(train + train_ordinary, heldout + heldout_ordinary, len(verified))
 
 
-def _examples(rows: list[tuple[Any, ...]]) -> ExampleSet:
-    images = (
-        np.stack([np.frombuffer(r[2], dtype="<f4").reshape(28, 28) for r in rows])
-        if rows
-        else (np.zeros((0, 28, 28), np.float32))
+def _examples(rows: list[tuple[Any, ...]]) -> tuple[ExampleSet, list[str]]:
+    """(round, image bytes, label, weight, fooled) rows → a set in content order, and its keys."""
+    images = [np.frombuffer(r[1], dtype="<f4").reshape(28, 28) for r in rows]
+    keys = [content_key(image) for image in images]
+    order = sorted(range(len(rows)), key=lambda i: (keys[i], rows[i][2], rows[i][3], rows[i][0]))
+    pixels = np.stack([images[i] for i in order]) if rows else np.zeros((0, 28, 28), np.float32)
+    examples = ExampleSet.of(
+        np.clip(pixels, 0.0, 1.0).astype(np.float32),
+        [rows[i][2] for i in order],
+        weights=[rows[i][3] for i in order],
+        rounds=[int(rows[i][0]) for i in order],
+        fooled=[rows[i][4] for i in order],
     )
-    return ExampleSet.of(
-        np.clip(images, 0.0, 1.0).astype(np.float32),
-        [int(r[3]) for r in rows],
-        weights=[strength(int(r[3]), int(r[4]), r[5]) for r in rows],
-        rounds=[int(r[1]) for r in rows],
-    )
+    return examples, [keys[i] for i in order]
+
+
+def _split(examples: tuple[ExampleSet, list[str]], percent: int) -> tuple[ExampleSet, ExampleSet]:
+    drawings, keys = examples
+    held = np.array(held_out(keys, percent), dtype=bool)
+    return drawings.where(~held), drawings.where(held)
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ from typing import Any
 
 from game_rules.rounds import should_retrain
 from server.learning.chart import heldout_accuracy, model_metrics
-from server.learning.data import round_stats, verified_count, verified_drawings
+from server.learning.data import player_drawings, round_stats, verified_count
 from server.learning.jobs.process import TrainerProcess
 from server.learning.jobs.queue import JobQueue, JobRow, JobRunning
 from server.learning.jobs.runner import (
@@ -150,9 +150,9 @@ class Learning:
         self._launching = True  # set before the first await: a second launch sees it
         try:
             drawings = await asyncio.to_thread(
-                verified_drawings, self.layout.database_url, self.settings.heldout_percent
+                player_drawings, self.layout.database_url, self.settings.heldout_percent
             )
-            examples = {"train": len(drawings.train), "heldout": len(drawings.heldout)}
+            examples = drawings.counts()
             args = (trigger, self.game.serving_version, drawings.total, examples)
             recipe = self.settings.recipe()
             try:
@@ -299,7 +299,7 @@ class Learning:
             )
             if stale:
                 percent = self.settings.heldout_percent
-                drawings = verified_drawings(self.layout.database_url, percent)
+                drawings = player_drawings(self.layout.database_url, percent)
                 accuracies = {
                     m.version: heldout_accuracy(self.layout, m.version, drawings.heldout)
                     for m in models

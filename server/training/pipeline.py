@@ -58,12 +58,17 @@ def build_model(
     *,
     extra: Iterable[ExtraExample] = (),
     parent: str | None = None,
+    from_scratch: bool = False,
+    recipe: str | None = None,
     on_progress: ProgressCallback | None = None,
     output: Path | None = None,
     mnist: Mnist | None = None,
     heldout: ExampleSet | None = None,
 ) -> ModelCard:
-    """Train a model (fine-tuned from version `parent` if given) and save it as the next version.
+    """Train a model (fine-tuned from version `parent` if given, unless `from_scratch`) and save
+    it as the next version. `recipe` (server/learning/recipes.py) is recorded on the card, with
+    the training configuration (seed included) and the data counts: the card says how to train
+    the same model again.
 
     Files go to `DATA/models/vN.{onnx,json,pt}`, or beside `output` when given (the card still
     says vN, the version it would have had). `heldout`, the game's held-out verified drawings,
@@ -72,7 +77,7 @@ def build_model(
     layout = DataLayout(Path(data_dir))
     mnist = mnist if mnist is not None else load_mnist(layout.root, show_progress=True)
     init_weights = None
-    if parent is not None:
+    if parent is not None and not from_scratch:
         init_weights = weights_path_for(layout.model_path(parent))
         if not init_weights.is_file():
             raise FileNotFoundError(f"cannot fine-tune from {parent}: {init_weights} is missing")
@@ -101,6 +106,7 @@ def build_model(
         raise
     results = [evaluation_result("MNIST", "mnist", "test", result.test_accuracy)]
     heldout_figures: dict[str, float | int] = {"examples": 0}
+    heldout = heldout.foolings() if heldout is not None else None
     if heldout is not None and len(heldout.labels):
         score = accuracy(load_session(model_path, threads=1), heldout.images, heldout.labels)
         heldout_figures = {"examples": len(heldout.labels), "accuracy": score}
@@ -153,7 +159,11 @@ def build_model(
                 "passed": True,
             }
         },
-        metrics={"train_seconds": round(train_seconds, 1), "config": asdict(config)},
+        metrics={
+            "train_seconds": round(train_seconds, 1),
+            "config": asdict(config),
+            **({"recipe": recipe} if recipe else {}),
+        },
         datasets=["mnist", *(["fool-the-model"] if training.get("extra") else [])],
         base_model=parent,
         model_index=model_index(version, results),

@@ -8,7 +8,8 @@ drawings on a canvas are. The last fifth of the epochs (`clean_fraction`) see th
 jitter, so training ends on clean, centred digits like the test set's (about +0.07% MNIST test
 accuracy on average over four seeded runs).
 
-Training is reproducible: the same seed, data and thread count give the same weights.
+Training is reproducible: the same seed, data and thread count give the same weights (torch's
+deterministic algorithms are on while it trains; tests/learning/test_reproducible_round.py).
 """
 
 from __future__ import annotations
@@ -26,17 +27,19 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from server.mnist import Mnist
-from server.training.data import Jitter, TrainingSet, images_to_tensor
+from server.training.data import Jitter, Mix, TrainingSet, images_to_tensor
 from server.training.model import Classifier
 
 
 @dataclass(frozen=True)
 class ExtraExample:
-    """A drawing to train on besides MNIST: [28,28] float32 in [0,1], white ink on black."""
+    """A drawing to train on besides MNIST: [28,28] float32 in [0,1], white ink on black.
+    `fooled`: it fooled the model (learnt); False: the model read it right (replayed)."""
 
     image: np.ndarray
     label: int
     weight: float = 1.0
+    fooled: bool = True
 
     def __post_init__(self) -> None:
         shape = np.shape(self.image)
@@ -63,19 +66,26 @@ class TrainConfig:
     threads: int | None = 2  # torch intra-op threads; None leaves torch's default
     augment: bool = True
     clean_fraction: float = 0.2  # of the epochs: the last ones are trained without jitter
-    extra_oversample: float = 20.0  # draws per epoch of each extra example, per unit of weight
+    # How an epoch mixes MNIST and the players' drawings (training/data.py `Mix`).
+    extra_oversample: float = 20.0  # draws per epoch of each fooling, per unit of weight
+    balance_classes: bool = False  # foolings' draws spread evenly over their digits
+    replay: float = 0.0  # draws of correctly-read drawings per fooling draw
+    mnist_ratio: float | None = None  # MNIST digits per player draw; None: all, once per epoch
     show_progress: bool = True  # the tqdm bar on stderr, when it is a terminal
     device: str = "cpu"  # "cuda" on a trainer with a GPU; batches are prepared on the CPU
 
     def __post_init__(self) -> None:
         positive = [self.epochs, self.batch_size, self.lr]
         positive += [v for v in (self.train_limit, self.test_limit, self.threads) if v is not None]
-        if (
-            min(positive) <= 0
-            or not self.extra_oversample >= 0
-            or not 0 <= self.clean_fraction <= 1
-        ):
+        if min(positive) <= 0 or not 0 <= self.clean_fraction <= 1:
             raise ValueError(f"invalid training configuration: {self}")
+        try:
+            self.mix()
+        except ValueError as error:
+            raise ValueError(f"invalid training configuration: {error}") from None
+
+    def mix(self) -> Mix:
+        return Mix(self.extra_oversample, self.balance_classes, self.replay, self.mnist_ratio)
 
 
 @dataclass(frozen=True)
@@ -119,7 +129,9 @@ def train(
         [e.image for e in extra],
         [e.label for e in extra],
         [e.weight for e in extra],
+        [e.fooled for e in extra],
     )
+    mix = config.mix()
     with _cpu_settings(config.threads):
         torch.manual_seed(config.seed)
         generator = torch.Generator().manual_seed(config.seed)
@@ -128,8 +140,7 @@ def train(
             model.load_state_dict(torch.load(init_weights, weights_only=True))
         model = model.to(config.device).to(memory_format=torch.channels_last)
 
-        epoch_size = data.mnist_count + data.extra_draws(config.extra_oversample)
-        steps_per_epoch = math.ceil(epoch_size / config.batch_size)
+        steps_per_epoch = math.ceil(data.epoch_size(mix) / config.batch_size)
         optimizer = torch.optim.AdamW(
             model.parameters(), lr=config.lr, weight_decay=config.weight_decay
         )
@@ -141,7 +152,7 @@ def train(
         reporter = _Reporter(config, steps_per_epoch, on_progress)
         model.train()
         for epoch in range(1, config.epochs + 1):
-            order = data.epoch_order(config.extra_oversample, generator)
+            order = data.epoch_order(mix, generator)
             for batch in order.split(config.batch_size):
                 images = data.images[batch]
                 if jitter is not None and epoch <= jittered_epochs:
@@ -160,7 +171,13 @@ def train(
         model = model.to("cpu").to(memory_format=torch.contiguous_format).eval()
         test_n = len(mnist.test_labels) if config.test_limit is None else config.test_limit
         accuracy = evaluate(model, mnist.test_images[:test_n], mnist.test_labels[:test_n])
-    counts = {"mnist_train": data.mnist_count, "extra": len(extra), "mnist_test": test_n}
+    fooled = sum(e.fooled for e in extra)
+    counts = {
+        "mnist_train": data.mnist_count,
+        "extra": fooled,
+        "replay": len(extra) - fooled,
+        "mnist_test": test_n,
+    }
     return TrainResult(model=model, test_accuracy=accuracy, counts=counts)
 
 
@@ -228,14 +245,18 @@ class _Reporter:
 
 @contextmanager
 def _cpu_settings(threads: int | None) -> Iterator[None]:
-    """Thread count, and denormal floats flushed to zero (tiny gradients made of denormals are
-    very slow on x86); both are process-wide, so they are restored afterwards."""
+    """Thread count, deterministic algorithms, and denormal floats flushed to zero (tiny
+    gradients made of denormals are very slow on x86); all are process-wide, so they are
+    restored afterwards."""
     previous = torch.get_num_threads()
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
     if threads is not None:
         torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True)
     torch.set_flush_denormal(True)
     try:
         yield
     finally:
         torch.set_flush_denormal(False)
+        torch.use_deterministic_algorithms(was_deterministic)
         torch.set_num_threads(previous)

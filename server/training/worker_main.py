@@ -25,6 +25,7 @@ from server.learning.gate import run_gate
 from server.learning.jobs.examples import ExampleSet
 from server.learning.jobs.job import TrainingJob
 from server.learning.jobs.report import ErrorMessage, ProgressMessage, ResultMessage, encode
+from server.learning.recipes import recipe_named
 from server.mnist import load_mnist
 from server.serving.model_files import card_path_for, weights_path_for, write_card
 
@@ -90,14 +91,15 @@ def run_job(job: TrainingJob, reporter: Reporter) -> ResultMessage:
     extra = []
     if examples is not None:
         extra = [
-            ExtraExample(image, int(label), float(weight))
-            for image, label, weight in zip(
-                examples.images, examples.labels, examples.weights, strict=True
+            ExtraExample(image, int(label), float(weight), bool(fooled))
+            for image, label, weight, fooled in zip(
+                examples.images, examples.labels, examples.weights, examples.fooled, strict=True
             )
         ]
+    recipe = recipe_named(job.recipe)
     config = TrainConfig(
+        **{**recipe.training(), **({"lr": job.lr} if job.lr is not None else {})},
         epochs=job.epochs,
-        lr=job.lr if job.lr is not None else TrainConfig.lr,
         seed=job.seed,
         train_limit=job.train_limit,
         test_limit=job.test_limit,
@@ -126,6 +128,8 @@ def run_job(job: TrainingJob, reporter: Reporter) -> ResultMessage:
         config,
         extra=extra,
         parent=job.parent,
+        from_scratch=recipe.from_scratch,
+        recipe=job.recipe,
         on_progress=on_progress,
         mnist=mnist,
         heldout=heldout,

@@ -14,7 +14,7 @@ from benchmark_helpers import PERCENT, install_game_models, seed_rounds, seed_ro
 from data_dirs import new_data_dir
 from onnx import TensorProto, helper, numpy_helper
 
-from game_rules.heldout import is_held_out
+from game_rules.heldout import content_key, held_out
 from server.cli import main
 from server.config import DataLayout
 from server.learning import benchmark
@@ -49,7 +49,11 @@ def test_each_model_is_scored_on_what_it_cannot_have_seen(
     outside = file_entrant(linear_onnx_model(seed=7, name="outside.onnx"))
     board = leaderboard(DataLayout(game), PERCENT, [outside])
     ids = seed_rounds_ids(game)
-    heldout = {r: [is_held_out(i, PERCENT) for i in ids[r]] for r in ids}
+    # The verified drawings are MNIST test digits 0..29 (round 1) and 30..59 (round 2).
+    keys = [content_key(mnist.test_images[i].astype("<f4") / 255.0) for i in range(60)]
+    split = held_out(keys, PERCENT)
+    heldout = {1: split[:30], 2: split[30:]}
+    assert len(ids[1]) == len(ids[2]) == 30
     assert [r["number"] for r in board["rounds"]] == [1, 2]
     assert [r["verified"] for r in board["rounds"]] == [30, 30]
     assert board["rounds"][0]["vmer"] == pytest.approx(30 / 32)

@@ -19,22 +19,27 @@ def some_examples(n: int = 6) -> ExampleSet:
         labels=[i % 10 for i in range(n)],
         weights=np.linspace(0.5, 1.0, n),
         rounds=[1, 1, 2, 2, 2, 3][:n],
+        fooled=[i % 3 != 0 for i in range(n)],
     )
 
 
 def test_examples_round_trip(tmp_path: Path) -> None:
     examples = some_examples()
     loaded = ExampleSet.load(examples.save(tmp_path / "extra.npz"))
-    for name in ("images", "labels", "weights", "rounds"):
+    for name in ("images", "labels", "weights", "rounds", "fooled"):
         np.testing.assert_array_equal(getattr(loaded, name), getattr(examples, name))
     assert loaded.round_numbers() == [1, 2, 3]
     assert len(loaded.of_round(2)) == 3
+    assert len(loaded.foolings()) == 4 and loaded.read_right().labels.tolist() == [0, 3]
+    both = loaded + loaded
+    assert len(both) == 12 and both.fooled.tolist() == loaded.fooled.tolist() * 2
 
 
 def test_uint8_images_are_scaled_to_unit_range() -> None:
     examples = ExampleSet.of(np.full((2, 28, 28), 255, np.uint8), labels=[1, 2])
     assert examples.images.dtype == np.float32 and examples.images.max() == 1.0
     assert examples.weights.tolist() == [1.0, 1.0] and examples.rounds.tolist() == [0, 0]
+    assert examples.fooled.tolist() == [True, True]  # foolings unless said otherwise
 
 
 @pytest.mark.parametrize(
@@ -63,7 +68,9 @@ def test_a_corrupt_examples_file_is_refused(tmp_path: Path) -> None:
     path.write_bytes(b"PK\x03\x04 not really a zip")
     with pytest.raises(ExampleFileError, match="cannot read"):
         ExampleSet.load(path)
-    np.savez(path, images=np.zeros((1, 28, 28)), labels=[1], weights=[1.0], rounds=[0])
+    np.savez(
+        path, images=np.zeros((1, 28, 28)), labels=[1], weights=[1.0], rounds=[0], fooled=[True]
+    )
     with pytest.raises(ExampleFileError, match="float32"):
         ExampleSet.load(path)
 

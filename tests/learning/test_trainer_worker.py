@@ -15,9 +15,15 @@ import pytest
 from data_dirs import new_data_dir, trained_data_dir
 from services import RedisServer
 from waiting import assert_stays, wait_until
-from worker_helpers import Child, Server, query, seed_verified, start_worker
+from worker_helpers import (
+    Child,
+    Server,
+    held_out_count,
+    query,
+    seed_verified,
+    start_worker,
+)
 
-from game_rules.heldout import is_held_out
 from server.config import DataLayout
 from server.mnist import Mnist
 from server.serving.model_files import sha256_file
@@ -62,14 +68,20 @@ def test_a_queued_job_is_trained_by_one_of_two_workers_and_opens_the_next_round(
     server = Server(server_dir, database_url)
     children.append(server)
     seeded = seed_verified(database_url, mnist, 30)
-    heldout = [i for i in seeded if is_held_out(i, 20)]
+    heldout = held_out_count(mnist, len(seeded))
 
     launched = server.admin.post("/api/admin/rounds/next")
     assert launched.status_code == 202, launched.text
     assert launched.json()["state"] == "queued"
     recipe = {"epochs": 1, "train_limit": 1000, "test_limit": 500, "mnist_floor": 0.5}
-    assert launched.json()["recipe"] == {**recipe, "heldout_percent": 20}
-    assert launched.json()["examples"] == {"train": 30 - len(heldout), "heldout": len(heldout)}
+    assert launched.json()["recipe"] == {**recipe, "heldout_percent": 20, "min_train_drawings": 20}
+    assert launched.json()["examples"] == {
+        "train": 30 - heldout,
+        "heldout": heldout,
+        "read_right_train": 0,
+        "read_right_heldout": 0,
+    }
+    assert launched.json()["note"] is None
     again = server.admin.post("/api/admin/rounds/next")
     assert (again.status_code, again.json()["error"]["code"]) == (409, "trainer_busy")
 
@@ -141,7 +153,12 @@ def test_a_queued_job_is_trained_by_one_of_two_workers_and_opens_the_next_round(
     assert hashlib.sha256(bytes(onnx)).hexdigest() == sha == sha256_file(winner_models / "v2.onnx")
     assert json.loads(card)["sha256"] == sha and bytes(weights)
     assert parent == "v1"
-    assert json.loads(extra) == {"mnist_train": 1000, "extra": 30 - len(heldout), "mnist_test": 500}
+    assert json.loads(extra) == {
+        "mnist_train": 1000,
+        "extra": 30 - heldout,
+        "replay": 0,
+        "mnist_test": 500,
+    }
     models = {m["version"]: m["status"] for m in server.admin.get("/api/admin/models").json()}
     assert models == {"v1": "retired", "v2": "serving"}
 

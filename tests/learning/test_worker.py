@@ -83,10 +83,16 @@ def test_a_tiny_training_reports_progress_and_a_valid_card(trained: Trained) -> 
     card = read_card(Path(result.card_path))
     assert card.version == "v1" and card.parent is None
     assert card.sha256 == sha256_file(layout.model_path("v1"))
-    assert card.training == {"mnist_train": 1000, "extra": 20, "mnist_test": 500}
+    assert card.training == {"mnist_train": 1000, "extra": 20, "replay": 0, "mnist_test": 500}
     assert card.gate["passed"] is True and card.gate["reason"] == "all checks passed"
     checks = {check["name"]: check for check in card.gate["checks"]}
-    assert list(checks) == ["integrity", "onnx_parity", "mnist_accuracy", "heldout_round_1"]
+    assert list(checks) == [
+        "integrity",
+        "onnx_parity",
+        "mnist_accuracy",
+        "mnist_per_class",
+        "heldout_round_1",
+    ]
     assert checks["onnx_parity"]["value"] <= 1e-4
     assert checks["mnist_accuracy"]["value"] == pytest.approx(card.mnist_test_accuracy, abs=0.01)
     assert "no serving model to compare" in checks["heldout_round_1"]["reason"]

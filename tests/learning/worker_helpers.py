@@ -19,6 +19,7 @@ from data_dirs import JOB_TIMEOUT, REPO, SMALL_JOB
 from services import free_port, wait_for_healthz
 from waiting import wait_until
 
+from game_rules.heldout import content_key, held_out
 from server.mnist import Mnist
 from server.storage.sync import connect
 
@@ -157,6 +158,12 @@ def seed_verified(database_url: str, mnist: Mnist, count: int) -> list[int]:
             )
             ids.append(int(attempt))
     return ids
+
+
+def held_out_count(mnist: Mnist, count: int, percent: int = 20) -> int:
+    """How many of `seed_verified`'s `count` drawings the held-out rule keeps out of training."""
+    images = [mnist.test_images[i].astype("<f4") / 255.0 for i in range(count)]
+    return sum(held_out([content_key(image) for image in images], percent))
 
 
 def query(database_url: str, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:

@@ -10,6 +10,7 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 from consensus_helpers import TEST_RULES
 from data_dirs import SMALL_JOB, trained_data_dir
@@ -26,7 +27,7 @@ from loop_helpers import (
 )
 from waiting import wait_until_async
 
-from game_rules.heldout import is_held_out
+from game_rules.heldout import content_key, held_out
 from server.config import DataLayout
 from server.mnist import Mnist
 from server.realtime.limits import Limits
@@ -82,11 +83,16 @@ async def test_next_round_trains_gates_and_swaps_without_a_failed_prediction(
         async with admin_client(server.http) as admin, Predictors(server.ws) as players:
             launched = await admin.post("/api/admin/rounds/next")
             assert launched.status_code == 202, launched.text
-            heldout_ids = {c["attempt_id"] for c in claims if is_held_out(c["attempt_id"], 20)}
-            assert launched.json()["examples"] == {
-                "train": 40 - len(heldout_ids),
-                "heldout": len(heldout_ids),
-            }
+            images = db_rows(
+                loop_dir, "SELECT a.image FROM attempts a JOIN claims c ON c.attempt_id = a.id"
+            )
+            keys = [content_key(np.frombuffer(image, "<f4")) for (image,) in images]
+            heldout_ids = [key for key, held in zip(keys, held_out(keys, 20), strict=True) if held]
+            examples = launched.json()["examples"]
+            assert (examples["train"], examples["heldout"]) == (
+                40 - len(heldout_ids),
+                len(heldout_ids),
+            )
             job, seen = await wait_for_job(admin)
             await wait_until_async(
                 lambda: players.versions()[-1:] == ["v2"], 30, "no prediction by the new model"

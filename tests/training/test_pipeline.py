@@ -27,7 +27,7 @@ def test_the_pipeline_writes_model_card_and_weights(trained_model: Path) -> None
     assert card.version == "v1" and card.parent is None
     assert card.sha256 == sha256_file(trained_model)
     assert card.architecture == "MNIST_Model"
-    assert card.training == {"mnist_train": 4000, "extra": 0, "mnist_test": 2000}
+    assert card.training == {"mnist_train": 4000, "extra": 0, "replay": 0, "mnist_test": 2000}
     assert card.gate["onnx_parity"]["passed"] is True
     assert card.gate["onnx_parity"]["max_abs_diff"] <= 1e-4
     assert card.metrics["config"]["epochs"] == 3 and card.metrics["train_seconds"] > 0

@@ -11,7 +11,7 @@ import torch
 from server.mnist import Mnist
 from server.serving.model_files import weights_path_for
 from server.training import train as train_module
-from server.training.data import Jitter, TrainingSet
+from server.training.data import Jitter, Mix, TrainingSet
 from server.training.model import Classifier
 from server.training.train import ExtraExample, Progress, TrainConfig, evaluate, train
 
@@ -59,7 +59,7 @@ def test_progress_is_reported_to_the_callback(mnist: Mnist) -> None:
     assert any(r.step == 8 for r in reports)  # every epoch end is reported
     assert all(0 <= r.accuracy <= 1 and r.loss > 0 and r.eta_seconds >= 0 for r in reports)
     assert reports[-1].eta_seconds == 0
-    assert result.counts == {"mnist_train": 500, "extra": 0, "mnist_test": 200}
+    assert result.counts == {"mnist_train": 500, "extra": 0, "replay": 0, "mnist_test": 200}
 
 
 def test_fine_tuning_on_extra_examples_learns_them(trained_model: Path, mnist: Mnist) -> None:
@@ -109,13 +109,64 @@ def test_extra_examples_are_drawn_in_proportion_to_weight() -> None:
     images = np.zeros((10, 28, 28), np.uint8)
     blank = np.zeros((28, 28), np.float32)
     data = TrainingSet.build(images, np.arange(10), [blank] * 3, [1, 2, 3], [1.0, 3.0, 0.0])
-    order = data.epoch_order(oversample=100, generator=torch.Generator().manual_seed(0))
+    order = data.epoch_order(Mix(oversample=100), generator=torch.Generator().manual_seed(0))
 
     assert sorted(order[order < 10].tolist()) == list(range(10))  # each MNIST digit once
     drawn = np.bincount(order[order >= 10].numpy() - 10, minlength=3)
     assert drawn.sum() == 400  # 100 draws per unit of weight
     assert drawn[2] == 0  # weight 0: never drawn
     assert 2.3 < drawn[1] / drawn[0] < 4.0
+
+
+def players_set() -> TrainingSet:
+    """100 MNIST digits; foolings: 40 of digit 9 and 4 of digit 1; 10 drawings read right."""
+    blank = np.zeros((28, 28), np.float32)
+    labels = [9] * 40 + [1] * 4 + [3] * 10
+    fooled = [True] * 44 + [False] * 10
+    return TrainingSet.build(
+        np.zeros((100, 28, 28), np.uint8),
+        np.arange(100) % 10,
+        [blank] * 54,
+        labels,
+        [1.0] * 54,
+        fooled,
+    )
+
+
+def drawn(order: torch.Tensor, data: TrainingSet) -> np.ndarray:
+    extra = order[order >= data.mnist_count].numpy() - data.mnist_count
+    return np.bincount(extra, minlength=len(data.extra_weights))
+
+
+def test_balanced_classes_give_each_fooled_digit_the_same_share_of_draws() -> None:
+    data = players_set()
+    generator = torch.Generator().manual_seed(0)
+    plain = drawn(data.epoch_order(Mix(oversample=50), generator), data)
+    balanced = drawn(data.epoch_order(Mix(oversample=50, balance_classes=True), generator), data)
+    assert plain.sum() == balanced.sum() == 50 * 44  # foolings only: no replay asked for
+    assert 8 < plain[:40].sum() / plain[40:44].sum() < 12  # 9s drawn 10x as often as 1s
+    assert 0.8 < balanced[:40].sum() / balanced[40:44].sum() < 1.25  # the same share
+    assert plain[44:].sum() == balanced[44:].sum() == 0
+
+
+def test_replay_draws_correctly_read_drawings_per_fooling_draw() -> None:
+    data = players_set()
+    order = data.epoch_order(Mix(oversample=10, replay=0.5), torch.Generator().manual_seed(0))
+    counts = drawn(order, data)
+    assert counts[:44].sum() == 440 and counts[44:].sum() == 220
+    assert sorted(order[order < 100].tolist()) == list(range(100))  # every MNIST digit once
+    assert data.epoch_size(Mix(oversample=10, replay=0.5)) == len(order) == 760
+
+
+def test_an_mnist_ratio_draws_that_many_random_digits_per_player_draw() -> None:
+    data = players_set()
+    mix = Mix(oversample=1, replay=0.5, mnist_ratio=1.0)  # 44 + 22 player draws
+    order = data.epoch_order(mix, torch.Generator().manual_seed(0))
+    mnist = order[order < 100]
+    assert len(mnist) == 66 == len(set(mnist.tolist()))  # without replacement
+    assert data.epoch_size(mix) == len(order) == 132
+    empty = TrainingSet.build(np.zeros((100, 28, 28), np.uint8), np.arange(100) % 10)
+    assert empty.epoch_size(mix) == 100  # no player drawings: every MNIST digit
 
 
 def test_jitter_moves_pixels_but_keeps_shape_and_range() -> None:
@@ -159,6 +210,8 @@ def test_malformed_extra_examples_are_refused(
         {"test_limit": -5},
         {"threads": 0},
         {"extra_oversample": -1.0},
+        {"replay": -0.5},
+        {"mnist_ratio": 0.0},
         {"clean_fraction": -0.1},
         {"clean_fraction": 1.5},
     ],

@@ -2,7 +2,9 @@
 
 The server writes an `ExampleSet` (numpy only, no torch), the trainer process reads it back. Each
 drawing is the 28×28 float image the model saw (white ink on black, [0, 1]), its consensus label,
-a training weight (the consensus strength) and the number of the round it was drawn in.
+a training weight (the consensus strength), the number of the round it was drawn in, and whether
+it fooled the model (a verified fooling) or the model read it right (the drawer's label; these
+are replayed in training and, held out, show whether a candidate still reads ordinary drawings).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import numpy as np
 
 from server.atomic import atomic_write
 
-FIELDS = ("images", "labels", "weights", "rounds")
+FIELDS = ("images", "labels", "weights", "rounds", "fooled")
 
 
 class ExampleFileError(ValueError):
@@ -28,6 +30,7 @@ class ExampleSet:
     labels: np.ndarray  # int64 [N], 0..9
     weights: np.ndarray  # float64 [N], finite, >= 0
     rounds: np.ndarray  # int64 [N], the round number each drawing came from
+    fooled: np.ndarray  # bool [N]: a verified fooling; False: the model read it right
 
     @classmethod
     def of(
@@ -36,8 +39,10 @@ class ExampleSet:
         labels: np.ndarray | list[int],
         weights: np.ndarray | list[float] | None = None,
         rounds: np.ndarray | list[int] | None = None,
+        fooled: np.ndarray | list[bool] | None = None,
     ) -> ExampleSet:
-        """Build and check a set; uint8 images (0..255) are scaled to [0, 1]."""
+        """Build and check a set; uint8 images (0..255) are scaled to [0, 1]. Drawings are
+        foolings unless `fooled` says otherwise."""
         pixels = np.asarray(images)
         if pixels.dtype == np.uint8:
             pixels = pixels.astype(np.float32) / 255.0
@@ -48,6 +53,7 @@ class ExampleSet:
             labels=np.asarray(labels, dtype=np.int64).reshape(-1),
             weights=np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64),
             rounds=np.zeros(n, np.int64) if rounds is None else np.asarray(rounds, dtype=np.int64),
+            fooled=np.ones(n, bool) if fooled is None else np.asarray(fooled, dtype=bool),
         )
 
     def __post_init__(self) -> None:
@@ -67,12 +73,24 @@ class ExampleSet:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def of_round(self, number: int) -> ExampleSet:
-        keep = self.rounds == number
+    def where(self, keep: np.ndarray) -> ExampleSet:
         return ExampleSet(*(getattr(self, name)[keep] for name in FIELDS))
+
+    def of_round(self, number: int) -> ExampleSet:
+        return self.where(self.rounds == number)
+
+    def foolings(self) -> ExampleSet:
+        return self.where(self.fooled)
+
+    def read_right(self) -> ExampleSet:
+        """The drawings the model read right when they were drawn."""
+        return self.where(~self.fooled)
 
     def round_numbers(self) -> list[int]:
         return sorted({int(r) for r in self.rounds})
+
+    def __add__(self, other: ExampleSet) -> ExampleSet:
+        return ExampleSet(*(np.concatenate([getattr(self, n), getattr(other, n)]) for n in FIELDS))
 
     def save(self, path: Path) -> Path:
         """Write to `path` atomically (temporary file, then rename)."""

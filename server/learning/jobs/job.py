@@ -11,10 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from server.atomic import atomic_write
 from server.learning.gate import GateSettings
+from server.learning.recipes import DEFAULT_RECIPE, recipe_named
 
 Version = Annotated[str, Field(pattern=r"^v[1-9][0-9]*$")]
 
@@ -34,9 +35,16 @@ class TrainingJob(BaseModel):
     epochs: int = Field(default=2, ge=1, le=100)
     lr: float | None = Field(default=None, gt=0, le=1)  # None: the training loop's default
     seed: int = 0
+    recipe: str = DEFAULT_RECIPE  # server/learning/recipes.py
     train_limit: int | None = Field(default=None, ge=1)  # only the first N MNIST training digits
     test_limit: int | None = Field(default=None, ge=1)  # first N MNIST test digits (also gate)
     gate: GateSettings = GateSettings()
+
+    @field_validator("recipe")
+    @classmethod
+    def _known_recipe(cls, name: str) -> str:
+        recipe_named(name)
+        return name
 
     def save(self, path: Path) -> Path:
         """Write the job as JSON to `path` atomically."""

@@ -27,11 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from game_rules.heldout import percent_of
+from game_rules.heldout import learns_from_players, percent_of
 from game_rules.settings import RuleSettings
 from server.config import DataLayout, TrainerConfig
-from server.learning.data import VerifiedDrawings, verified_drawings
+from server.learning.data import PlayerDrawings, player_drawings
 from server.learning.gate import GateSettings
+from server.learning.jobs.examples import ExampleSet
 from server.learning.jobs.job import TrainingJob
 from server.learning.jobs.process import WORKER_COMMAND, JobOutcome, TrainerProcess
 from server.learning.jobs.queue import JobQueue, JobRow
@@ -54,7 +55,14 @@ TRAINER_COMMAND = (
 
 # What a job is: set by the server that starts or queues it (its settings), written on the job's
 # row and followed by whoever runs it. Threads, timeout and polling stay the runner's own.
-RECIPE_FIELDS = ("epochs", "train_limit", "test_limit", "mnist_floor", "heldout_percent")
+RECIPE_FIELDS = (
+    "epochs",
+    "train_limit",
+    "test_limit",
+    "mnist_floor",
+    "heldout_percent",
+    "min_train_drawings",
+)
 
 
 def worker_name() -> str:
@@ -71,6 +79,7 @@ class LearningSettings:
     retrain_after: int  # retrain.new_verified_threshold
     auto_open: bool  # retrain.auto_open_next_round
     heldout_percent: int  # retrain.heldout_fraction, as a percentage
+    min_train_drawings: int = 20  # retrain.min_train_drawings
     epochs: int = 2
     train_limit: int | None = None  # first N MNIST training digits (None: all)
     test_limit: int | None = None  # first N MNIST test digits for the gate (None: all)
@@ -87,6 +96,7 @@ class LearningSettings:
             retrain_after=rules.retrain.new_verified_threshold,
             auto_open=rules.retrain.auto_open_next_round,
             heldout_percent=percent_of(rules.retrain.heldout_fraction),
+            min_train_drawings=rules.retrain.min_train_drawings,
             external=trainer.external,
         )
         return dataclasses.replace(base, **trainer.overrides())
@@ -154,8 +164,26 @@ class JobStatus:
             if name in values:
                 setattr(self, name, values[name])
 
+    @property
+    def note(self) -> str | None:
+        """Why the job learnt nothing from the players, if it had too few drawings."""
+        return small_data_note(self.examples, self.recipe.get("min_train_drawings"))
+
     def public(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {**self.__dict__, "note": self.note}
+
+
+def small_data_note(examples: Mapping[str, int], minimum: int | None) -> str | None:
+    """What the admin reads when a job had too few foolings to learn from."""
+    train = examples.get("train")
+    if minimum is None or train is None or learns_from_players(train, minimum):
+        return None
+    return (
+        f"Only {train} verified fooling(s) to train on ({examples.get('heldout', 0)} more held "
+        f"out to judge the model): a retrain learns from the players' drawings from {minimum} "
+        "on, so this one trained on MNIST alone. Let the round run until more claims are "
+        "verified, then retrain."
+    )
 
 
 def console_state(state: str) -> str:
@@ -178,7 +206,7 @@ class JobRun:
         row: JobRow,
         open_round: OpenRound,
         *,
-        drawings: VerifiedDrawings | None = None,
+        drawings: PlayerDrawings | None = None,
         command: tuple[str, ...] = TRAINER_COMMAND,
     ) -> None:
         self.layout = layout
@@ -250,12 +278,14 @@ class JobRun:
         drawings = self._drawings
         if drawings is None:
             drawings = await asyncio.to_thread(
-                verified_drawings, self.layout.database_url, s.heldout_percent
+                player_drawings, self.layout.database_url, s.heldout_percent
             )
-        status.examples = {"train": len(drawings.train), "heldout": len(drawings.heldout)}
+        status.examples = drawings.counts()
+        too_few = small_data_note(status.examples, s.min_train_drawings) is not None
+        train = ExampleSet.of([], []) if too_few else drawings.train
         folder = self.layout.root / "training" / f"job-{status.id}"
         try:
-            extra = await asyncio.to_thread(drawings.train.save, folder / "train.npz")
+            extra = await asyncio.to_thread(train.save, folder / "train.npz")
             heldout = await asyncio.to_thread(drawings.heldout.save, folder / "heldout.npz")
         except OSError as error:
             raise OSError(f"cannot write the training data to {folder}: {error}") from error

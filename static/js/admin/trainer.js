@@ -65,7 +65,9 @@ export class TrainerPanel {
     if (running && typeof job.eta_seconds === "number") parts.push(`about ${duration(job.eta_seconds)} left`);
     if (job.error) parts.push(`error: ${job.error}`);
     detail.textContent = parts.join(" · ");
-    this.root.querySelector(".trainer-gate").replaceChildren(gateTable(job.gate));
+    // job.note: too few drawings to learn from (server/learning/jobs/runner.py small_data_note).
+    const note = job.note ? [el("p", { class: "trainer-note" }, job.note)] : [];
+    this.root.querySelector(".trainer-gate").replaceChildren(...note, gateTable(job.gate));
   }
 
   async cancel() {

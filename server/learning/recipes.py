@@ -1,0 +1,44 @@
+"""Training recipes: how a retrain starts and how it mixes MNIST with the players' drawings.
+
+A job names its recipe; the trainer process turns it into the training loop's settings
+(server/training/train.py `TrainConfig`, server/training/data.py `Mix`). bench/learning.py
+compares them on drawings by writers the round-0 model never saw, and `DEFAULT_RECIPE` is the
+one the numbers chose (README, "Benchmarks"). Torch-free, so the server can name and check one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Recipe:
+    from_scratch: bool = False  # False: fine-tune the parent's weights
+    extra_oversample: float = 20.0  # draws per epoch of each fooling, per unit of weight
+    balance_classes: bool = True  # foolings' draws spread evenly over their digits
+    replay: float = 1.0  # draws of the players' correctly-read drawings per fooling draw
+    mnist_ratio: float | None = None  # MNIST digits per player draw; None: all, once an epoch
+    lr: float = 0.003  # the peak of the one-cycle schedule: gentle, the weights are good already
+    clean_fraction: float = 0.5  # of the epochs, the last ones without jitter (1 of 2)
+
+    def training(self) -> dict[str, Any]:
+        """The fields of the training loop's configuration this recipe sets."""
+        return {name: value for name, value in asdict(self).items() if name != "from_scratch"}
+
+
+RECIPES: dict[str, Recipe] = {
+    # Before issue #18: every fooling drawn 20 times an epoch, whatever its digit; nothing else.
+    "fine-tune": Recipe(balance_classes=False, replay=0.0, lr=0.01, clean_fraction=0.2),
+    "balanced": Recipe(),
+    "balanced-short": Recipe(mnist_ratio=2.0),  # fewer MNIST digits an epoch: a faster retrain
+    "scratch": Recipe(from_scratch=True, lr=0.01, clean_fraction=0.2),  # new weights
+}
+DEFAULT_RECIPE = "balanced"
+
+
+def recipe_named(name: str) -> Recipe:
+    try:
+        return RECIPES[name]
+    except KeyError:
+        raise ValueError(f"unknown recipe {name!r}: choose from {', '.join(RECIPES)}") from None
