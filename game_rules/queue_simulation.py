@@ -70,7 +70,7 @@ def _trusted(player_id: int, s: RuleSettings) -> rl.Voter:
         truth = i % 10
         model = (truth + 1) % 10 if i % 3 == 0 else truth
         voter = vd.answer_gold(
-            voter, truth, truth, 0, model, i * step - s.trust.established_span_seconds
+            voter, truth, truth, 0, s, model, i * step - s.trust.established_span_seconds
         ).voter
     return voter
 
@@ -153,7 +153,7 @@ def run_queue(cfg: QueueConfig, s: RuleSettings) -> QueueResult:
         del holding[vid]
         if not isinstance(task, ClaimTask):
             truth = gold_truth[task.gold_id]
-            voters[vid] = vd.answer_gold(voters[vid], truth, answer(truth), 0, truth, now).voter
+            voters[vid] = vd.answer_gold(voters[vid], truth, answer(truth), 0, s, truth, now).voter
             gold_answered[vid].add(task.gold_id)
             result.gold_answers += 1
             return

@@ -92,6 +92,7 @@ class Voter:
     confirm_excess: float = 0.0
     confirm_variance: float = 0.0
     refuted_confirms: int = 0  # claims they confirmed that were then not verified
+    gold_streak: int = 0  # gold answered right in a row, up to the latest (a miss resets it)
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "confusion": list(self.confusion), "status": str(self.status)}
@@ -117,6 +118,7 @@ class Voter:
             confirm_excess=float(data.get("confirm_excess", 0.0)),
             confirm_variance=float(data.get("confirm_variance", 0.0)),
             refuted_confirms=int(data.get("refuted_confirms", 0)),
+            gold_streak=int(data.get("gold_streak", 0)),
         )
 
     @property
@@ -215,6 +217,7 @@ def record_gold(
         hard_gold=voter.hard_gold + hard,
         hard_right=voter.hard_right + (hard and answer == truth),
         followed_model=voter.followed_model + (hard and answer == model_label),
+        gold_streak=voter.gold_streak + 1 if answer == truth else 0,
     )
 
 

@@ -149,6 +149,11 @@ def drawer_points(event: ClaimSettled, s: RuleSettings) -> int:
     )
 
 
+def gold_points(event: GoldAnswered, s: RuleSettings) -> int:
+    """What a gold answer earned its validator (the number in their `voted` reply)."""
+    return sum(a.points for a in awards(event, s))
+
+
 def check_event(event: Event) -> None:
     """Refuse a malformed event with a clear message."""
     if not isinstance(event, AttemptMade | ClaimSettled | GoldAnswered | ChallengeMet):

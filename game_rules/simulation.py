@@ -330,7 +330,7 @@ def run(policy: str, cfg: CrowdConfig, s: RuleSettings) -> Result:
             gold_answered[vid].add(task.gold_id)
             voter = ours.voter(vid)
             ours.voters[vid] = vd.answer_gold(
-                voter, g.truth, answer, 0, g.model, clock["now"]
+                voter, g.truth, answer, 0, s, g.model, clock["now"]
             ).voter
             result.gold_answers += 1
             return None

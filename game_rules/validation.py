@@ -41,7 +41,7 @@ from game_rules.reliability import (
     record_pair_vote,
     record_settled_vote,
 )
-from game_rules.scoring import ClaimSettled, GoldAnswered, drawer_points
+from game_rules.scoring import ClaimSettled, GoldAnswered, drawer_points, gold_points
 from game_rules.settings import RuleSettings
 
 
@@ -171,11 +171,35 @@ def settle(
 
 
 @dataclass(frozen=True)
-class GoldAnswer:
-    """What answering a gold task changes."""
+class Warmup:
+    """Progress through warm-up: gold answered of the `needed` before a validator gets claims."""
 
-    voter: Voter  # the voter's record, this answer counted in their confusion table
+    answered: int
+    needed: int
+
+    def to_dict(self) -> dict[str, int]:
+        return {"answered": self.answered, "needed": self.needed}
+
+
+def warmup(voter: Voter, s: RuleSettings) -> Warmup | None:
+    """`voter`'s warm-up progress, or None once it is over (a moderator skips it)."""
+    needed = s.gold.warmup_answers
+    if voter.moderator or voter.gold_total >= needed:
+        return None
+    return Warmup(voter.gold_total, needed)
+
+
+@dataclass(frozen=True)
+class GoldAnswer:
+    """What answering a gold task changes, and what the validator hears of it."""
+
+    voter: Voter  # the voter's record, this answer counted in their confusion table and streak
     event: GoldAnswered  # for the score log; its `seq` is the store's to assign
+    right: bool
+    points: int  # what the answer earned (negative for a miss)
+    # For an answer given in warm-up, the progress after it: the answer that ends warm-up
+    # reports it complete (answered == needed), so the meter can say so.
+    warmup: Warmup | None
 
 
 def answer_gold(
@@ -183,13 +207,20 @@ def answer_gold(
     truth: int,
     answer: int,
     round_id: int,
+    s: RuleSettings,
     model_label: int | None = None,
     at: float = 0.0,
 ) -> GoldAnswer:
     """`voter` answered a gold task whose known answer is `truth` at time `at` (seconds);
     `model_label` is what the served model reads on it (None if unknown): where the model is
     wrong, following it marks a model oracle."""
+    after = record_gold(voter, truth, answer, model_label, at)
+    event = GoldAnswered(1, round_id, voter.player_id, truth, answer)
+    was_warmup = warmup(voter, s)
     return GoldAnswer(
-        record_gold(voter, truth, answer, model_label, at),
-        GoldAnswered(1, round_id, voter.player_id, truth, answer),
+        after,
+        event,
+        right=answer == truth,
+        points=gold_points(event, s),
+        warmup=None if was_warmup is None else Warmup(after.gold_total, was_warmup.needed),
     )

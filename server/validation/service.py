@@ -91,8 +91,11 @@ class Validation:
     async def task(self, player: Player) -> dict[str, Any] | None:
         return await self.tasks.task(player)
 
-    async def vote(self, player: Player, task_id: str, raw_answer: object) -> bool:
+    async def vote(self, player: Player, task_id: str, raw_answer: object) -> dict[str, Any]:
         return await self.tasks.vote(player, task_id, raw_answer)
+
+    async def progress(self, player_id: int) -> dict[str, Any]:
+        return await self.tasks.progress(player_id)
 
     # Admin (review.py, export.py)
 

@@ -19,9 +19,9 @@ from game_rules.answers import BadAnswer, parse_answer
 from game_rules.assignment import ClaimTask, next_task
 from game_rules.consensus import VoteRefused
 from game_rules.leases import lease_free
-from game_rules.reliability import Role, Status, role
+from game_rules.reliability import Role, Status, Voter, role
 from game_rules.settings import RuleSettings
-from game_rules.validation import answer_gold, cast_vote, late_vote
+from game_rules.validation import GoldAnswer, answer_gold, cast_vote, late_vote, warmup
 from server.realtime.protocol import ProtocolError
 from server.storage import Conflict, Player, Repository
 from server.storage.consensus import ClaimRow, ConsensusStore, TaskRow
@@ -102,16 +102,22 @@ class Tasks:
         assert gold.attempt_id is not None
         return image_png(await reads.image(gold.attempt_id))
 
-    async def vote(self, player: Player, task_id: str, raw_answer: object) -> bool:
-        """Store one answer; returns only after the commit, whether the vote came late (its
-        claim was decided while the player thought: it counts for their standing, not for the
-        claim). Refusals change nothing."""
+    async def progress(self, player_id: int) -> dict[str, Any]:
+        """The validator's streak and, while they are in warm-up, their progress through it."""
+        voter = await self.repo.consensus_reads().voter(player_id)
+        return _progress(voter, self.settings())
+
+    async def vote(self, player: Player, task_id: str, raw_answer: object) -> dict[str, Any]:
+        """Store one answer; returns only after the commit, with what the vote earned and the
+        validator's progress (the `voted` fields, docs/protocol.md). Gold and claim votes get
+        the same fields: `result` (`right`/`wrong` for gold, `pending` for a claim, judged when
+        it settles, `late` for a claim decided while the player thought: it counts for their
+        standing, not for the claim), `points` and `streak`. Refusals change nothing."""
         try:
             answer = parse_answer(raw_answer)
         except BadAnswer as error:
             raise ProtocolError("bad_label", str(error)) from None
         settled: Push | None = None
-        late = False
         try:
             async with self.repo.consensus() as store:
                 voter = await store.voter(player.id)
@@ -131,31 +137,45 @@ class Tasks:
                     raise ProtocolError("already_voted", "You already answered this task.")
                 await store.answer_task(task.task_id)
                 if row is None:
-                    await self._answer_gold(store, task, answer)
+                    gold = await self._answer_gold(store, task, answer)
+                    # Never the true label: a wrong answer hears only that it was not expected.
+                    result = "right" if gold.right else "wrong"
+                    earned = {"result": result, "points": gold.points}
+                    progress = _progress(gold.voter, self.settings(), gold)
                 elif row.state == "pending":
                     settled = await self._answer_claim(store, task, row, answer)
+                    earned = {"result": "pending", "points": 0}  # points come when it settles
+                    progress = _progress(voter, self.settings())
                 else:
                     await self._answer_late(store, task, row, answer)
-                    late = True
+                    earned = {"result": "late", "points": 0}
+                    progress = _progress(voter, self.settings())
         except Conflict:
             # Two tasks for the same item (asked for concurrently), both answered.
             raise ProtocolError("already_voted", "You already answered this drawing.") from None
         if settled is not None:
             self.pushes.push(settled)
         self.pushes.scores_changed()
-        return late
+        return {**earned, **progress}
 
-    async def _answer_gold(self, store: ConsensusStore, task: TaskRow, answer: int) -> None:
+    async def _answer_gold(self, store: ConsensusStore, task: TaskRow, answer: int) -> GoldAnswer:
         assert task.gold_id is not None
         gold = await store.gold(task.gold_id)
         assert gold is not None
         voter = await store.voter(task.player_id)
         answered = answer_gold(
-            voter, gold.truth, answer, self.round_id() or 0, gold.model_label, time.time()
+            voter,
+            gold.truth,
+            answer,
+            self.round_id() or 0,
+            self.settings(),
+            gold.model_label,
+            time.time(),
         )
         await store.save_voter(answered.voter)
         await store.add_gold_answer(gold.gold_id, task.player_id, task.task_id, answer)
         await store.append_event(answered.event)
+        return answered
 
     async def _answer_claim(
         self, store: ConsensusStore, task: TaskRow, row: ClaimRow, answer: int
@@ -189,3 +209,12 @@ class Tasks:
         await store.add_vote(row.attempt_id, task.player_id, task.task_id, answer, False)
         if late.claim != row.consensus:
             await store_claim(store, late.claim, self.settings())
+
+
+def _progress(voter: Voter, s: RuleSettings, gold: GoldAnswer | None = None) -> dict[str, Any]:
+    """`streak`, and `warmup` while in warm-up (after a warm-up answer, up to complete)."""
+    progress: dict[str, Any] = {"streak": voter.gold_streak}
+    during = gold.warmup if gold is not None else warmup(voter, s)
+    if during is not None:
+        progress["warmup"] = during.to_dict()
+    return progress

@@ -508,8 +508,9 @@ class Session:
         elif isinstance(message, Vote):
             voted: dict[str, Any] = {"type": "voted", "id": message.id, "task_id": message.task_id}
             try:
-                if await self.game.validation.vote(self.player, message.task_id, message.answer):
-                    voted["late"] = True  # the claim was decided meanwhile: counted for standing
+                voted.update(
+                    await self.game.validation.vote(self.player, message.task_id, message.answer)
+                )
             except ProtocolError as refused:
                 # The same vote again (its acknowledgement was lost): acknowledged again.
                 if refused.code != "already_voted" or not await self._voted(message):
@@ -573,6 +574,7 @@ class Session:
             await validation.boards.refresh()
             welcome["stats"] = validation.boards.stats(self.player.id)
             welcome["claims"] = await validation.history(self.player.id)
+            welcome.update(await validation.progress(self.player.id))  # streak, warm-up meter
             if current is not None:
                 welcome["challenges"] = await self.game.challenges.of_round(
                     current.id, self.player.id

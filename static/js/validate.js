@@ -32,8 +32,15 @@ export class ValidateView {
     }
     root.querySelector("#task-retry").addEventListener("click", () => this.next());
     root.querySelector("#task-replay").addEventListener("click", () => this.replay());
-    socket.on("joined", () => this.active && this.next());
-    socket.on("rejoined", () => this.refresh());
+    this.progress = new Progress(root);
+    socket.on("joined", (welcome) => {
+      this.progress.start(welcome);
+      if (this.active) this.next();
+    });
+    socket.on("rejoined", (welcome) => {
+      this.progress.show(welcome);
+      this.refresh();
+    });
   }
 
   activate() {
@@ -110,7 +117,7 @@ export class ValidateView {
     this.setAnswersEnabled(false);
     const taskId = this.task.task_id;
     try {
-      await this.socket.request({ type: "vote", task_id: taskId, answer });
+      this.progress.voted(await this.socket.request({ type: "vote", task_id: taskId, answer }));
     } catch (error) {
       showError(error);
       if (!SKIP_TASK.has(error.code)) {
@@ -127,4 +134,75 @@ export class ValidateView {
   setAnswersEnabled(enabled) {
     for (const button of this.answers) button.disabled = !enabled;
   }
+}
+
+// What each vote earned (the `voted` reply, docs/protocol.md): a "+1" that rises and fades, a
+// running tally for this page's session, the gold streak and the warm-up meter. The welcome
+// carries the streak and meter too, so a reconnect or reload shows where the player is.
+const FEEDBACK = {
+  right: (points) => `Right! ${signed(points)}`,
+  // Never the expected digit: only that this was not it.
+  wrong: (points) => `Not what we expected. ${signed(points)}`,
+  pending: () => "Vote in. It earns a point if the crowd settles on your answer.",
+  late: () => "This drawing was settled meanwhile: no points, but it counts for your standing.",
+};
+
+function signed(points) {
+  return points < 0 ? `−${-points}` : `+${points}`;
+}
+
+class Progress {
+  constructor(root) {
+    this.warmup = root.querySelector("#warmup");
+    this.meter = root.querySelector("#warmup-meter");
+    this.warmupText = root.querySelector("#warmup-text");
+    this.sessionPoints = root.querySelector("#session-points");
+    this.streak = root.querySelector("#streak");
+    this.badge = root.querySelector("#vote-points");
+    this.feedback = root.querySelector("#vote-feedback");
+    this.session = 0;
+  }
+
+  // A new player on this page: a new session.
+  start(welcome) {
+    this.session = 0;
+    this.sessionPoints.textContent = "0";
+    this.badge.textContent = "";
+    this.feedback.textContent = "";
+    this.show(welcome);
+  }
+
+  show({ streak, warmup }) {
+    if (streak === undefined) return; // a spectator, or a server without validation progress
+    this.streak.textContent = String(streak);
+    this.warmup.hidden = !warmup;
+    if (!warmup) return;
+    const done = warmup.answered >= warmup.needed;
+    this.meter.max = warmup.needed;
+    this.meter.value = warmup.answered;
+    this.warmup.dataset.done = String(done);
+    this.warmupText.textContent = warmupText(warmup);
+  }
+
+  voted(reply) {
+    if (!reply.result) return; // a resend's acknowledgement: told already
+    this.session += reply.points;
+    this.sessionPoints.textContent = String(this.session);
+    this.badge.classList.remove("rise");
+    this.badge.textContent = reply.points ? signed(reply.points) : "";
+    this.badge.dataset.sign = reply.points < 0 ? "-" : "+";
+    void this.badge.offsetWidth; // restart the animation
+    if (reply.points) this.badge.classList.add("rise");
+    this.show(reply);
+    const said = [FEEDBACK[reply.result]?.(reply.points) ?? ""];
+    if (reply.result === "right" && reply.streak > 1) said.push(`${reply.streak} in a row!`);
+    if (reply.warmup) said.push(warmupText(reply.warmup));
+    this.feedback.textContent = said.join(" ");
+  }
+}
+
+function warmupText({ answered, needed }) {
+  return answered >= needed
+    ? "Warm-up done: next come other players' drawings."
+    : `${answered} of ${needed} warm-up answers — then you check other players' drawings.`;
 }

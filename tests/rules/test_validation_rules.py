@@ -13,7 +13,7 @@ from game_rules import reliability as rl
 from game_rules.moderation import moderate, out_of_play
 from game_rules.rounds import RoundState, closes_to
 from game_rules.scoring import GoldAnswered, drawer_points
-from game_rules.validation import answer_gold, cast_vote, settle
+from game_rules.validation import Warmup, answer_gold, cast_vote, settle, warmup
 from server.config import default_rules
 
 S = default_rules()
@@ -120,9 +120,43 @@ def test_settling_counts_each_vote_once_against_the_settled_label(answers: list[
 
 
 def test_a_gold_answer_counts_in_the_voters_confusion_and_the_score_log() -> None:
-    answered = answer_gold(rl.Voter(5), truth=4, answer=9, round_id=2)
+    answered = answer_gold(rl.Voter(5), truth=4, answer=9, round_id=2, s=S)
     assert answered.voter.gold_total == 1 and answered.voter.gold_correct == 0
     assert answered.event == GoldAnswered(1, 2, 5, 4, 9)
+
+
+def test_a_gold_answer_says_whether_it_was_right_and_what_it_earned() -> None:
+    right = answer_gold(rl.Voter(5), truth=4, answer=4, round_id=2, s=S)
+    wrong = answer_gold(rl.Voter(5), truth=4, answer=9, round_id=2, s=S)
+    assert (right.right, right.points) == (True, S.scoring.gold_correct_points)
+    assert (wrong.right, wrong.points) == (False, -S.scoring.gold_miss_penalty)
+
+
+def test_the_streak_counts_gold_answered_right_in_a_row_and_a_miss_resets_it() -> None:
+    voter, streaks = rl.Voter(5), []
+    for answer in [4, 4, 4, 9, 4, 4]:
+        voter = answer_gold(voter, truth=4, answer=answer, round_id=2, s=S).voter
+        streaks.append(voter.gold_streak)
+    assert streaks == [1, 2, 3, 0, 1, 2]
+    # The streak is part of the stored record.
+    assert rl.Voter.from_dict(voter.to_dict()).gold_streak == 2
+
+
+def test_warm_up_progress_counts_every_gold_answer_up_to_done() -> None:
+    needed = S.gold.warmup_answers
+    voter, progress = rl.Voter(5), []
+    assert warmup(voter, S) == Warmup(0, needed)
+    for i in range(needed + 1):
+        answered = answer_gold(voter, truth=4, answer=4 if i % 2 else 9, round_id=2, s=S)
+        progress.append(answered.warmup)
+        voter = answered.voter
+    # Right or wrong, each answer counts; the answer that ends warm-up says so; after it, none.
+    assert progress == [Warmup(n, needed) for n in range(1, needed + 1)] + [None]
+    assert warmup(voter, S) is None and rl.role(voter, S) is not rl.Role.WARMUP
+
+
+def test_a_moderator_has_no_warm_up() -> None:
+    assert warmup(rl.Voter(5, moderator=True), S) is None
 
 
 def test_taking_a_player_out_of_play_voids_their_votes_and_disputes_their_claims() -> None:

@@ -68,11 +68,13 @@ async def test_bad_votes_are_refused_and_change_nothing(server: ThreadServer) ->
         "bad_message"
     )
 
-    # A double vote: the first counts; the same vote again (a resend) gets the same
-    # acknowledgement, another answer is refused; neither changes anything.
+    # A double vote: the first counts; the same vote again (a resend) is acknowledged again
+    # (without what the vote earned: that was told once), another answer is refused; neither
+    # changes anything.
     first = await grace.request(vote, "voted")
-    assert first["type"] == "voted"
-    assert await grace.request(vote, "voted") == first
+    assert (first["type"], first["result"]) == ("voted", "pending")
+    again = await grace.request(vote, "voted")
+    assert again == {"type": "voted", "id": first["id"], "task_id": first["task_id"]}
     other = {**vote, "id": "v2", "answer": (claimed + 1) % 10}
     assert await refused(grace, other, data) == "already_voted"
     assert db_rows(data, "SELECT voter_id, answer FROM votes") == [(2, claimed)]
@@ -91,10 +93,10 @@ async def test_bad_votes_are_refused_and_change_nothing(server: ThreadServer) ->
     for name, client in (("linus", linus), ("alan", alan)):
         reply = await client.request({**vote, "task_id": tasks[name]}, "voted")
         assert reply["type"] == "voted", reply
-        assert "late" not in reply
+        assert reply["result"] == "pending"
     assert db_rows(data, "SELECT state, votes FROM claims") == [("verified", 3)]
     late = await joan.request({**vote, "id": "late", "task_id": tasks["joan"]}, "voted")
-    assert (late["type"], late["id"], late.get("late")) == ("voted", "late", True)
+    assert (late["type"], late["id"], late["result"]) == ("voted", "late", "late")
     assert db_rows(data, "SELECT state, votes FROM claims") == [("verified", 3)]
     assert db_rows(data, f"SELECT counted FROM votes WHERE task_id = '{tasks['joan']}'") == [(0,)]
 

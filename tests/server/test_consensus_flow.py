@@ -63,7 +63,11 @@ async def test_a_claim_is_verified_by_three_validators(server: ThreadServer) -> 
         voted = await client.request(
             {"type": "vote", "id": "v", "task_id": task["task_id"], "answer": claimed}, "voted"
         )
-        assert voted == {"type": "voted", "id": "v", "task_id": task["task_id"]}
+        assert (voted["type"], voted["task_id"], voted["result"]) == (
+            "voted",
+            task["task_id"],
+            "pending",
+        )
     # Never the same drawing twice: Grace's next task is gold, not the claim again.
     after = await grace.request({"type": "task", "id": "t3"}, "task")
     assert gold_truth(server.data_dir, after["task_id"]) is not None
@@ -160,7 +164,7 @@ async def test_votes_racing_on_one_claim_settle_it_exactly_once(server: ThreadSe
     )
     replies = [await client.reply("voted") for client, _ in validators]
     assert [r["type"] for r in replies] == ["voted"] * 6
-    assert sorted(r.get("late", False) for r in replies) == [False] * 3 + [True] * 3
+    assert sorted(r["result"] for r in replies) == ["late"] * 3 + ["pending"] * 3
     assert db_rows(server.data_dir, "SELECT state, votes FROM claims") == [("verified", 3)]
     assert db_rows(server.data_dir, "SELECT counted, count(*) FROM votes GROUP BY counted") == [
         (0, 3),
