@@ -11,6 +11,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+# Epochs of a retrain (`FTM_TRAIN_EPOCHS` overrides it): 3 fine-tunes the default recipe to the
+# issue's MNIST target where 2 fell short (README, "Benchmarks").
+RETRAIN_EPOCHS = 3
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -20,7 +24,7 @@ class Recipe:
     replay: float = 1.0  # draws of the players' correctly-read drawings per fooling draw
     mnist_ratio: float | None = None  # MNIST digits per player draw; None: all, once an epoch
     lr: float = 0.003  # the peak of the one-cycle schedule: gentle, the weights are good already
-    clean_fraction: float = 0.5  # of the epochs, the last ones without jitter (1 of 2)
+    clean_fraction: float = 0.5  # of the epochs, the last ones without jitter (1.0: no jitter)
 
     def training(self) -> dict[str, Any]:
         """The fields of the training loop's configuration this recipe sets."""
@@ -30,11 +34,15 @@ class Recipe:
 RECIPES: dict[str, Recipe] = {
     # Before issue #18: every fooling drawn 20 times an epoch, whatever its digit; nothing else.
     "fine-tune": Recipe(balance_classes=False, replay=0.0, lr=0.01, clean_fraction=0.2),
-    "balanced": Recipe(),
+    "balanced": Recipe(),  # the default until the recipes were measured on unseen writers
     "balanced-short": Recipe(mnist_ratio=2.0),  # fewer MNIST digits an epoch: a faster retrain
+    "balanced-replay": Recipe(replay=2.0),  # twice as many correctly-read drawings per fooling
+    "balanced-replay-slow": Recipe(replay=2.0, lr=0.002),
+    # No jitter: the foolings are learnt as drawn, and MNIST and ordinary drawings kept best.
+    "balanced-replay-still": Recipe(replay=2.0, clean_fraction=1.0),
     "scratch": Recipe(from_scratch=True, lr=0.01, clean_fraction=0.2),  # new weights
 }
-DEFAULT_RECIPE = "balanced"
+DEFAULT_RECIPE = "balanced-replay-still"
 
 
 def recipe_named(name: str) -> Recipe:

@@ -14,6 +14,7 @@ from server.config import DataLayout
 from server.learning.data import PlayerDrawings, player_drawings
 from server.learning.jobs.job import TrainingJob
 from server.learning.jobs.report import ResultMessage
+from server.learning.recipes import DEFAULT_RECIPE
 from server.mnist import Mnist
 from server.serving.model_files import read_card, weights_path_for
 from server.training.worker_main import run_job
@@ -82,7 +83,7 @@ def test_the_same_round_retrained_twice_gives_the_same_model(
             "mnist_test": 500,
         }
     )
-    assert card_a.metrics["recipe"] == "balanced"
+    assert card_a.metrics["recipe"] == DEFAULT_RECIPE
     assert card_a.metrics["config"]["seed"] == 3
     assert card_a.model_index == card_b.model_index
 

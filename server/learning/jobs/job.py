@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from server.atomic import atomic_write
 from server.learning.gate import GateSettings
-from server.learning.recipes import DEFAULT_RECIPE, recipe_named
+from server.learning.recipes import DEFAULT_RECIPE, RETRAIN_EPOCHS, recipe_named
 
 Version = Annotated[str, Field(pattern=r"^v[1-9][0-9]*$")]
 
@@ -32,7 +32,7 @@ class TrainingJob(BaseModel):
     extra_path: str | None = None  # ExampleSet .npz: verified drawings to train on
     heldout_path: str | None = None  # ExampleSet .npz: held-out drawings per round, for the gate
     threads: int = Field(default=1, ge=1, le=64)  # torch and ONNX Runtime threads in the trainer
-    epochs: int = Field(default=2, ge=1, le=100)
+    epochs: int = Field(default=RETRAIN_EPOCHS, ge=1, le=100)
     lr: float | None = Field(default=None, gt=0, le=1)  # None: the training loop's default
     seed: int = 0
     recipe: str = DEFAULT_RECIPE  # server/learning/recipes.py

@@ -37,6 +37,7 @@ from server.learning.jobs.job import TrainingJob
 from server.learning.jobs.process import WORKER_COMMAND, JobOutcome, TrainerProcess
 from server.learning.jobs.queue import JobQueue, JobRow
 from server.learning.jobs.report import ProgressMessage
+from server.learning.recipes import RETRAIN_EPOCHS
 from server.serving.model_files import read_card
 from server.serving.model_store import ModelStore
 
@@ -80,7 +81,7 @@ class LearningSettings:
     auto_open: bool  # retrain.auto_open_next_round
     heldout_percent: int  # retrain.heldout_fraction, as a percentage
     min_train_drawings: int = 20  # retrain.min_train_drawings
-    epochs: int = 2
+    epochs: int = RETRAIN_EPOCHS
     train_limit: int | None = None  # first N MNIST training digits (None: all)
     test_limit: int | None = None  # first N MNIST test digits for the gate (None: all)
     mnist_floor: float = GateSettings.mnist_floor
