@@ -40,21 +40,7 @@ def percentiles(seconds: list[float]) -> tuple[float, float]:
     return float(p50), float(p99)
 
 
-def side_by_side(
-    guess: Callable[[], object], heat: Callable[[], object], rounds: int
-) -> tuple[list[float], list[float]]:
-    guesses: list[float] = []
-    maps: list[float] = []
-    for index in range(rounds):
-        pair = [(guess, guesses), (heat, maps)]
-        for run, times in pair if index % 2 else reversed(pair):
-            started = time.perf_counter()
-            run()
-            times.append(time.perf_counter() - started)
-    return guesses, maps
-
-
-async def side_by_side_async(
+async def side_by_side(
     guess: Callable[[], Awaitable[object]], heat: Callable[[], Awaitable[object]], rounds: int
 ) -> tuple[list[float], list[float]]:
     guesses: list[float] = []
@@ -77,12 +63,17 @@ def rows(where: str, guesses: list[float], maps: list[float]) -> list[str]:
     ]
 
 
+async def at_once(run: Callable[[], object]) -> object:
+    """A plain call as an awaitable, so in-process timings go through `side_by_side` too."""
+    return run()
+
+
 async def through_worker(model: Path, version: str, rounds: int) -> tuple[list[float], list[float]]:
     async with Predictor(model, version, max_wait_ms=0, threads=1) as predictor:
         for _ in range(10):  # warm the pipe and both batch shapes
             await predictor.predict_strokes(SEVEN)
             await predictor.explain("strokes", SEVEN)
-        return await side_by_side_async(
+        return await side_by_side(
             lambda: predictor.predict_strokes(SEVEN),
             lambda: predictor.explain("strokes", SEVEN),
             rounds,
@@ -123,10 +114,12 @@ def measure(model: Path, version: str, rounds: int) -> None:
     image = strokes_to_image(SEVEN)
     for _ in range(10):
         explain(image, lambda batch: run_batch(session, batch))
-    in_process = side_by_side(
-        lambda: run_batch(session, image[None]),
-        lambda: explain(image, lambda batch: run_batch(session, batch)),
-        rounds,
+    in_process = asyncio.run(
+        side_by_side(
+            lambda: at_once(lambda: run_batch(session, image[None])),
+            lambda: at_once(lambda: explain(image, lambda batch: run_batch(session, batch))),
+            rounds,
+        )
     )
     worker = asyncio.run(through_worker(model, version, rounds))
     batch = 1 + len(inked(image))

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import zipfile
 from collections.abc import Iterator
 from email.parser import BytesParser
@@ -88,24 +89,18 @@ def test_the_wheel_carries_pages_rules_license_and_metadata(wheel: Path) -> None
     assert "Programming Language :: Python :: 3.11" in meta.get_all("Classifier")
 
 
-def test_the_installed_package_is_the_wheel(venv: Path, tmp_path: Path) -> None:
-    found = subprocess.run(
-        [venv / "bin" / "python", "-c", "import server; print(server.__file__)"],
-        cwd=tmp_path,
-        env=installed_env(),
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
+def run_installed(*command: Path | str) -> str:
+    """What an installed command prints, run away from the checkout (so nothing imports from it)."""
+    with tempfile.TemporaryDirectory() as elsewhere:
+        return subprocess.run(
+            command, cwd=elsewhere, env=installed_env(), check=True, capture_output=True, text=True
+        ).stdout
+
+
+def test_the_installed_package_is_the_wheel(venv: Path) -> None:
+    found = run_installed(venv / "bin" / "python", "-c", "import server; print(server.__file__)")
     assert found.startswith(str(venv)), found
-    version = subprocess.run(
-        [venv / "bin" / "fool-the-model", "--version"],
-        cwd=tmp_path,
-        env=installed_env(),
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
+    version = run_installed(venv / "bin" / "fool-the-model", "--version")
     assert version == f"fool-the-model {metadata.version('fool-the-model')}\n"
 
 
