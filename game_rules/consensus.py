@@ -44,6 +44,8 @@ class Outcome(StrEnum):
 
 
 FINAL_OUTCOMES = frozenset(Outcome) - {Outcome.DISPUTED}
+# Every outcome a stored submission can have: the model won, a claim still pending, or settled.
+ATTEMPT_OUTCOMES = ("model_won", "pending", *Outcome)
 
 
 class VoteRefused(ValueError):

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn, TypeVar
 
+from game_rules.consensus import ATTEMPT_OUTCOMES
 from server.config import (
     ConfigError,
     Settings,
@@ -202,8 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--outcome",
         action="append",
-        help="only this outcome (repeatable; default: every settled one): verified, relabelled, "
-        "model_won, rejected_model_right, rejected_not_digit, pending, disputed",
+        choices=[str(outcome) for outcome in ATTEMPT_OUTCOMES],
+        metavar="OUTCOME",
+        help=f"only this outcome (repeatable; default: every settled one): "
+        f"{', '.join(ATTEMPT_OUTCOMES)}",
     )
 
     p = add(

@@ -30,6 +30,7 @@ MISTAKES = [
     (["export", "--out", "a-file/x"], {}, 2, "error: argument --out: cannot create a-file/x"),
     (["export", "--out", "data"], {}, 2, "error: argument --out: data already exists"),
     (["export", "--out", "x", "--round", "0"], {}, 2, "error: argument --round: must be"),
+    (["export", "--out", "x", "--outcome", "won"], {}, 2, "error: argument --outcome: invalid"),
     (["trainer", "--poll-seconds", "0"], {}, 2, "error: argument --poll-seconds: must be"),
     (["fly"], {}, 2, "error: argument COMMAND: invalid choice: 'fly'"),
     (["export"], {}, 2, "error: the following arguments are required: --out"),

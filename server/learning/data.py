@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from game_rules.consensus import ATTEMPT_OUTCOMES
 from game_rules.heldout import content_key, held_out
 from server.config import DataLayout
 from server.learning.export import (
@@ -39,16 +40,7 @@ from server.storage.sync import Connection, connect
 
 # Claim states whose consensus label is a digit the drawing shows.
 VERIFIED_STATES = ("verified", "relabelled")
-# Every outcome an attempt can have, for export filters.
-OUTCOMES = (
-    "model_won",
-    "pending",
-    "verified",
-    "relabelled",
-    "rejected_model_right",
-    "rejected_not_digit",
-    "disputed",
-)
+OUTCOMES = tuple(str(outcome) for outcome in ATTEMPT_OUTCOMES)  # for export filters
 _VERIFIED = f"c.state IN {VERIFIED_STATES!r} AND c.label BETWEEN 0 AND 9"
 
 
