@@ -129,7 +129,7 @@ async def test_the_export_loads_back_and_matches_the_database(
     assert sorted(p.name for p in only.iterdir()) == ["README.md", "arrays.npz", "votes.jsonl"]
     assert set(np.load(only / "arrays.npz")["attempt_id"].tolist()) == settled
     assert await cli([*argv[:-1], str(only), "--format", "numpy"]) == 2  # never overwrites
-    assert await cli([*argv[:-1], str(tmp_path / "x"), "--outcome", "won"]) == 1
+    assert await cli([*argv[:-1], str(tmp_path / "x"), "--outcome", "won"]) == 2  # a usage mistake
     pending = tmp_path / "pending"
     assert await cli([*argv[:-1], str(pending), "--outcome", "pending"]) == 0
     rows = (pending / "imagefolder" / "round_1" / "metadata.jsonl").read_text().splitlines()
