@@ -56,6 +56,7 @@ from server.realtime.protocol import (
     parse,
     rounded,
 )
+from server.realtime.shared_limits import player_rates
 from server.serving.saliency import to_bytes
 from server.storage import Player
 from server.web.running import running
@@ -334,6 +335,7 @@ class Session:
         self.metrics = metrics
         self.connection = Connection(websocket, limits.send_queue, metrics)
         self.buckets = limits.buckets()
+        self.player_rates = player_rates(limits)
         self.predicts_received = metrics.messages.labels("predict")
         self.increments_received = metrics.messages.labels("increment")
         self.strikes = 0
@@ -352,13 +354,16 @@ class Session:
         hello_by = asyncio.get_running_loop().time() + self.limits.hello_seconds
         try:
             while self.connection.close_code is None:
-                try:
-                    async with asyncio.timeout_at(None if self.joined else hello_by):
-                        frame = await self.websocket.receive()
-                except TimeoutError:
-                    wait = self.limits.hello_seconds
-                    self.connection.close(POLICY_VIOLATION, f"say hello within {wait:g} s")
-                    break
+                if self.joined:
+                    frame = await self.websocket.receive()
+                else:
+                    try:
+                        async with asyncio.timeout_at(hello_by):
+                            frame = await self.websocket.receive()
+                    except TimeoutError:
+                        wait = self.limits.hello_seconds
+                        self.connection.close(POLICY_VIOLATION, f"say hello within {wait:g} s")
+                        break
                 if frame["type"] == "websocket.disconnect":
                     break
                 text = frame.get("text")
@@ -411,7 +416,7 @@ class Session:
         self, kind: str, what: str, id: str | None, *, frame: str | bytes = b""
     ) -> bool:
         assert self.player is not None
-        wait = self.hub.shared_limits.player(kind, self.player.id, self.limits)
+        wait = self.hub.shared_limits.player(kind, self.player.id, self.player_rates[kind])
         return self._shared_limited(wait, f"{what} from this player", id, frame=frame)
 
     def _refuse_rate_limited(
