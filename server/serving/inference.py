@@ -44,7 +44,7 @@ NUM_CLASSES = 10
 
 
 WORKER_TIMEOUT = 60.0  # seconds: longer than loading a model or running the biggest batch
-IN_FLIGHT = 1  # batches sent to the worker and not answered yet (see Predictor._run)
+IN_FLIGHT = 2  # batches sent to the worker and not answered yet (see Predictor._run)
 STOPPED = "The model worker stopped or hung; a new one starts with the next batch."
 
 
