@@ -13,7 +13,11 @@ Batches run in a model worker process (server/serving/model_worker.py), not in a
 inferring cost ~0.2 ms of CPU per live guess, much of it Python and numpy calls that hold the GIL;
 in a thread they fought the event loop for the GIL and one process saturated near 1,500 guesses/s
 whatever we moved where (bench/load.py, py-spy). In its own process that work runs on the other
-core, and the event loop only writes each batch to a pipe and reads the answers back.
+core, and the event loop only writes each batch to a pipe and reads the answers back. Two
+batches may be at the worker at once (IN_FLIGHT): it starts the next the moment it has answered
+one, rather than idling while the event loop reads the answer and collects the next batch. Live
+guesses are asked for with futures (`answer_frame`, `answer_increments`), which the batch answers
+directly: the session sends the reply from the future's callback.
 
 `swap()` starts a worker with the new model while the old one keeps serving, then switches in
 one assignment: a batch already running finishes on the old model, later ones run on the new,

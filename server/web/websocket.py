@@ -2,12 +2,18 @@
 
 The reader loop validates each frame and answers through the connection's send queue. Live
 guesses are latest-wins: the reader only parks the newest raw `predict` frame in a one-slot
-mailbox, and a per-connection task has whatever is there answered when it is free (parsed and
-guessed by the model worker process), so an older unserved guess is replaced (dropped), never
+mailbox, and it is sent to the model worker process (parsed and guessed there) the moment the
+connection's previous guess is answered, so an older unserved guess is replaced (dropped), never
 queued. Protocol v2's drawing messages (`stroke_start`, `points`, …) change the drawing the model
-worker holds for the connection, so none may be dropped: they queue (bounded), and whenever the
-previous answer is out, all those waiting go to the worker together and are answered with one
-guess. Submissions queue (a few at most) for their own task.
+worker holds for the connection, so none may be dropped: they queue, and whenever the previous
+answer is out, all those waiting go to the worker together and are answered with one guess (at
+load a connection's messages merge this way). A connection with MAX_WAITING_INCREMENTS waiting is
+not read until they are answered: the client is slowed down by TCP instead of losing messages.
+Submissions queue (a few at most) for their own task.
+
+The event loop's time per live guess is the scarce resource (one core holds it, the other the
+model worker, and both share with whoever else runs here): a guess is one task wake-up to read
+it and one to write the reply, and in between only callbacks (`LiveGuesses`).
 """
 
 from __future__ import annotations
