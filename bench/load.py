@@ -31,6 +31,7 @@ reply is parsed only as far as its `id` (fully only when it is not a prediction)
     .venv/bin/python bench/load.py --players 400 --servers 1 2 --repeat 3 --clients 2
     .venv/bin/python bench/load.py --url ws://127.0.0.1:8000/ws,ws://127.0.0.1:8001/ws
     .venv/bin/python bench/load.py --source /tmp/old-checkout   # the same run on another tree
+    .venv/bin/python bench/load.py --source /tmp/old-checkout .  # both, taking turns run by run
 
 On a machine shared with other busy processes, Linux's autogroup scheduler gives this whole run
 (servers and client) one session's share of the CPU whatever `nice` says; as root,
@@ -708,7 +709,11 @@ def main() -> int:
     )
     parser.add_argument("--gradio-players", type=int, nargs="+", default=[1, 20, 100])
     parser.add_argument(
-        "--source", type=Path, default=REPO, help="run the servers from this checkout (to compare)"
+        "--source",
+        type=Path,
+        nargs="+",
+        default=[REPO],
+        help="run the servers from these checkouts, taking turns run by run (to compare)",
     )
     args = parser.parse_args()
     if (
@@ -737,12 +742,17 @@ def main() -> int:
                 if card is None:
                     parser.error("no model in the data directory: run `make model` or pass --model")
                 model = layout.model_path(card.version)
-            for count in args.servers:
-                servers = Servers(count, model, args.source.resolve())
-                started.append(servers)
-                setups.append((str(count), servers.urls, servers.pids))
-                print(f"{count} server(s): pids {servers.pids}, {', '.join(servers.urls)}")
-            print(f"model {model}, source {args.source}")
+            for source in args.source:
+                for count in args.servers:
+                    servers = Servers(count, model, source.resolve())
+                    started.append(servers)
+                    # With several checkouts, a row says whose: "main:1" (the folder's name).
+                    label = str(count)
+                    if len(args.source) > 1:
+                        label = f"{source.resolve().name}:{count}"
+                    setups.append((label, servers.urls, servers.pids))
+                    print(f"{label} server(s): pids {servers.pids}, {', '.join(servers.urls)}")
+            print(f"model {model}, sources {', '.join(map(str, args.source))}")
         rows = []
         for _ in range(args.repeat):
             for players in args.players:

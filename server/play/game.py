@@ -19,7 +19,9 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
+import msgspec
 import numpy as np
 
 from game_rules.consensus import submission_outcome
@@ -56,6 +58,8 @@ from server.storage import (
 from server.validation.service import Validation
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 KINDS = ("live", "submit")  # of guesses: live while drawing, or a submission's
 
@@ -98,7 +102,12 @@ class Rendered:
 def _fingerprint(drawing: Drawing, label: int) -> str:
     """A digest of what a submission asks, so that a reused `id` with another drawing or label
     is a new submission, not a resend."""
-    asked = json.dumps([label, drawing.model_dump()], separators=(",", ":"))
+    # The drawing's fields as `model_dump()` gives them, without its cost (a submission is on the
+    # event loop): the digests stored before stay valid.
+    fields: dict[str, object] = (
+        {"png": drawing.png} if isinstance(drawing, PngDrawing) else {"strokes": drawing.strokes}
+    )
+    asked = json.dumps([label, fields], separators=(",", ":"))
     return hashlib.sha256(asked.encode()).hexdigest()
 
 
@@ -221,38 +230,50 @@ class Game:
 
     # Drawings
 
-    async def answer_live(self, frame: str) -> str | None:
-        """The `prediction` reply to a raw `predict` frame, None if it is not one after all.
+    def answer_live(self, frame: str) -> asyncio.Future[str]:
+        """The `prediction` reply to a raw `predict` frame (a future: see `answer_increments`).
 
         The predictor's worker process parses the frame, draws it, guesses and writes the reply,
         so under load the event loop only moves bytes (see server/serving/inference.py). A frame it
-        refuses raises `ProtocolError`, as if it had been parsed here.
+        refuses fails with `ProtocolError`, as if it had been parsed here.
         """
         assert self.predictor is not None, "Game.start() first"
-        started = time.perf_counter()
         try:
-            reply = await self.predictor.answer_frame(frame)
+            answer = self.predictor.answer_frame(frame)
         except Overloaded:
             raise ProtocolError(
                 "overloaded", "The model is busy; try again in a moment.", client_id(frame)
             ) from None
-        self._latency["live"].observe(time.perf_counter() - started)
-        return reply
+        return self._timed_live(answer)
 
-    async def answer_increments(self, key: int, frames: list[str]) -> list[str]:
+    def answer_increments(self, key: int, frames: list[str]) -> asyncio.Future[list[str]]:
         """The replies to a connection's v2 drawing messages (protocol v2), applied in order to
-        the drawing the model worker holds for it (a `prediction` if one asked for a guess)."""
+        the drawing the model worker holds for it (a `prediction` if one asked for a guess).
+
+        A future, answered straight from the model worker's batch: the session sends the replies
+        from its callback, with no task of its own to wake (see server/web/websocket.py).
+        `ProtocolError` `overloaded` (at once) if the model's queue is full: the messages are
+        lost, and the connection's next one is a gap, answered `resync`."""
         assert self.predictor is not None, "Game.start() first"
-        started = time.perf_counter()
         try:
-            replies = await self.predictor.answer_increments(key, frames)
+            answer = self.predictor.answer_increments(key, frames)
         except Overloaded:
-            # The messages are lost: the connection's next one is a gap, answered `resync`.
             raise ProtocolError(
                 "overloaded", "The model is busy; try again in a moment.", client_id(frames[-1])
             ) from None
-        self._latency["live"].observe(time.perf_counter() - started)
-        return replies
+        return self._timed_live(answer)
+
+    def _timed_live(self, answer: asyncio.Future[T]) -> asyncio.Future[T]:
+        """`answer`, its latency observed once it is answered."""
+        started = time.perf_counter()
+        latency = self._latency["live"]
+
+        def observe(done: asyncio.Future[T]) -> None:
+            if not done.cancelled() and done.exception() is None:
+                latency.observe(time.perf_counter() - started)
+
+        answer.add_done_callback(observe)
+        return answer
 
     async def held_drawing(self, key: int, seq: int) -> StrokesDrawing | None:
         """The drawing held for connection `key`, if it is in step at `seq` (a v2 submission)."""
@@ -338,7 +359,7 @@ class Game:
             strokes_json=(
                 None
                 if isinstance(drawing, PngDrawing)
-                else json.dumps(drawing.strokes, separators=(",", ":"))
+                else msgspec.json.encode(drawing.strokes).decode()  # (json.dumps: 10× slower)
             ),
             png=rendered.png,
             image=np.ascontiguousarray(rendered.image, dtype="<f4").tobytes(),

@@ -125,8 +125,9 @@ class _FastPredict(msgspec.Struct, forbid_unknown_fields=True, tag_field="type",
 
 
 class _FastSubmit(msgspec.Struct, forbid_unknown_fields=True, tag_field="type", tag="submit"):
-    drawing: _FastStrokes
     label: int
+    drawing: _FastStrokes | None = None  # None: the drawing held at `seq` (protocol v2)
+    seq: int | None = None
     id: Annotated[str, msgspec.Meta(max_length=64)] | None = None
 
 
@@ -134,9 +135,10 @@ class _Envelope(msgspec.Struct):
     id: Any = None
 
 
-# Drawings are most of the traffic. msgspec checks a well-formed `predict` or `submit` with
-# strokes in a fraction of pydantic's time; it accepts only what the models above accept
-# (anything else, and every other message, takes the pydantic path, which also words the errors).
+# Drawings are most of the traffic. msgspec checks a well-formed `predict` or `submit` (with
+# strokes, or protocol v2's `seq`) in a fraction of pydantic's time; it accepts only what the
+# models above accept (anything else, and every other message, takes the pydantic path, which
+# also words the errors).
 _fast_drawing = msgspec.json.Decoder(_FastPredict | _FastSubmit)
 _envelope = msgspec.json.Decoder(_Envelope)
 
@@ -296,10 +298,10 @@ def _parse(text: str | bytes) -> ClientMessage | Increment:
     except msgspec.MsgspecError:
         pass
     else:
-        drawing = StrokesDrawing.model_construct(strokes=fast.drawing.strokes)
+        drawing = fast.drawing and StrokesDrawing.model_construct(strokes=fast.drawing.strokes)
         if isinstance(fast, _FastSubmit):
             return Submit.model_construct(
-                type="submit", id=fast.id, drawing=drawing, label=fast.label
+                type="submit", id=fast.id, drawing=drawing, seq=fast.seq, label=fast.label
             )
         return Predict.model_construct(type="predict", id=fast.id, drawing=drawing)
     if problem := _shape_problem(text):

@@ -25,6 +25,19 @@ class Rate:
 PER_ADDRESS_SPECTATORS = Rate(30, 2)  # spectator hellos per client address
 
 
+def player_rates(limits: Limits) -> dict[str, Rate]:
+    """Each kind of request's allowance per player: a connection's (a session reads it once,
+    not per message: a live guess is checked against it ten times a second)."""
+    tasks = Rate(limits.tasks_burst, limits.tasks_per_second)
+    return {
+        "predict": Rate(limits.predict_burst, limits.predict_per_second),
+        "submit": Rate(limits.submit_burst, limits.submit_per_second),
+        "explain": Rate(limits.explain_burst, limits.explain_per_second),
+        "task": tasks,
+        "vote": tasks,
+    }
+
+
 class SharedLimits:
     """Token buckets by key, the least recently used forgotten past `max_keys` (a forgotten key
     starts full again, so memory stays bounded under a flood of addresses)."""
@@ -44,14 +57,9 @@ class SharedLimits:
             self._buckets.move_to_end((kind, key))
         return None if bucket.take() else bucket.wait_seconds()
 
-    def player(self, kind: str, player_id: int, limits: Limits) -> float | None:
+    def player(self, kind: str, player_id: int, rate: Rate) -> float | None:
         """A `predict`, `submit`, `explain`, `task` or `vote` by `player_id`, on any connection: one
-        player gets what one connection gets, however many they open."""
-        rate = {
-            "predict": Rate(limits.predict_burst, limits.predict_per_second),
-            "submit": Rate(limits.submit_burst, limits.submit_per_second),
-            "explain": Rate(limits.explain_burst, limits.explain_per_second),
-        }.get(kind, Rate(limits.tasks_burst, limits.tasks_per_second))
+        player gets what one connection gets, however many they open (`player_rates`)."""
         return self.wait(kind, player_id, rate)
 
     def spectator(self, address: str) -> float | None:

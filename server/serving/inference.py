@@ -13,7 +13,11 @@ Batches run in a model worker process (server/serving/model_worker.py), not in a
 inferring cost ~0.2 ms of CPU per live guess, much of it Python and numpy calls that hold the GIL;
 in a thread they fought the event loop for the GIL and one process saturated near 1,500 guesses/s
 whatever we moved where (bench/load.py, py-spy). In its own process that work runs on the other
-core, and the event loop only writes each batch to a pipe and reads the answers back.
+core, and the event loop only writes each batch to a pipe and reads the answers back. Two
+batches may be at the worker at once (IN_FLIGHT): it starts the next the moment it has answered
+one, rather than idling while the event loop reads the answer and collects the next batch. Live
+guesses are asked for with futures (`answer_frame`, `answer_increments`), which the batch answers
+directly: the session sends the reply from the future's callback.
 
 `swap()` starts a worker with the new model while the old one keeps serving, then switches in
 one assignment: a batch already running finishes on the old model, later ones run on the new,
@@ -27,6 +31,7 @@ import contextlib
 import os
 import pickle
 import sys
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +48,8 @@ NUM_CLASSES = 10
 
 
 WORKER_TIMEOUT = 60.0  # seconds: longer than loading a model or running the biggest batch
+IN_FLIGHT = 2  # batches sent to the worker and not answered yet (see Predictor._run)
+STOPPED = "The model worker stopped or hung; a new one starts with the next batch."
 
 
 class ModelError(RuntimeError):
@@ -119,12 +126,15 @@ class _Request:
 
 
 class _Worker:
-    """The model worker process, and the pipe to it: a message, then its reply, at a time."""
+    """The model worker process, and the pipe to it. The worker answers its messages in the
+    order they came, so a message may be written while earlier ones are still being answered
+    (`Predictor` keeps two batches in flight): the replies are read by one task, in order."""
 
     def __init__(self, process: asyncio.subprocess.Process) -> None:
         self.process = process
-        self.broken = False  # a conversation failed halfway: the pipe no longer lines up
-        self._lock = asyncio.Lock()
+        self.broken = False  # the pipe failed: every reply still owed is lost
+        self._owed: deque[asyncio.Future[tuple[Any, ...]]] = deque()  # replies, in order
+        self._reader = asyncio.create_task(self._read_replies(), name="model-worker-replies")
 
     @classmethod
     async def start(cls, threads: int | None, warm_batch: int) -> _Worker:
@@ -143,47 +153,66 @@ class _Worker:
         return cls(process)
 
     async def call(self, message: tuple[object, ...]) -> tuple[Any, ...]:
-        """Send one message and return the reply; `ModelError` if the worker is gone or stuck."""
-        async with self._lock:
-            stdin, stdout = self.process.stdin, self.process.stdout
-            assert stdin is not None and stdout is not None
-            data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-            try:
-                if self.broken:
-                    raise OSError("the worker is broken")
-                async with asyncio.timeout(WORKER_TIMEOUT):
-                    stdin.write(len(data).to_bytes(4, "big") + data)
-                    await stdin.drain()
-                    size = int.from_bytes(await stdout.readexactly(4), "big")
-                    reply: tuple[Any, ...] = pickle.loads(await stdout.readexactly(size))
-            except (OSError, asyncio.IncompleteReadError, TimeoutError):
-                self.broken = True
-                with contextlib.suppress(ProcessLookupError):
-                    self.process.kill()
-                raise ModelError(
-                    "The model worker stopped or hung; a new one starts with the next batch."
-                ) from None
-            except BaseException:  # cancelled halfway
-                self.broken = True
-                raise
-        if reply[0] == "failed":
-            raise reply[1]
-        return reply
+        """Send one message and return its reply; `ModelError` if the worker is gone or stuck.
+        A caller cancelled while waiting loses only its reply (read and dropped)."""
+        stdin = self.process.stdin
+        assert stdin is not None
+        if self.broken or stdin.is_closing():
+            raise ModelError(STOPPED)
+        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        reply = asyncio.get_running_loop().create_future()
+        self._owed.append(reply)
+        try:
+            async with asyncio.timeout(WORKER_TIMEOUT):
+                stdin.write(len(data).to_bytes(4, "big") + data)
+                await stdin.drain()
+                answer = await reply
+        except (OSError, TimeoutError):
+            self._break()
+            raise ModelError(STOPPED) from None
+        if answer[0] == "failed":
+            raise answer[1]
+        return answer
+
+    async def _read_replies(self) -> None:
+        stdout = self.process.stdout
+        assert stdout is not None
+        try:
+            while True:
+                size = int.from_bytes(await stdout.readexactly(4), "big")
+                answer: tuple[Any, ...] = pickle.loads(await stdout.readexactly(size))
+                reply = self._owed.popleft()
+                if not reply.done():
+                    reply.set_result(answer)
+        except (OSError, asyncio.IncompleteReadError):  # the worker exited or was killed
+            self._break()
+
+    def _break(self) -> None:
+        """The conversation no longer lines up: fail every reply owed, and end the worker."""
+        self.broken = True
+        while self._owed:
+            reply = self._owed.popleft()
+            if not reply.done():
+                reply.set_exception(ModelError(STOPPED))
+        with contextlib.suppress(ProcessLookupError):
+            self.process.kill()
 
     @property
     def alive(self) -> bool:
         return not self.broken and self.process.returncode is None
 
     async def stop(self) -> None:
-        """Stop the worker, once the batch it may be answering is answered."""
-        async with self._lock:
-            if self.process.stdin is not None:
-                self.process.stdin.close()  # the worker exits at the end of its input
+        """Stop the worker once the messages sent are answered (it reads them all before the
+        end of its input)."""
+        if self.process.stdin is not None:
+            self.process.stdin.close()  # the worker exits at the end of its input
         try:
             await asyncio.wait_for(self.process.wait(), 5)
         except TimeoutError:
             self.process.kill()
             await self.process.wait()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._reader
 
 
 class Predictor:
@@ -211,6 +240,7 @@ class Predictor:
         self._worker: _Worker | None = None
         self._batcher: asyncio.Task[None] | None = None
         self._swap_lock = asyncio.Lock()
+        self._restart_lock = asyncio.Lock()
         self._closed = False
         self._explaining = 0  # explanations waiting for (or in) the worker
         self._max_explaining = max_explaining
@@ -267,10 +297,13 @@ class Predictor:
         """The model's answer for a PNG drawing; raises `DrawingError` if it cannot be read."""
         return await self._ask("png", png, want_image)
 
-    async def answer_frame(self, frame: str) -> str:
-        """The `prediction` reply to a raw `predict` frame, written by the worker; raises its
-        `ProtocolError` if refused (a frame that is not a `predict` after all included)."""
-        reply: str = await self._ask("predict", frame, False)
+    def answer_frame(self, frame: str) -> asyncio.Future[str]:
+        """The `prediction` reply to a raw `predict` frame, written by the worker; fails with its
+        `ProtocolError` if refused (a frame that is not a `predict` after all included).
+
+        A future, answered from the batch: the session sends the reply from the future's
+        callback, with no task of its own to wake in between (see server/web/websocket.py)."""
+        reply: asyncio.Future[str] = self._request("predict", frame, False)
         return reply
 
     async def explain(self, kind: str, drawing: object) -> Explanation:
@@ -299,9 +332,10 @@ class Predictor:
     # A new worker (a swap, a crash) holds none: the connections' next increments are answered
     # `resync` and their clients send the whole drawing again.
 
-    async def answer_increments(self, key: int, frames: list[str]) -> list[str]:
-        """Apply a connection's v2 drawing messages in order; the replies to send."""
-        replies: list[str] = await self._ask("increments", (key, frames), False)
+    def answer_increments(self, key: int, frames: list[str]) -> asyncio.Future[list[str]]:
+        """Apply a connection's v2 drawing messages in order; the replies to send (a future, as
+        `answer_frame`'s)."""
+        replies: asyncio.Future[list[str]] = self._request("increments", (key, frames), False)
         return replies
 
     async def held_strokes(self, key: int, seq: int) -> list[list[list[float]]] | None:
@@ -319,6 +353,10 @@ class Predictor:
         return count
 
     async def _ask(self, kind: str, drawing: object, want_image: bool) -> Any:
+        return await self._request(kind, drawing, want_image)
+
+    def _request(self, kind: str, drawing: object, want_image: bool) -> asyncio.Future[Any]:
+        """Queue a request for the next batch; `Overloaded` (now) if too many are waiting."""
         if self._closed or self._batcher is None:
             raise PredictorClosed("The predictor is not running.")
         answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -326,7 +364,7 @@ class Predictor:
             self._queue.put_nowait(_Request(kind, drawing, want_image, answer))
         except asyncio.QueueFull:
             raise Overloaded("The model is busy; try again in a moment.") from None
-        return await answer
+        return answer
 
     async def swap(self, model_path: str | Path, version: str) -> None:
         """Serve `model_path` from now on. Raises `ModelError` (and keeps the old model) if bad.
@@ -356,38 +394,69 @@ class Predictor:
             raise ModelError(reply[1])
 
     async def _run(self) -> None:
-        batch: list[_Request] = []
+        """Collect a batch and send it, keeping up to IN_FLIGHT batches at the worker: it starts
+        the next batch the moment it has answered one, instead of idling while this loop reads
+        the answer and collects and sends the next (at saturation that idle time was the
+        worker's lost capacity)."""
+        in_flight: set[asyncio.Task[None]] = set()
         try:
             while True:
-                batch = []
-                await self._collect(batch)
-                await self._answer(batch)
+                if len(in_flight) >= IN_FLIGHT:
+                    await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                batch: list[_Request] = []
+                try:
+                    await self._collect(batch, in_flight)
+                except asyncio.CancelledError:
+                    for request in batch:
+                        self._fail(request, PredictorClosed("The model server is stopping."))
+                    raise
+                answering = asyncio.create_task(self._answer(batch))
+                in_flight.add(answering)
+                answering.add_done_callback(in_flight.discard)
         finally:
-            # Cancelled by close(): whoever is still waiting in this batch gets a clear error.
-            for request in batch:
-                self._fail(request, PredictorClosed("The model server is stopping."))
+            # Cancelled by close(): whoever is still waiting in a batch gets a clear error.
+            for answering in in_flight:
+                answering.cancel()
+            await asyncio.gather(*in_flight, return_exceptions=True)
 
-    async def _collect(self, batch: list[_Request]) -> None:
+    async def _collect(self, batch: list[_Request], in_flight: set[asyncio.Task[None]]) -> None:
         """Wait for one request, then for company unless a crowd is waiting already: a batch of
-        a few drawings costs much less per drawing than one alone, to draw and to run."""
+        a few drawings costs much less per drawing than one alone, to draw and to run. While a
+        batch is at the worker, the wait ends as soon as it is answered (the worker is free),
+        so waiting adds no latency at load."""
         batch.append(await self._queue.get())
         if self._max_wait > 0 and self._queue.qsize() < self._crowd:
-            await asyncio.sleep(self._max_wait)
+            if in_flight:
+                await asyncio.wait(
+                    in_flight, timeout=self._max_wait, return_when=asyncio.FIRST_COMPLETED
+                )
+            else:
+                await asyncio.sleep(self._max_wait)
         while len(batch) < self._max_batch and not self._queue.empty():
             batch.append(self._queue.get_nowait())
+
+    async def _live_worker(self) -> _Worker:
+        """The worker, a new one started first if it died (once, for every batch waiting)."""
+        async with self._restart_lock:
+            assert self._worker is not None
+            if not self._worker.alive:
+                await self._worker.stop()
+                self._worker = await self._start_worker(*self._model)
+            return self._worker
 
     async def _answer(self, batch: list[_Request]) -> None:
         # A cancelled caller (a superseded live guess) needs no answer.
         live = [request for request in batch if not request.answer.done()]
         if not live:
             return
-        assert self._worker is not None
         try:
-            if not self._worker.alive:
-                await self._worker.stop()
-                self._worker = await self._start_worker(*self._model)
+            worker = await self._live_worker()
             items = [(r.kind, r.drawing, r.want_image) for r in live]
-            _, version, outcomes = await self._worker.call(("batch", items))
+            _, version, outcomes = await worker.call(("batch", items))
+        except asyncio.CancelledError:
+            for request in live:
+                self._fail(request, PredictorClosed("The model server is stopping."))
+            raise
         except Exception as exc:  # fail this batch, keep the batcher alive
             for request in live:
                 self._fail(request, exc)

@@ -2,12 +2,18 @@
 
 The reader loop validates each frame and answers through the connection's send queue. Live
 guesses are latest-wins: the reader only parks the newest raw `predict` frame in a one-slot
-mailbox, and a per-connection task has whatever is there answered when it is free (parsed and
-guessed by the model worker process), so an older unserved guess is replaced (dropped), never
+mailbox, and it is sent to the model worker process (parsed and guessed there) the moment the
+connection's previous guess is answered, so an older unserved guess is replaced (dropped), never
 queued. Protocol v2's drawing messages (`stroke_start`, `points`, …) change the drawing the model
-worker holds for the connection, so none may be dropped: they queue (bounded), and whenever the
-previous answer is out, all those waiting go to the worker together and are answered with one
-guess. Submissions queue (a few at most) for their own task.
+worker holds for the connection, so none may be dropped: they queue, and whenever the previous
+answer is out, all those waiting go to the worker together and are answered with one guess (at
+load a connection's messages merge this way). A connection with MAX_WAITING_INCREMENTS waiting is
+not read until they are answered: the client is slowed down by TCP instead of losing messages.
+Submissions queue (a few at most) for their own task.
+
+The event loop's time per live guess is the scarce resource (one core holds it, the other the
+model worker, and both share with whoever else runs here): a guess is one task wake-up to read
+it and one to write the reply, and in between only callbacks (`LiveGuesses`).
 """
 
 from __future__ import annotations
@@ -56,6 +62,7 @@ from server.realtime.protocol import (
     parse,
     rounded,
 )
+from server.realtime.shared_limits import player_rates
 from server.serving.saliency import to_bytes
 from server.storage import Player
 from server.web.running import running
@@ -68,9 +75,10 @@ PREDICT = re.compile(r'\{\s*"type"\s*:\s*"predict"')
 # How a v2 drawing message starts (our client's too); the model worker parses it.
 INCREMENT = re.compile(r'\{\s*"type"\s*:\s*"(?:stroke_start|points|undo|clear|drawing)"')
 # v2 drawing messages waiting for the model worker, per connection. A client sends about 10 a
-# second; past this, the oldest are dropped, and the gap is answered `resync` (never a wrong
-# picture), so the bound costs correctness nothing.
-MAX_WAITING_INCREMENTS = 64
+# second; this many waiting means its answers are seconds late (deep overload): the connection
+# is not read again until they are answered, so the client slows down instead of losing
+# messages (TCP pushes back; dropping them cost a `resync` of the whole drawing each).
+MAX_WAITING_INCREMENTS = 32
 _connection_keys = itertools.count(1)  # names each connection's held drawing in the worker
 
 
@@ -125,109 +133,143 @@ class HeldLook:
 
 
 class LiveGuesses:
-    """A one-slot mailbox for raw `predict` frames, and the task that has the newest one
-    answered whenever the previous answer is out. The game's model worker parses the frame,
-    guesses and writes the reply (server/serving/inference.py): the event loop only moves bytes."""
+    """A connection's live guesses: a one-slot mailbox for raw v1 `predict` frames, a queue of
+    v2 drawing messages, and at most one request of this connection's at the model worker.
+
+    There is no task here: a request goes to the predictor the moment the previous one is
+    answered, and its answer is sent from the future's callback, straight from the model
+    worker's batch. (A task per connection cost two task wake-ups per guess, a good part of
+    the event loop's time per guess.) The game's model worker parses the frames, guesses and
+    writes the replies (server/serving/inference.py): the event loop only moves bytes."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
         self._latest: str | None = None
         # v2 drawing messages, and the submissions' looks at the drawing, in the order received.
         self._increments: deque[str | HeldLook] = deque()
-        self._ready = asyncio.Event()
-        self._task = asyncio.create_task(self._serve())
+        self._asked: asyncio.Future[Any] | None = None  # this connection's request in progress
+        self._looking: asyncio.Task[None] | None = None
+        self._progress: asyncio.Future[None] | None = None  # the reader waiting (`caught_up`)
+        self._stopped = False
 
     def offer(self, frame: str) -> None:
         """A v1 `predict`: it replaces one not served yet."""
         if self._latest is not None:
             self.session.metrics.guesses_dropped.inc()
         self._latest = frame
-        self._ready.set()
+        self._ask()
 
     def add(self, frame: str) -> None:
-        """A v2 drawing message: queued behind those not served yet (the oldest dropped past
-        MAX_WAITING_INCREMENTS; the worker answers the gap with `resync`)."""
-        if len(self._increments) >= MAX_WAITING_INCREMENTS:
-            dropped = self._increments.popleft()
-            if isinstance(dropped, HeldLook):
-                dropped.answer.set_result(None)
+        """A v2 drawing message: queued behind those not served yet, all of which go to the
+        worker together when the previous answer is out (so a connection that fell behind
+        catches up in one request, answered with one guess)."""
         self._increments.append(frame)
-        self._ready.set()
+        self._ask()
 
     def look(self, seq: int) -> asyncio.Future[StrokesDrawing | None]:
         """The held drawing if in step at `seq`, once the messages received before are applied
         (and none after): what a v2 submission received now refers to."""
         look = HeldLook(seq, asyncio.get_running_loop().create_future())
         self._increments.append(look)
-        self._ready.set()
+        self._ask()
         return look.answer
 
-    async def _serve(self) -> None:
-        while True:
-            await self._ready.wait()
-            self._ready.clear()
-            if self._increments:
-                await self._answer_increments()
-                continue
-            frame, self._latest = self._latest, None
-            if frame is None:
-                continue
+    @property
+    def behind(self) -> bool:
+        """Too many drawing messages wait: the reader stops reading this connection until they
+        are answered (`caught_up`), so that none is ever dropped."""
+        return len(self._increments) >= MAX_WAITING_INCREMENTS
+
+    async def caught_up(self) -> None:
+        while self.behind and not self._stopped:
+            self._progress = asyncio.get_running_loop().create_future()
+            await self._progress
+
+    def _ask(self) -> None:
+        """Send what waits to the model worker, unless this connection's previous request is
+        still there (v2 messages first, in order; then the newest v1 guess)."""
+        game = self.session.game
+        asked: asyncio.Future[Any]
+        while self._asked is None and self._looking is None and not self._stopped:
+            last = ""  # the frame an error replies to
             try:
-                reply = await self.session.game.answer_live(frame)
-            except ProtocolError as refused:
+                if self._increments:
+                    first = self._increments[0]
+                    if isinstance(first, HeldLook):
+                        self._increments.popleft()
+                        self._looking = asyncio.create_task(self._look(first))
+                        return
+                    frames: list[str] = []
+                    while self._increments and isinstance(self._increments[0], str):
+                        frames.append(self._increments.popleft())  # type: ignore[arg-type]
+                    last = frames[-1]
+                    asked = game.answer_increments(self.session.key, frames)
+                elif self._latest is not None:
+                    last, self._latest = self._latest, None
+                    asked = game.answer_live(last)
+                else:
+                    return
+            except ProtocolError as refused:  # overloaded: lost (a v2 client is resynced next)
                 self.session.refuse(refused)
                 continue
             except Exception:
                 log.exception("live guess failed")
-                self.session.refuse(
-                    ProtocolError(
-                        "internal", "Something broke on our side; it is logged.", client_id(frame)
-                    )
-                )
+                self._refuse_internal(last)
                 continue
-            if reply is not None:
-                self.session.connection.send_text(reply)
+            self._asked = asked
+            asked.add_done_callback(functools.partial(self._answered, last))
+            self._progressed()
 
-    async def _answer_increments(self) -> None:
-        """Send the waiting drawing messages to the model worker, up to the first look."""
-        first = self._increments[0]
-        if isinstance(first, HeldLook):
-            self._increments.popleft()
-            try:
-                drawing = await self.session.game.held_drawing(self.session.key, first.seq)
-            except Exception as failure:
-                first.answer.set_exception(failure)
-            else:
-                first.answer.set_result(drawing)
-            finally:  # (cancelled: the connection is closing; the submission is not stored)
-                if not first.answer.done():
-                    first.answer.set_result(None)
-            self._ready.set()
+    def _refuse_internal(self, frame: str) -> None:
+        broke = "Something broke on our side; it is logged."
+        self.session.refuse(ProtocolError("internal", broke, client_id(frame)))
+
+    def _answered(self, last: str, asked: asyncio.Future[Any]) -> None:
+        self._asked = None
+        if asked.cancelled():  # stopped
             return
-        frames: list[str] = []
-        while self._increments and isinstance(self._increments[0], str):
-            frames.append(self._increments.popleft())  # type: ignore[arg-type]
-        self._ready.set()  # (a look may follow)
+        failure = asked.exception()
+        if failure is None:
+            replies = asked.result()
+            for reply in [replies] if isinstance(replies, str) else replies:
+                self.session.connection.send_text(reply)
+        elif isinstance(failure, ProtocolError):
+            self.session.refuse(failure)
+        else:
+            log.error("live guess failed", exc_info=failure)
+            self._refuse_internal(last)
+        self._ask()
+
+    async def _look(self, look: HeldLook) -> None:
         try:
-            replies = await self.session.game.answer_increments(self.session.key, frames)
-        except ProtocolError as refused:
-            self.session.refuse(refused)
-            return
-        except Exception:
-            log.exception("drawing messages failed")
-            broke = "Something broke on our side; it is logged."
-            self.session.refuse(ProtocolError("internal", broke, client_id(frames[-1])))
-            return
-        for reply in replies:
-            self.session.connection.send_text(reply)
+            drawing = await self.session.game.held_drawing(self.session.key, look.seq)
+        except Exception as failure:
+            look.answer.set_exception(failure)
+        else:
+            look.answer.set_result(drawing)
+        finally:  # (cancelled: the connection is closing; the submission is not stored)
+            if not look.answer.done():
+                look.answer.set_result(None)
+            self._looking = None
+            self._progressed()
+            self._ask()
+
+    def _progressed(self) -> None:
+        if self._progress is not None and not self._progress.done():
+            self._progress.set_result(None)
 
     async def stop(self) -> None:
+        self._stopped = True
+        self._progressed()
         for waiting in self._increments:  # their submissions end, answered `resync`
             if isinstance(waiting, HeldLook) and not waiting.answer.done():
                 waiting.answer.set_result(None)
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        if self._asked is not None:
+            self._asked.cancel()  # (the batch skips it)
+        if self._looking is not None:
+            self._looking.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._looking
 
 
 class Submissions:
@@ -299,6 +341,7 @@ class Session:
         self.metrics = metrics
         self.connection = Connection(websocket, limits.send_queue, metrics)
         self.buckets = limits.buckets()
+        self.player_rates = player_rates(limits)
         self.predicts_received = metrics.messages.labels("predict")
         self.increments_received = metrics.messages.labels("increment")
         self.strikes = 0
@@ -317,17 +360,22 @@ class Session:
         hello_by = asyncio.get_running_loop().time() + self.limits.hello_seconds
         try:
             while self.connection.close_code is None:
-                try:
-                    async with asyncio.timeout_at(None if self.joined else hello_by):
-                        frame = await self.websocket.receive()
-                except TimeoutError:
-                    wait = self.limits.hello_seconds
-                    self.connection.close(POLICY_VIOLATION, f"say hello within {wait:g} s")
-                    break
+                if self.joined:
+                    frame = await self.websocket.receive()
+                else:
+                    try:
+                        async with asyncio.timeout_at(hello_by):
+                            frame = await self.websocket.receive()
+                    except TimeoutError:
+                        wait = self.limits.hello_seconds
+                        self.connection.close(POLICY_VIOLATION, f"say hello within {wait:g} s")
+                        break
                 if frame["type"] == "websocket.disconnect":
                     break
                 text = frame.get("text")
                 await self.handle(text if text is not None else frame.get("bytes") or b"")
+                if self.live.behind:
+                    await self.live.caught_up()
         except WebSocketDisconnect:
             pass
         finally:
@@ -374,7 +422,7 @@ class Session:
         self, kind: str, what: str, id: str | None, *, frame: str | bytes = b""
     ) -> bool:
         assert self.player is not None
-        wait = self.hub.shared_limits.player(kind, self.player.id, self.limits)
+        wait = self.hub.shared_limits.player(kind, self.player.id, self.player_rates[kind])
         return self._shared_limited(wait, f"{what} from this player", id, frame=frame)
 
     def _refuse_rate_limited(
