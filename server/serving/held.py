@@ -22,6 +22,7 @@ This runs in the model worker, beside the batches that render and guess it.
 
 from __future__ import annotations
 
+import math
 from typing import Final
 
 import numpy as np
@@ -40,6 +41,7 @@ from server.serving.preprocess import (
     DrawingError,
     Raster,
     Strokes,
+    bounds,
     check_points,
     parse_strokes,
 )
@@ -48,7 +50,7 @@ RESYNC: Final = "resync"
 
 
 class HeldDrawing:
-    __slots__ = ("_count", "_points", "lengths", "raster", "seq", "synced")
+    __slots__ = ("_box", "_count", "_points", "lengths", "raster", "seq", "synced")
 
     def __init__(self) -> None:
         self.seq = 0  # the last `seq` applied
@@ -57,11 +59,12 @@ class HeldDrawing:
         self.raster = Raster()
         self._points = np.empty((16, 2))
         self._count = 0
+        self._box = _NO_BOX  # the points' bounds, kept as they come (a guess needs them)
 
     @property
     def strokes(self) -> Strokes:
         """The drawing as `parse_strokes` would give it (for `render` and the raster)."""
-        return Strokes(self._points[: self._count], list(self.lengths))
+        return Strokes(self._points[: self._count], list(self.lengths), self._box)
 
     @property
     def empty(self) -> bool:
@@ -113,6 +116,7 @@ class HeldDrawing:
         elif isinstance(message, Undo):
             if self.lengths:
                 self._count -= self.lengths.pop()
+                self._box = bounds(self._points[: self._count]) if self._count else _NO_BOX
                 self.raster.reset()
         elif isinstance(message, Clear):
             self._clear()
@@ -126,6 +130,7 @@ class HeldDrawing:
 
     def _clear(self) -> None:
         self._count = 0
+        self._box = _NO_BOX
         self.lengths = []
         self.raster.reset()
         if len(self._points) > 256:  # a long drawing's room is given back
@@ -139,3 +144,14 @@ class HeldDrawing:
             self._points = grown
         self._points[self._count : end] = new
         self._count = end
+        low_x, low_y, high_x, high_y = bounds(new)
+        box = self._box
+        self._box = (
+            min(box[0], low_x),
+            min(box[1], low_y),
+            max(box[2], high_x),
+            max(box[3], high_y),
+        )
+
+
+_NO_BOX = (math.inf, math.inf, -math.inf, -math.inf)

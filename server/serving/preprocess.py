@@ -37,9 +37,10 @@ import math
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 SIZE = 28  # the model's input side
 BOX = 20  # MNIST fits each digit's ink into a 20×20 box inside the 28×28 frame
@@ -74,6 +75,7 @@ class Strokes:
 
     points: np.ndarray  # float64 [n, 2]
     lengths: list[int]  # points per stroke (empty strokes left out)
+    box: tuple[float, float, float, float]  # the points' least x and y, and greatest
 
 
 class DrawingError(ValueError):
@@ -142,7 +144,15 @@ def parse_strokes(strokes: object) -> Strokes:
         )
     if not lengths:
         raise DrawingError("empty_drawing", "The drawing is empty: draw a digit first.")
-    return Strokes(check_points(list(itertools.chain.from_iterable(strokes))), lengths)
+    points = check_points(list(itertools.chain.from_iterable(strokes)))
+    return Strokes(points, lengths, bounds(points))
+
+
+def bounds(points: np.ndarray) -> tuple[float, float, float, float]:
+    """The least x and y of points [n, 2], and the greatest (a `Strokes.box`)."""
+    low_x, low_y = np.minimum.reduce(points).tolist()
+    high_x, high_y = np.maximum.reduce(points).tolist()
+    return low_x, low_y, high_x, high_y
 
 
 def check_points(points: Sequence[object]) -> np.ndarray:
@@ -162,7 +172,7 @@ def check_points(points: Sequence[object]) -> np.ndarray:
     return numbers.astype(np.float64, copy=False).reshape(-1, 2)
 
 
-def render(drawings: Sequence[Strokes]) -> np.ndarray:
+def render(drawings: Sequence[Strokes], rasters: Sequence[Raster] | None = None) -> np.ndarray:
     """Draw checked drawings (from `parse_strokes`) as float32 [N, 28, 28] images, all at once.
 
     Each drawing's longer side spans the 20×20 box, between pixel centres, less the pen's disc at
@@ -170,113 +180,174 @@ def render(drawings: Sequence[Strokes]) -> np.ndarray:
     own offset and scale on the canvas never matter. Total over everything `parse_strokes`
     accepts (tests/serving/test_preprocess_total.py searches for counterexamples).
 
-    This is `Raster` with every point drawn at once: the incremental protocol (v2) keeps one
-    `Raster` per connection and draws only the new points, so both give the same images.
+    Given `rasters` (one per drawing, kept by the caller), each drawing is drawn on its raster,
+    which must hold an earlier state of the same drawing or have been `reset`: only the points
+    added since are drawn (protocol v2, server/serving/held.py). Either way the images are the
+    same bit for bit (tests/serving/test_render_pinned.py). Should this raise, no raster has
+    changed.
     """
-    rasters = [Raster() for _ in drawings]
-    for raster, drawing in zip(rasters, drawings, strict=True):
-        raster.draw(drawing)
-    return finish(rasters)
+    keep = rasters is not None
+    if rasters is None:
+        rasters = [Raster() for _ in drawings]
+    redrawn: list[int] = []  # rows whose layout moved: drawn again from scratch
+    layouts: list[_Layout] = []
+    pieces: list[np.ndarray] = []  # the points to draw, polyline by polyline
+    placing: list[tuple[float, ...]] = []  # each piece's layout (`_Layout.placing`)
+    owners: list[int] = []  # each piece's row
+    for row, (raster, drawing) in enumerate(zip(rasters, drawings, strict=True)):
+        layout = _layout(drawing.box)
+        layouts.append(layout)
+        drawn = raster.drawn
+        if layout != raster.layout:
+            redrawn.append(row)
+            drawn = []
+        start = 0
+        for index, length in enumerate(drawing.lengths):
+            done = drawn[index] if index < len(drawn) else 0
+            if length > done:
+                # From the last point drawn (the joint), so the new segment meets the old ones.
+                pieces.append(drawing.points[start + max(0, done - 1) : start + length])
+                placing.append(layout.placing)
+                owners.append(row)
+            start += length
+    centres = np.stack([raster.centres for raster in rasters])
+    centres[redrawn] = 0
+    if pieces:
+        _draw_lines(centres, pieces, placing, owners)
+    if keep:
+        for row, raster in enumerate(rasters):
+            raster.centres = centres[row].copy()
+            raster.layout = layouts[row]
+            raster.drawn = list(drawings[row].lengths)
+    return _finish(_stamp(centres), layouts)
 
 
 class Raster:
-    """One drawing's pen-centre canvas (SUPERSAMPLE× the 20×20 box), drawn point by point.
+    """The pixels a drawing's pen centre passed so far (on a canvas SUPERSAMPLE× the 20×20 box),
+    kept between guesses by protocol v2 (`render`).
 
     The canvas depends on where the drawing's points land in the box, which depends on the whole
-    drawing's bounding box (`_Layout`). `draw` is given the drawing so far, which must extend
-    what it was given last time (new strokes, or points added to the last ones): while the
-    layout stays the same it draws only the new segments; when the layout moves (the drawing
-    grew past its box) or after `reset` (an undo, a clear), it draws everything again. Pillow's
-    1-pixel lines set exactly the pixels of each segment, so drawing a polyline in pieces sets
-    the same pixels as drawing it whole (tests/serving/test_incremental.py checks bit for bit).
-    About 6 kB: a connection's whole raster state.
+    drawing's bounding box (`_Layout`): while that stays the same only the new segments are
+    drawn; when it moves (the drawing grew past its box) or after `reset` (an undo, a clear),
+    everything is drawn again. 512 bytes of pixels (a bit each): a connection's raster state.
     """
 
-    __slots__ = ("_drawn", "_pen", "layout", "sheet")
+    __slots__ = ("centres", "drawn", "layout")
 
     def __init__(self) -> None:
-        self.sheet = Image.new("L", (_CANVAS, _CANVAS))
-        self._pen = ImageDraw.Draw(self.sheet)
+        self.centres = _BLANK  # [_FRAME] uint64, one bit per pixel; its own array once drawn
         self.layout: _Layout | None = None
-        self._drawn: list[int] = []  # points drawn per stroke so far
+        self.drawn: list[int] = []  # points drawn per stroke so far
 
     def reset(self) -> None:
-        """Forget what was drawn (the next `draw` starts over)."""
+        """Forget what was drawn (the next `render` starts over)."""
         self.layout = None
 
-    def draw(self, drawing: Strokes) -> None:
-        points, lengths = drawing.points, drawing.lengths
-        layout = _layout(points)
-        if layout != self.layout:
-            self.sheet.paste(0, (0, 0, _CANVAS, _CANVAS))
-            self._drawn = []
-            self.layout = layout
-        start = 0
-        for index, length in enumerate(lengths):
-            done = self._drawn[index] if index < len(self._drawn) else 0
-            if length > done:
-                # From the last point drawn (the joint), so the new segment meets the old ones.
-                first = start + max(0, done - 1)
-                xy = layout.place(points[first : start + length]).ravel().tolist()
-                (self._pen.line if len(xy) > 2 else self._pen.point)(xy, fill=1)
-            start += length
-        self._drawn = list(lengths)
 
-
-@dataclass(frozen=True)
-class _Layout:
+class _Layout(NamedTuple):
     """Where a drawing lands in the box: points → canvas pixels, and the whole blocks it uses."""
 
-    low: tuple[float, float]  # the drawing's top-left corner (canvas pixels)
-    scale: float
-    origin: tuple[float, float]  # where `low` lands on the raster
+    # The drawing's least x and y, its scale, and where that corner lands on the canvas.
+    placing: tuple[float, float, float, float, float]
     fit: tuple[int, int]  # whole blocks wide and high
     dot: bool  # a single dot: only the pen's disc, which then fills the box
 
-    def place(self, points: np.ndarray) -> np.ndarray:
-        # Pillow cuts coordinates down to whole pixels: +0.5 makes that a rounding. Rounding to a
-        # thousandth first drops float noise (from the drawing's offset and scale) that would
-        # otherwise flip pixels on the raster's edges.
-        placed = (points - self.low) * self.scale + self.origin
-        result: np.ndarray = placed.round(3) + 0.5
-        return result
 
-
-def _layout(points: np.ndarray) -> _Layout:
-    low = np.minimum.reduce(points)
-    size = np.maximum.reduce(points) - low  # width, height
-    extent = float(size.max())
+def _layout(box: tuple[float, float, float, float]) -> _Layout:
+    # The same float operations, in the same order, as the numpy code this replaced: the same
+    # pixels, bit for bit. Every point lands on the canvas ≥ 11 pixels from its top and left and
+    # within 64.2: 0.75 past the pen's radius and the pad at most, as a side's whole blocks
+    # (`fit`, ≥ 3 for the pen alone) are within 1.5 pixels of its ink, and the longer side spans
+    # _SIDE - 1 - 2 × _PEN_RADIUS.
+    low_x, low_y, high_x, high_y = box
+    width, height = high_x - low_x, high_y - low_y
+    extent = max(width, height)
     dot = extent < MIN_EXTENT
     scale = (_SIDE - 1 - 2 * _PEN_RADIUS) / (1.0 if dot else extent)
-    ink = size * scale + 2 * _PEN_RADIUS + 1
-    fit = np.maximum(1, np.rint(ink / SUPERSAMPLE)).astype(np.intp)
-    origin = (SUPERSAMPLE * fit - ink) / 2 + _PEN_RADIUS + _PAD
+    ink_w = width * scale + 2 * _PEN_RADIUS + 1
+    ink_h = height * scale + 2 * _PEN_RADIUS + 1
+    fit_w = max(1, round(ink_w / SUPERSAMPLE))
+    fit_h = max(1, round(ink_h / SUPERSAMPLE))
+    origin_x = (SUPERSAMPLE * fit_w - ink_w) / 2 + _PEN_RADIUS + _PAD
+    origin_y = (SUPERSAMPLE * fit_h - ink_h) / 2 + _PEN_RADIUS + _PAD
     return _Layout(
-        (float(low[0]), float(low[1])),
-        scale,
-        (float(origin[0]), float(origin[1])),
-        (BOX, BOX) if dot else (int(fit[0]), int(fit[1])),
+        (low_x, low_y, scale, origin_x, origin_y),
+        (BOX, BOX) if dot else (fit_w, fit_h),
         dot,
     )
 
 
-def finish(rasters: Sequence[Raster]) -> np.ndarray:
-    """The 28×28 images of drawn rasters, float32 [N, 28, 28]: the pen's disc stamped on every
-    marked pixel, the blocks summed, the mass centred. A fixed cost per drawing, whatever its
-    length, and much cheaper per drawing in a batch (numpy's per-call overhead is paid once)."""
-    centres = np.stack([np.asarray(raster.sheet) for raster in rasters]).view(bool)
-    stamped = _stamp(centres).view(np.uint8)
-    layouts = [raster.layout for raster in rasters]
-    assert all(layouts), "draw a raster before finishing it"
-    fit = np.array([layout.fit for layout in layouts if layout], dtype=np.intp)
-    dot = np.array([layout.dot for layout in layouts if layout], dtype=bool)
+def _draw_lines(
+    centres: np.ndarray,
+    pieces: list[np.ndarray],
+    placing: list[tuple[float, ...]],
+    owners: list[int],
+) -> None:
+    """Set the pixels of the pieces' lines in `centres` [N, _FRAME] (bit rows): each piece a
+    polyline of points for its owner's row, placed by its layout.
 
+    The lines are the 1-pixel lines of Pillow, which the renderer drew with before (Bresenham: a
+    segment sets one pixel per step along its longer axis, from its first point up to but not
+    including its last; each polyline's last point is set too), computed here for the whole batch
+    at once (tests/serving/test_render_pinned.py compares them with Pillow's for every segment
+    that fits the canvas). Setting a pixel twice changes nothing, so a drawing drawn in pieces
+    sets exactly the pixels of it drawn whole.
+    """
+    counts = np.array([len(piece) for piece in pieces])
+    points = np.concatenate(pieces)
+    at = np.repeat(np.array(placing), counts, axis=0)
+    # Pillow cut coordinates down to whole pixels: +0.5 makes that a rounding. Rounding to a
+    # thousandth first drops float noise (from the drawing's offset and scale) that would
+    # otherwise flip pixels on the raster's edges.
+    placed = (((points - at[:, :2]) * at[:, 2:3] + at[:, 3:]).round(3) + 0.5).astype(np.intp)
+    placed -= _LEFT
+    if placed.min() < _REACH or placed.max() >= _FRAME - _REACH:  # never: see `_layout`
+        raise RuntimeError("a point placed off its canvas")
+    rows = np.repeat(owners, counts)
+    # The segments: each pair of consecutive points of a piece.
+    joined = np.ones(len(points) - 1, dtype=bool)
+    joined[np.cumsum(counts)[:-1] - 1] = False
+    start, delta = placed[:-1][joined], np.diff(placed, axis=0)[joined]
+    steps = np.abs(delta)
+    along, across = steps.max(axis=1), steps.min(axis=1)  # pixels, and steps on the other axis
+    segment = np.repeat(np.arange(len(along)), along)
+    i = np.arange(len(segment)) - np.repeat(np.cumsum(along) - along, along)
+    a = along[segment]
+    j = (2 * across[segment] * i + a) // (2 * a)  # steps across after i along (Pillow's error term)
+    x_major = (steps[:, 0] > steps[:, 1])[segment]
+    sign = np.sign(delta[segment])
+    x = np.concatenate([placed[:, 0], start[segment, 0] + sign[:, 0] * np.where(x_major, i, j)])
+    y = np.concatenate([placed[:, 1], start[segment, 1] + sign[:, 1] * np.where(x_major, j, i)])
+    rows = np.concatenate([rows, rows[:-1][joined][segment]])
+    np.bitwise_or.at(centres, (rows, y), _BITS[x])
+
+
+def _stamp(centres: np.ndarray) -> np.ndarray:
+    """The pen's disc stamped on every pixel set in `centres` [N, _FRAME] (bit rows): each row
+    of the disc is the row's bits shifted left and right up to its half-width, OR-ed."""
+    widened = [centres]  # widened[w]: a centre in the same row within w pixels
+    for w in range(1, _REACH + 1):
+        widened.append(widened[-1] | (centres << w) | (centres >> w))
+    ink = widened[_PEN_HALF_WIDTHS[0]].copy()
+    for dy, w in enumerate(_PEN_HALF_WIDTHS[1:], start=1):
+        ink[:, dy:] |= widened[w][:, :-dy]
+        ink[:, :-dy] |= widened[w][:, dy:]
+    return ink
+
+
+def _finish(ink: np.ndarray, layouts: Sequence[_Layout]) -> np.ndarray:
+    """The 28×28 images of inked frames [N, _FRAME] (bit rows): the blocks of the box summed,
+    the mass centred."""
+    fit = np.array([layout.fit for layout in layouts], dtype=np.intp).reshape(-1, 2)
+    dot = np.array([layout.dot for layout in layouts], dtype=bool)
     # Sum each SUPERSAMPLE × SUPERSAMPLE block of the box; ink past a drawing's whole blocks (the
     # pen's overhang on a side rounded down) is cropped.
-    rows = np.add.reduce([stamped[:, k::SUPERSAMPLE] for k in range(SUPERSAMPLE)])
-    blocks = np.add.reduce(
-        [rows[:, :, k::SUPERSAMPLE] for k in range(SUPERSAMPLE)], dtype=np.float32
-    )
+    box = np.ascontiguousarray(ink[:, _BOX_AT : _BOX_AT + _SIDE])
+    pixels = np.unpackbits(box.view(np.uint8), axis=-1, bitorder="little")  # [N, _SIDE * 8]
+    pixels = pixels.reshape(len(ink), _SIDE, _FRAME)[:, :, _BOX_AT : _BOX_AT + _SIDE]
+    rows = pixels[:, 0::SUPERSAMPLE] + pixels[:, 1::SUPERSAMPLE] + pixels[:, 2::SUPERSAMPLE]
+    blocks = rows[..., 0::SUPERSAMPLE] + rows[..., 1::SUPERSAMPLE] + rows[..., 2::SUPERSAMPLE]
+    blocks = blocks.astype(np.float32)
     used = fit[:, :, None] > _RAMP  # [N, 2, 20]: the columns and the rows of whole blocks
     blocks *= used[:, 1, :, None] & used[:, 0, None, :]
     blocks[dot] = _DOT_BLOCKS
@@ -331,26 +402,6 @@ def image_to_png(image28: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def _stamp(centres: np.ndarray) -> np.ndarray:
-    """Every box pixel within the pen's radius of a marked one: [N, SIDE, SIDE] bools.
-
-    The disc is stamped row by row: each of its rows is the marks widened by that row's half-width
-    (a few whole-array ORs, however many pixels are marked).
-    """
-
-    def columns(shift: int) -> np.ndarray:
-        return centres[:, :, _PAD + shift : _PAD + _SIDE + shift]
-
-    widened = [columns(0)]  # widened[w]: a mark in the same row within w pixels
-    for w in range(1, _PEN_HALF_WIDTHS[0] + 1):
-        widened.append(widened[-1] | columns(-w) | columns(w))
-    stamped = widened[_PEN_HALF_WIDTHS[0]][:, _PAD : _PAD + _SIDE].copy()
-    for dy, w in enumerate(_PEN_HALF_WIDTHS[1:], start=1):
-        stamped |= widened[w][:, _PAD - dy : _PAD + _SIDE - dy]
-        stamped |= widened[w][:, _PAD + dy : _PAD + _SIDE + dy]
-    return stamped
-
-
 def _centre(fitted: np.ndarray, fit: np.ndarray) -> np.ndarray:
     """Paste fitted images into 28×28 frames, each centre of mass in the middle, brightest = 1.
 
@@ -371,16 +422,25 @@ def _centre(fitted: np.ndarray, fit: np.ndarray) -> np.ndarray:
 _PAIR_TYPES = {list, tuple}
 _RAMP = np.arange(BOX, dtype=np.float32)
 # The render canvas: the SUPERSAMPLE× box with room around it for the pen's overhang (a side
-# rounded down to whole blocks loses that overhang, as a crop would). Indices into it are flat.
+# rounded down to whole blocks loses that overhang, as a crop would).
 _SIDE = SUPERSAMPLE * BOX
 _PEN_RADIUS = (_SIDE - 1) * STROKE_WIDTH / 2 / (1 + STROKE_WIDTH)
 _PAD = math.ceil(_PEN_RADIUS) + SUPERSAMPLE
-_CANVAS = _SIDE + 2 * _PAD
 # The pen's disc, row by row: the pixels whose centres lie within its radius of the middle one
 # reach this far left and right in each row 0, 1, 2, ... above (and below) the middle.
 _PEN_HALF_WIDTHS = [
     math.floor(math.sqrt(_PEN_RADIUS**2 - dy**2)) for dy in range(math.floor(_PEN_RADIUS) + 1)
 ]
+_REACH = len(_PEN_HALF_WIDTHS) - 1  # how far the disc reaches from its middle
+# The pen's centres are kept on the 64 × 64 square of the canvas around the box, a row of pixels
+# per uint64 (bit k: the square's column k); every centre lands at least _REACH inside it (see
+# `_layout`), so its disc does too. A raster with nothing drawn shares _BLANK.
+_FRAME = 64
+_LEFT = _PAD + (_SIDE - _FRAME) // 2  # the square's first row and column on the canvas
+_BOX_AT = _PAD - _LEFT  # the box's first row and column in the square
+_BITS = np.uint64(1) << np.arange(_FRAME, dtype=np.uint64)
+_BLANK = np.zeros(_FRAME, dtype=np.uint64)
+_BLANK.flags.writeable = False
 # A dot is the pen's disc alone, scaled up to fill the box.
 _DOT_BLOCKS = (
     (np.hypot(*np.mgrid[:_SIDE, :_SIDE] - (_SIDE - 1) / 2) <= (_SIDE - 1) / 2)
