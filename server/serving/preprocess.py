@@ -69,13 +69,16 @@ INK_THRESHOLD = 0.1
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
+Box = tuple[float, float, float, float]  # the least x and y of some points, and the greatest
+
+
 @dataclass(frozen=True)
 class Strokes:
     """A checked drawing: all its points, stroke after stroke, and how many each stroke has."""
 
     points: np.ndarray  # float64 [n, 2]
     lengths: list[int]  # points per stroke (empty strokes left out)
-    box: tuple[float, float, float, float]  # the points' least x and y, and greatest
+    box: Box  # the points' bounds
 
 
 class DrawingError(ValueError):
@@ -148,8 +151,8 @@ def parse_strokes(strokes: object) -> Strokes:
     return Strokes(points, lengths, bounds(points))
 
 
-def bounds(points: np.ndarray) -> tuple[float, float, float, float]:
-    """The least x and y of points [n, 2], and the greatest (a `Strokes.box`)."""
+def bounds(points: np.ndarray) -> Box:
+    """The bounds of points [n, 2] (at least one)."""
     low_x, low_y = np.minimum.reduce(points).tolist()
     high_x, high_y = np.maximum.reduce(points).tolist()
     return low_x, low_y, high_x, high_y
@@ -195,7 +198,9 @@ def render(drawings: Sequence[Strokes], rasters: Sequence[Raster] | None = None)
     placing: list[tuple[float, ...]] = []  # each piece's layout (`_Layout.placing`)
     owners: list[int] = []  # each piece's row
     for row, (raster, drawing) in enumerate(zip(rasters, drawings, strict=True)):
-        layout = _layout(drawing.box)
+        layout = raster.layout
+        if layout is None or drawing.box != raster.box:
+            layout = _layout(drawing.box)
         layouts.append(layout)
         drawn = raster.drawn
         if layout != raster.layout:
@@ -210,15 +215,17 @@ def render(drawings: Sequence[Strokes], rasters: Sequence[Raster] | None = None)
                 placing.append(layout.placing)
                 owners.append(row)
             start += length
-    centres = np.stack([raster.centres for raster in rasters])
+    joined = bytearray().join([raster.centres for raster in rasters])
+    centres = np.frombuffer(joined, dtype=np.uint64).reshape(len(rasters), _FRAME)
     centres[redrawn] = 0
     if pieces:
         _draw_lines(centres, pieces, placing, owners)
     if keep:
-        for row, raster in enumerate(rasters):
-            raster.centres = centres[row].copy()
-            raster.layout = layouts[row]
-            raster.drawn = list(drawings[row].lengths)
+        kept = centres.tobytes()
+        for row, (raster, drawing) in enumerate(zip(rasters, drawings, strict=True)):
+            raster.centres = kept[row * _ROW_BYTES : (row + 1) * _ROW_BYTES]
+            raster.box, raster.layout = drawing.box, layouts[row]
+            raster.drawn = list(drawing.lengths)
     return _finish(_stamp(centres), layouts)
 
 
@@ -232,11 +239,12 @@ class Raster:
     everything is drawn again. 512 bytes of pixels (a bit each): a connection's raster state.
     """
 
-    __slots__ = ("centres", "drawn", "layout")
+    __slots__ = ("box", "centres", "drawn", "layout")
 
     def __init__(self) -> None:
-        self.centres = _BLANK  # [_FRAME] uint64, one bit per pixel; its own array once drawn
-        self.layout: _Layout | None = None
+        self.centres = _BLANK  # _FRAME rows of _FRAME bits (uint64), bit k: the row's column k
+        self.box: Box | None = None  # the drawing's bounds when last drawn
+        self.layout: _Layout | None = None  # and its layout, None: draw everything next time
         self.drawn: list[int] = []  # points drawn per stroke so far
 
     def reset(self) -> None:
@@ -253,7 +261,7 @@ class _Layout(NamedTuple):
     dot: bool  # a single dot: only the pen's disc, which then fills the box
 
 
-def _layout(box: tuple[float, float, float, float]) -> _Layout:
+def _layout(box: Box) -> _Layout:
     # The same float operations, in the same order, as the numpy code this replaced: the same
     # pixels, bit for bit. Every point lands on the canvas ≥ 11 pixels from its top and left and
     # within 64.2: 0.75 past the pen's radius and the pad at most, as a side's whole blocks
@@ -293,33 +301,37 @@ def _draw_lines(
     that fits the canvas). Setting a pixel twice changes nothing, so a drawing drawn in pieces
     sets exactly the pixels of it drawn whole.
     """
-    counts = np.array([len(piece) for piece in pieces])
-    points = np.concatenate(pieces)
+    counts = [len(piece) for piece in pieces]
     at = np.repeat(np.array(placing), counts, axis=0)
     # Pillow cut coordinates down to whole pixels: +0.5 makes that a rounding. Rounding to a
     # thousandth first drops float noise (from the drawing's offset and scale) that would
     # otherwise flip pixels on the raster's edges.
-    placed = (((points - at[:, :2]) * at[:, 2:3] + at[:, 3:]).round(3) + 0.5).astype(np.intp)
-    placed -= _LEFT
-    if placed.min() < _REACH or placed.max() >= _FRAME - _REACH:  # never: see `_layout`
-        raise RuntimeError("a point placed off its canvas")
-    rows = np.repeat(owners, counts)
-    # The segments: each pair of consecutive points of a piece.
-    joined = np.ones(len(points) - 1, dtype=bool)
-    joined[np.cumsum(counts)[:-1] - 1] = False
-    start, delta = placed[:-1][joined], np.diff(placed, axis=0)[joined]
-    steps = np.abs(delta)
-    along, across = steps.max(axis=1), steps.min(axis=1)  # pixels, and steps on the other axis
-    segment = np.repeat(np.arange(len(along)), along)
-    i = np.arange(len(segment)) - np.repeat(np.cumsum(along) - along, along)
-    a = along[segment]
-    j = (2 * across[segment] * i + a) // (2 * a)  # steps across after i along (Pillow's error term)
-    x_major = (steps[:, 0] > steps[:, 1])[segment]
-    sign = np.sign(delta[segment])
-    x = np.concatenate([placed[:, 0], start[segment, 0] + sign[:, 0] * np.where(x_major, i, j)])
-    y = np.concatenate([placed[:, 1], start[segment, 1] + sign[:, 1] * np.where(x_major, j, i)])
-    rows = np.concatenate([rows, rows[:-1][joined][segment]])
-    np.bitwise_or.at(centres, (rows, y), _BITS[x])
+    placed = (np.concatenate(pieces) - at[:, :2]) * at[:, 2:3] + at[:, 3:]
+    px, py = (placed.round(3) + 0.5).astype(np.int32).T - _LEFT
+    if min(px.min(), py.min()) < _REACH or max(px.max(), py.max()) >= _FRAME - _REACH:
+        raise RuntimeError("a point placed off its canvas")  # never: see `_layout`
+    # Pixels are numbered through the batch: row, then y, then x.
+    points = np.repeat(np.array(owners, dtype=np.int32) * _FRAME**2, counts) + py * _FRAME + px
+    # The segments: each pair of consecutive points, none from one piece to the next. A segment
+    # sets `along` pixels, a step each along its longer axis; after i of them, j steps across.
+    dx, dy = px[1:] - px[:-1], py[1:] - py[:-1]
+    adx, ady = np.abs(dx), np.abs(dy)
+    along = np.maximum(adx, ady)
+    along[np.cumsum(counts[:-1], dtype=np.intp) - 1] = 0
+    x_major = adx > ady
+    step_x, step_y = np.sign(dx), np.sign(dy) * _FRAME
+    i = np.arange(along.sum(), dtype=np.int32) - np.repeat(np.cumsum(along) - along, along)
+    a = np.repeat(along, along)
+    j = (np.repeat(2 * np.minimum(adx, ady), along) * i + a) // (2 * a)  # Pillow's error term
+    lines = (
+        np.repeat(points[:-1], along)
+        + i * np.repeat(np.where(x_major, step_x, step_y), along)
+        + j * np.repeat(np.where(x_major, step_y, step_x), along)
+    )
+    pixels = np.zeros(centres.size * _FRAME, dtype=bool)
+    pixels[points] = True
+    pixels[lines] = True
+    centres |= np.packbits(pixels, bitorder="little").view(np.uint64).reshape(centres.shape)
 
 
 def _stamp(centres: np.ndarray) -> np.ndarray:
@@ -438,9 +450,8 @@ _REACH = len(_PEN_HALF_WIDTHS) - 1  # how far the disc reaches from its middle
 _FRAME = 64
 _LEFT = _PAD + (_SIDE - _FRAME) // 2  # the square's first row and column on the canvas
 _BOX_AT = _PAD - _LEFT  # the box's first row and column in the square
-_BITS = np.uint64(1) << np.arange(_FRAME, dtype=np.uint64)
-_BLANK = np.zeros(_FRAME, dtype=np.uint64)
-_BLANK.flags.writeable = False
+_ROW_BYTES = _FRAME * 8
+_BLANK = bytes(_ROW_BYTES)
 # A dot is the pen's disc alone, scaled up to fill the box.
 _DOT_BLOCKS = (
     (np.hypot(*np.mgrid[:_SIDE, :_SIDE] - (_SIDE - 1) / 2) <= (_SIDE - 1) / 2)
