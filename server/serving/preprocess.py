@@ -419,16 +419,18 @@ def _centre(fitted: np.ndarray, fit: np.ndarray) -> np.ndarray:
 
     `fitted` is [N, 20, 20], each image's ink within its top-left `fit` [N, 2] (width, height).
     """
-    rows, cols = fitted.sum(axis=2), fitted.sum(axis=1)
-    total = rows.sum(axis=1)
+    rows, cols = np.add.reduce(fitted, axis=2), np.add.reduce(fitted, axis=1)
+    total = np.add.reduce(rows, axis=1)
     centre = np.stack([cols @ _RAMP, rows @ _RAMP], axis=1) / total[:, None]  # x, y
     # Put the centre of mass at pixel (14, 14) as MNIST does, but never push ink off the frame.
     corner = np.clip(np.rint(SIZE / 2 - centre), 0, SIZE - fit).astype(np.intp)
     frames = np.zeros((len(fitted), SIZE + BOX, SIZE + BOX), dtype=np.float32)
     for frame, image, (left, top) in zip(frames, fitted, corner.tolist(), strict=True):
         frame[top : top + BOX, left : left + BOX] = image
-    out = frames[:, :SIZE, :SIZE]
-    return out / out.max(axis=(1, 2), keepdims=True)
+    # The brightest pixel, found in `fitted` (smaller, and in one piece): the frame holds all of
+    # its ink (inside `fit`) and zeros.
+    peak = np.maximum.reduce(fitted.reshape(len(fitted), -1), axis=1)
+    return frames[:, :SIZE, :SIZE] / peak[:, None, None]
 
 
 _PAIR_TYPES = {list, tuple}
