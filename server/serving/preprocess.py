@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 SIZE = 28  # the model's input side
 BOX = 20  # MNIST fits each digit's ink into a 20×20 box inside the 28×28 frame
@@ -294,44 +294,31 @@ def _draw_lines(
     """Set the pixels of the pieces' lines in `centres` [N, _FRAME] (bit rows): each piece a
     polyline of points for its owner's row, placed by its layout.
 
-    The lines are the 1-pixel lines of Pillow, which the renderer drew with before (Bresenham: a
-    segment sets one pixel per step along its longer axis, from its first point up to but not
-    including its last; each polyline's last point is set too), computed here for the whole batch
-    at once (tests/serving/test_render_pinned.py compares them with Pillow's for every segment
-    that fits the canvas). Setting a pixel twice changes nothing, so a drawing drawn in pieces
-    sets exactly the pixels of it drawn whole.
+    Pillow draws the 1-pixel lines, on one sheet for the whole batch: each row's square under
+    the one before. Setting a pixel twice changes nothing, so a drawing drawn in pieces sets
+    exactly the pixels of it drawn whole.
     """
     counts = [len(piece) for piece in pieces]
     at = np.repeat(np.array(placing), counts, axis=0)
-    # Pillow cut coordinates down to whole pixels: +0.5 makes that a rounding. Rounding to a
+    # Pillow cuts coordinates down to whole pixels: +0.5 makes that a rounding. Rounding to a
     # thousandth first drops float noise (from the drawing's offset and scale) that would
-    # otherwise flip pixels on the raster's edges.
+    # otherwise flip pixels on the raster's edges. Cut here, the coordinates move to their row's
+    # square as whole numbers: the same pixels, moved.
     placed = (np.concatenate(pieces) - at[:, :2]) * at[:, 2:3] + at[:, 3:]
-    px, py = (placed.round(3) + 0.5).astype(np.int32).T - _LEFT
-    if min(px.min(), py.min()) < _REACH or max(px.max(), py.max()) >= _FRAME - _REACH:
+    pixels = (placed.round(3) + 0.5).astype(np.intp) - _LEFT
+    if pixels.min() < _REACH or pixels.max() >= _FRAME - _REACH:
         raise RuntimeError("a point placed off its canvas")  # never: see `_layout`
-    # Pixels are numbered through the batch: row, then y, then x.
-    points = np.repeat(np.array(owners, dtype=np.int32) * _FRAME**2, counts) + py * _FRAME + px
-    # The segments: each pair of consecutive points, none from one piece to the next. A segment
-    # sets `along` pixels, a step each along its longer axis; after i of them, j steps across.
-    dx, dy = px[1:] - px[:-1], py[1:] - py[:-1]
-    adx, ady = np.abs(dx), np.abs(dy)
-    along = np.maximum(adx, ady)
-    along[np.cumsum(counts[:-1], dtype=np.intp) - 1] = 0
-    x_major = adx > ady
-    step_x, step_y = np.sign(dx), np.sign(dy) * _FRAME
-    i = np.arange(along.sum(), dtype=np.int32) - np.repeat(np.cumsum(along) - along, along)
-    a = np.repeat(along, along)
-    j = (np.repeat(2 * np.minimum(adx, ady), along) * i + a) // (2 * a)  # Pillow's error term
-    lines = (
-        np.repeat(points[:-1], along)
-        + i * np.repeat(np.where(x_major, step_x, step_y), along)
-        + j * np.repeat(np.where(x_major, step_y, step_x), along)
-    )
-    pixels = np.zeros(centres.size * _FRAME, dtype=bool)
-    pixels[points] = True
-    pixels[lines] = True
-    centres |= np.packbits(pixels, bitorder="little").view(np.uint64).reshape(centres.shape)
+    pixels[:, 1] += np.repeat(np.array(owners) * _FRAME, counts)
+    xy = pixels.ravel().tolist()
+    sheet = Image.new("L", (_FRAME, _FRAME * len(centres)))
+    pen = ImageDraw.Draw(sheet)
+    start = 0
+    for count in counts:
+        # (Pillow draws a polyline of one point as nothing.)
+        (pen.line if count > 1 else pen.point)(xy[start : start + 2 * count], fill=1)
+        start += 2 * count
+    marked = np.frombuffer(sheet.tobytes(), dtype=bool)
+    centres |= np.packbits(marked, bitorder="little").view(np.uint64).reshape(centres.shape)
 
 
 def _stamp(centres: np.ndarray) -> np.ndarray:
