@@ -96,7 +96,7 @@ class HeldDrawing:
             return None
         if not self.synced or message.seq != self.seq + 1:
             return self._lose()
-        if isinstance(message, StrokeStart | AddPoints):
+        if isinstance(message, (StrokeStart, AddPoints)):
             new = message.points
             box = _checked_box(new)
             if isinstance(message, AddPoints) and not self.lengths:

@@ -36,7 +36,6 @@ import itertools
 import math
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -72,8 +71,7 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 Box = tuple[float, float, float, float]  # the least x and y of some points, and the greatest
 
 
-@dataclass(frozen=True)
-class Strokes:
+class Strokes(NamedTuple):
     """A checked drawing: all its points, stroke after stroke, and how many each stroke has."""
 
     points: np.ndarray  # float64 [n, 2]
