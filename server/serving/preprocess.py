@@ -7,21 +7,20 @@ what the model's `image` input expects.
 
 Strokes are checked (`parse_strokes`) and then drawn (`render`) straight into the 20×20 box, on a
 canvas SUPERSAMPLE× finer whose blocks are then summed (the anti-aliased area downscale MNIST
-used): Pillow marks the pixels each polyline passes (C, one call per stroke), and the round pen's
-disc is stamped on all of them with a few whole-array ORs (`_stamp`).
+used): Pillow marks the pixels each polyline passes (its 1-pixel lines, C), and the round pen's
+disc is stamped on all of them with a few whole-array shifts and ORs (`_stamp`).
 
-A drawing is drawn on its `Raster` (the pen-centre canvas); protocol v2 keeps one per connection
-and adds only the new segments to it (server/serving/held.py), and `render` is the same `Raster`
-with every point drawn at once, so both give the same image bit for bit. `finish` stamps, sums and
-centres a batch of rasters in one go.
-
-`render` draws a whole batch at once, every drawing on its own canvas, finished together. A
-drawing is a few hundred numbers, so drawn alone its cost is numpy's per-call overhead (~40 calls
-of a few µs each on this machine), not arithmetic; a batch pays that overhead once. Measured
-here, per drawing of the load benchmark: ~450 µs alone, ~150 µs in a batch of 4, ~55 µs in a
-batch of 32 (the renderer this replaced drew one drawing in ~290 µs). Serving draws the live
-guesses in the model worker's batches (server/serving/model_worker.py). A PNG is decoded and
-fitted by `to_mnist`; both paths share the centring (`_centre`).
+`render` draws a whole batch at once: numpy's per-call overhead (a few µs a call on this
+machine) is paid once per batch, not per drawing. The pixels the pen's centre passed are kept as
+bits, a row of the canvas per uint64 (512 bytes a drawing): Pillow draws the batch's lines on one
+sheet, which is packed to bits in one call; stamping the disc is then shifts and ORs on 64
+uint64s a drawing, and the blocks are counted from the unpacked bits. A drawing is drawn on its
+`Raster`; protocol v2 keeps one per connection (server/serving/held.py) with the bounds of its
+points, and `render` draws only the segments added since the last guess, unless the drawing
+outgrew its box. Either way the image is the same bit for bit (tests/serving/
+test_render_pinned.py pins them; they are what the renderer gave before it was made faster).
+Serving draws the live guesses in the model worker's batches (server/serving/model_worker.py).
+A PNG is decoded and fitted by `to_mnist`; both paths share the centring (`_centre`).
 
 Everything here is pillow + numpy, so the serving process stays light. Every malformed input
 raises `DrawingError` with a code from docs/protocol.md and a sentence a player can act on.
