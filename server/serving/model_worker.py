@@ -28,9 +28,9 @@ connection's number), so that a guess draws only the segments added since the la
 - "held", `(key, seq)`: the held strokes if they are in step at `seq`, else None (a submission);
 - "forget", key: the connection closed, its drawing is freed; "held_count": how many are held.
 
-All of a batch's strokes are drawn in one `render` call; each item is isolated from the others
-(a drawing that fails is refused alone, `bad_drawing`). The worker exits when its stdin closes.
-Only the parent writes to it (pickle is trusted here).
+All of a batch's strokes (v1's and v2's) are drawn in one `render` call; each item is isolated
+from the others (a drawing that fails is refused alone, `bad_drawing`). The worker exits when its
+stdin closes. Only the parent writes to it (pickle is trusted here).
 """
 
 from __future__ import annotations
@@ -60,8 +60,8 @@ from server.serving.held import RESYNC, HeldDrawing
 from server.serving.inference import ModelError, load_session, run_batch
 from server.serving.preprocess import (
     DrawingError,
+    Raster,
     Strokes,
-    finish,
     parse_strokes,
     png_from_base64,
     png_to_image,
@@ -128,29 +128,26 @@ def infer(
         except Exception as error:  # a drawing that breaks the code: its own failure only
             print(f"model worker: drawing {kind} failed: {error!r}", file=sys.stderr)
             refuse(index, "bad_drawing", _UNDRAWABLE)
-    if drawings:
-        _render_each(drawings, drawn, images, refuse)
-    for index, (held, _) in list(guessed.items()):
-        try:
-            held.raster.draw(held.strokes)
-        except Exception as error:
-            print(f"model worker: held drawing failed: {error!r}", file=sys.stderr)
-            held.raster.reset()
-            replies[index].append(
-                encode(error_reply("bad_drawing", _UNDRAWABLE, guessed[index][1]))
-            )
-            del guessed[index]
-    if guessed:
-        images[list(guessed)] = finish([held.raster for held, _ in guessed.values()])
-    unfinished = ~np.isfinite(images).all(axis=(1, 2))
-    for index in np.flatnonzero(unfinished).tolist():
-        images[index] = 0.0
+
+    def undrawable(index: int) -> None:
         if index in guessed:
             replies[index].append(
                 encode(error_reply("bad_drawing", _UNDRAWABLE, guessed.pop(index)[1]))
             )
         elif not outcomes[index]:
             refuse(index, "bad_drawing", _UNDRAWABLE)
+
+    rasters = [Raster() for _ in drawings]  # v1: drawn from scratch
+    for index, (held, _) in guessed.items():  # v2: drawn on from where they were
+        drawings.append(held.strokes)
+        rasters.append(held.raster)
+        drawn.append(index)
+    if drawings:
+        _render_each(drawings, rasters, drawn, images, undrawable)
+    unfinished = ~np.isfinite(images).all(axis=(1, 2))
+    for index in np.flatnonzero(unfinished).tolist():
+        images[index] = 0.0
+        undrawable(index)
     # The model runs on the drawings to guess (not on v2 messages that asked for none).
     wanted = [
         i for i, done in enumerate(outcomes) if not done and (i not in replies or i in guessed)
@@ -229,22 +226,24 @@ def _held_request(kind: str, drawing: Any) -> Any:
 
 def _render_each(
     drawings: list[Strokes],
+    rasters: list[Raster],
     drawn: list[int],
     images: np.ndarray,
-    refuse: Callable[[int, str, str], None],
+    undrawable: Callable[[int], None],
 ) -> None:
     """Draw the batch's strokes in one `render` call (much cheaper per drawing); should that
     fail, draw them one by one so that only the drawing at fault is refused."""
     try:
-        images[drawn] = render(drawings)
+        images[drawn] = render(drawings, rasters)
         return
     except Exception as error:
         print(f"model worker: batch render failed, drawing alone: {error!r}", file=sys.stderr)
-    for index, drawing in zip(drawn, drawings, strict=True):
+    for index, drawing, raster in zip(drawn, drawings, rasters, strict=True):
         try:
-            images[index] = render([drawing])[0]
+            images[index] = render([drawing], [raster])[0]
         except Exception:
-            refuse(index, "bad_drawing", _UNDRAWABLE)
+            raster.reset()
+            undrawable(index)
 
 
 def explain_drawing(session: ort.InferenceSession, kind: str, drawing: Any) -> tuple[Any, ...]:

@@ -7,21 +7,20 @@ what the model's `image` input expects.
 
 Strokes are checked (`parse_strokes`) and then drawn (`render`) straight into the 20×20 box, on a
 canvas SUPERSAMPLE× finer whose blocks are then summed (the anti-aliased area downscale MNIST
-used): Pillow marks the pixels each polyline passes (C, one call per stroke), and the round pen's
-disc is stamped on all of them with a few whole-array ORs (`_stamp`).
+used): Pillow marks the pixels each polyline passes (its 1-pixel lines, C), and the round pen's
+disc is stamped on all of them with a few whole-array shifts and ORs (`_stamp`).
 
-A drawing is drawn on its `Raster` (the pen-centre canvas); protocol v2 keeps one per connection
-and adds only the new segments to it (server/serving/held.py), and `render` is the same `Raster`
-with every point drawn at once, so both give the same image bit for bit. `finish` stamps, sums and
-centres a batch of rasters in one go.
-
-`render` draws a whole batch at once, every drawing on its own canvas, finished together. A
-drawing is a few hundred numbers, so drawn alone its cost is numpy's per-call overhead (~40 calls
-of a few µs each on this machine), not arithmetic; a batch pays that overhead once. Measured
-here, per drawing of the load benchmark: ~450 µs alone, ~150 µs in a batch of 4, ~55 µs in a
-batch of 32 (the renderer this replaced drew one drawing in ~290 µs). Serving draws the live
-guesses in the model worker's batches (server/serving/model_worker.py). A PNG is decoded and
-fitted by `to_mnist`; both paths share the centring (`_centre`).
+`render` draws a whole batch at once: numpy's per-call overhead (a few µs a call on this
+machine) is paid once per batch, not per drawing. The pixels the pen's centre passed are kept as
+bits, a row of the canvas per uint64 (512 bytes a drawing): Pillow draws the batch's lines on one
+sheet, which is packed to bits in one call; stamping the disc is then shifts and ORs on 64
+uint64s a drawing, and the blocks are counted from the unpacked bits. A drawing is drawn on its
+`Raster`; protocol v2 keeps one per connection (server/serving/held.py) with the bounds of its
+points, and `render` draws only the segments added since the last guess, unless the drawing
+outgrew its box. Either way the image is the same bit for bit (tests/serving/
+test_render_pinned.py pins them; they are what the renderer gave before it was made faster).
+Serving draws the live guesses in the model worker's batches (server/serving/model_worker.py).
+A PNG is decoded and fitted by `to_mnist`; both paths share the centring (`_centre`).
 
 Everything here is pillow + numpy, so the serving process stays light. Every malformed input
 raises `DrawingError` with a code from docs/protocol.md and a sentence a player can act on.
@@ -36,7 +35,7 @@ import itertools
 import math
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -68,12 +67,15 @@ INK_THRESHOLD = 0.1
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-@dataclass(frozen=True)
-class Strokes:
+Box = tuple[float, float, float, float]  # the least x and y of some points, and the greatest
+
+
+class Strokes(NamedTuple):
     """A checked drawing: all its points, stroke after stroke, and how many each stroke has."""
 
     points: np.ndarray  # float64 [n, 2]
     lengths: list[int]  # points per stroke (empty strokes left out)
+    box: Box  # the points' bounds
 
 
 class DrawingError(ValueError):
@@ -142,7 +144,15 @@ def parse_strokes(strokes: object) -> Strokes:
         )
     if not lengths:
         raise DrawingError("empty_drawing", "The drawing is empty: draw a digit first.")
-    return Strokes(check_points(list(itertools.chain.from_iterable(strokes))), lengths)
+    points = check_points(list(itertools.chain.from_iterable(strokes)))
+    return Strokes(points, lengths, bounds(points))
+
+
+def bounds(points: np.ndarray) -> Box:
+    """The bounds of points [n, 2] (at least one)."""
+    low_x, low_y = np.minimum.reduce(points).tolist()
+    high_x, high_y = np.maximum.reduce(points).tolist()
+    return low_x, low_y, high_x, high_y
 
 
 def check_points(points: Sequence[object]) -> np.ndarray:
@@ -162,7 +172,7 @@ def check_points(points: Sequence[object]) -> np.ndarray:
     return numbers.astype(np.float64, copy=False).reshape(-1, 2)
 
 
-def render(drawings: Sequence[Strokes]) -> np.ndarray:
+def render(drawings: Sequence[Strokes], rasters: Sequence[Raster] | None = None) -> np.ndarray:
     """Draw checked drawings (from `parse_strokes`) as float32 [N, 28, 28] images, all at once.
 
     Each drawing's longer side spans the 20×20 box, between pixel centres, less the pen's disc at
@@ -170,113 +180,170 @@ def render(drawings: Sequence[Strokes]) -> np.ndarray:
     own offset and scale on the canvas never matter. Total over everything `parse_strokes`
     accepts (tests/serving/test_preprocess_total.py searches for counterexamples).
 
-    This is `Raster` with every point drawn at once: the incremental protocol (v2) keeps one
-    `Raster` per connection and draws only the new points, so both give the same images.
+    Given `rasters` (one per drawing, kept by the caller), each drawing is drawn on its raster,
+    which must hold an earlier state of the same drawing or have been `reset`: only the points
+    added since are drawn (protocol v2, server/serving/held.py). Either way the images are the
+    same bit for bit (tests/serving/test_render_pinned.py). Should this raise, no raster has
+    changed.
     """
-    rasters = [Raster() for _ in drawings]
-    for raster, drawing in zip(rasters, drawings, strict=True):
-        raster.draw(drawing)
-    return finish(rasters)
+    keep = rasters is not None
+    if rasters is None:
+        rasters = [Raster() for _ in drawings]
+    redrawn: list[int] = []  # rows whose layout moved: drawn again from scratch
+    layouts: list[_Layout] = []
+    pieces: list[np.ndarray] = []  # the points to draw, polyline by polyline
+    placing: list[tuple[float, ...]] = []  # each piece's layout (`_Layout.placing`)
+    owners: list[int] = []  # each piece's row
+    for row, (raster, drawing) in enumerate(zip(rasters, drawings, strict=True)):
+        layout = raster.layout
+        if layout is None or drawing.box != raster.box:
+            layout = _layout(drawing.box)
+        layouts.append(layout)
+        drawn = raster.drawn
+        if layout != raster.layout:
+            redrawn.append(row)
+            drawn = []
+        start = 0
+        for index, length in enumerate(drawing.lengths):
+            done = drawn[index] if index < len(drawn) else 0
+            if length > done:
+                # From the last point drawn (the joint), so the new segment meets the old ones.
+                pieces.append(drawing.points[start + max(0, done - 1) : start + length])
+                placing.append(layout.placing)
+                owners.append(row)
+            start += length
+    joined = bytearray().join([raster.centres for raster in rasters])
+    centres = np.frombuffer(joined, dtype=np.uint64).reshape(len(rasters), _FRAME)
+    centres[redrawn] = 0
+    if pieces:
+        _draw_lines(centres, pieces, placing, owners)
+    if keep:
+        kept = centres.tobytes()
+        for row, (raster, drawing) in enumerate(zip(rasters, drawings, strict=True)):
+            raster.centres = kept[row * _ROW_BYTES : (row + 1) * _ROW_BYTES]
+            raster.box, raster.layout = drawing.box, layouts[row]
+            raster.drawn = list(drawing.lengths)
+    return _finish(_stamp(centres), layouts)
 
 
 class Raster:
-    """One drawing's pen-centre canvas (SUPERSAMPLE× the 20×20 box), drawn point by point.
+    """The pixels a drawing's pen centre passed so far (on a canvas SUPERSAMPLE× the 20×20 box),
+    kept between guesses by protocol v2 (`render`).
 
     The canvas depends on where the drawing's points land in the box, which depends on the whole
-    drawing's bounding box (`_Layout`). `draw` is given the drawing so far, which must extend
-    what it was given last time (new strokes, or points added to the last ones): while the
-    layout stays the same it draws only the new segments; when the layout moves (the drawing
-    grew past its box) or after `reset` (an undo, a clear), it draws everything again. Pillow's
-    1-pixel lines set exactly the pixels of each segment, so drawing a polyline in pieces sets
-    the same pixels as drawing it whole (tests/serving/test_incremental.py checks bit for bit).
-    About 6 kB: a connection's whole raster state.
+    drawing's bounding box (`_Layout`): while that stays the same only the new segments are
+    drawn; when it moves (the drawing grew past its box) or after `reset` (an undo, a clear),
+    everything is drawn again. 512 bytes of pixels (a bit each): a connection's raster state.
     """
 
-    __slots__ = ("_drawn", "_pen", "layout", "sheet")
+    __slots__ = ("box", "centres", "drawn", "layout")
 
     def __init__(self) -> None:
-        self.sheet = Image.new("L", (_CANVAS, _CANVAS))
-        self._pen = ImageDraw.Draw(self.sheet)
-        self.layout: _Layout | None = None
-        self._drawn: list[int] = []  # points drawn per stroke so far
+        self.centres = _BLANK  # _FRAME rows of _FRAME bits (uint64), bit k: the row's column k
+        self.box: Box | None = None  # the drawing's bounds when last drawn
+        self.layout: _Layout | None = None  # and its layout, None: draw everything next time
+        self.drawn: list[int] = []  # points drawn per stroke so far
 
     def reset(self) -> None:
-        """Forget what was drawn (the next `draw` starts over)."""
+        """Forget what was drawn (the next `render` starts over)."""
         self.layout = None
 
-    def draw(self, drawing: Strokes) -> None:
-        points, lengths = drawing.points, drawing.lengths
-        layout = _layout(points)
-        if layout != self.layout:
-            self.sheet.paste(0, (0, 0, _CANVAS, _CANVAS))
-            self._drawn = []
-            self.layout = layout
-        start = 0
-        for index, length in enumerate(lengths):
-            done = self._drawn[index] if index < len(self._drawn) else 0
-            if length > done:
-                # From the last point drawn (the joint), so the new segment meets the old ones.
-                first = start + max(0, done - 1)
-                xy = layout.place(points[first : start + length]).ravel().tolist()
-                (self._pen.line if len(xy) > 2 else self._pen.point)(xy, fill=1)
-            start += length
-        self._drawn = list(lengths)
 
-
-@dataclass(frozen=True)
-class _Layout:
+class _Layout(NamedTuple):
     """Where a drawing lands in the box: points → canvas pixels, and the whole blocks it uses."""
 
-    low: tuple[float, float]  # the drawing's top-left corner (canvas pixels)
-    scale: float
-    origin: tuple[float, float]  # where `low` lands on the raster
+    # The drawing's least x and y, its scale, and where that corner lands on the canvas.
+    placing: tuple[float, float, float, float, float]
     fit: tuple[int, int]  # whole blocks wide and high
     dot: bool  # a single dot: only the pen's disc, which then fills the box
 
-    def place(self, points: np.ndarray) -> np.ndarray:
-        # Pillow cuts coordinates down to whole pixels: +0.5 makes that a rounding. Rounding to a
-        # thousandth first drops float noise (from the drawing's offset and scale) that would
-        # otherwise flip pixels on the raster's edges.
-        placed = (points - self.low) * self.scale + self.origin
-        result: np.ndarray = placed.round(3) + 0.5
-        return result
 
-
-def _layout(points: np.ndarray) -> _Layout:
-    low = np.minimum.reduce(points)
-    size = np.maximum.reduce(points) - low  # width, height
-    extent = float(size.max())
+def _layout(box: Box) -> _Layout:
+    # The same float operations, in the same order, as the numpy code this replaced: the same
+    # pixels, bit for bit. Every point lands on the canvas ≥ 11 pixels from its top and left and
+    # within 64.2: 0.75 past the pen's radius and the pad at most, as a side's whole blocks
+    # (`fit`, ≥ 3 for the pen alone) are within 1.5 pixels of its ink, and the longer side spans
+    # _SIDE - 1 - 2 × _PEN_RADIUS.
+    low_x, low_y, high_x, high_y = box
+    width, height = high_x - low_x, high_y - low_y
+    extent = max(width, height)
     dot = extent < MIN_EXTENT
     scale = (_SIDE - 1 - 2 * _PEN_RADIUS) / (1.0 if dot else extent)
-    ink = size * scale + 2 * _PEN_RADIUS + 1
-    fit = np.maximum(1, np.rint(ink / SUPERSAMPLE)).astype(np.intp)
-    origin = (SUPERSAMPLE * fit - ink) / 2 + _PEN_RADIUS + _PAD
+    ink_w = width * scale + 2 * _PEN_RADIUS + 1
+    ink_h = height * scale + 2 * _PEN_RADIUS + 1
+    fit_w = max(1, round(ink_w / SUPERSAMPLE))
+    fit_h = max(1, round(ink_h / SUPERSAMPLE))
+    origin_x = (SUPERSAMPLE * fit_w - ink_w) / 2 + _PEN_RADIUS + _PAD
+    origin_y = (SUPERSAMPLE * fit_h - ink_h) / 2 + _PEN_RADIUS + _PAD
     return _Layout(
-        (float(low[0]), float(low[1])),
-        scale,
-        (float(origin[0]), float(origin[1])),
-        (BOX, BOX) if dot else (int(fit[0]), int(fit[1])),
+        (low_x, low_y, scale, origin_x, origin_y),
+        (BOX, BOX) if dot else (fit_w, fit_h),
         dot,
     )
 
 
-def finish(rasters: Sequence[Raster]) -> np.ndarray:
-    """The 28×28 images of drawn rasters, float32 [N, 28, 28]: the pen's disc stamped on every
-    marked pixel, the blocks summed, the mass centred. A fixed cost per drawing, whatever its
-    length, and much cheaper per drawing in a batch (numpy's per-call overhead is paid once)."""
-    centres = np.stack([np.asarray(raster.sheet) for raster in rasters]).view(bool)
-    stamped = _stamp(centres).view(np.uint8)
-    layouts = [raster.layout for raster in rasters]
-    assert all(layouts), "draw a raster before finishing it"
-    fit = np.array([layout.fit for layout in layouts if layout], dtype=np.intp)
-    dot = np.array([layout.dot for layout in layouts if layout], dtype=bool)
+def _draw_lines(
+    centres: np.ndarray,
+    pieces: list[np.ndarray],
+    placing: list[tuple[float, ...]],
+    owners: list[int],
+) -> None:
+    """Set the pixels of the pieces' lines in `centres` [N, _FRAME] (bit rows): each piece a
+    polyline of points for its owner's row, placed by its layout.
 
+    Pillow draws the 1-pixel lines, on one sheet for the whole batch: each row's square under
+    the one before. Setting a pixel twice changes nothing, so a drawing drawn in pieces sets
+    exactly the pixels of it drawn whole.
+    """
+    counts = [len(piece) for piece in pieces]
+    at = np.repeat(np.array(placing), counts, axis=0)
+    # Pillow cuts coordinates down to whole pixels: +0.5 makes that a rounding. Rounding to a
+    # thousandth first drops float noise (from the drawing's offset and scale) that would
+    # otherwise flip pixels on the raster's edges. Cut here, the coordinates move to their row's
+    # square as whole numbers: the same pixels, moved.
+    placed = (np.concatenate(pieces) - at[:, :2]) * at[:, 2:3] + at[:, 3:]
+    pixels = (placed.round(3) + 0.5).astype(np.intp) - _LEFT
+    if pixels.min() < _REACH or pixels.max() >= _FRAME - _REACH:
+        raise RuntimeError("a point placed off its canvas")  # never: see `_layout`
+    pixels[:, 1] += np.repeat(np.array(owners) * _FRAME, counts)
+    xy = pixels.ravel().tolist()
+    sheet = Image.new("L", (_FRAME, _FRAME * len(centres)))
+    pen = ImageDraw.Draw(sheet)
+    start = 0
+    for count in counts:
+        # (Pillow draws a polyline of one point as nothing.)
+        (pen.line if count > 1 else pen.point)(xy[start : start + 2 * count], fill=1)
+        start += 2 * count
+    marked = np.frombuffer(sheet.tobytes(), dtype=bool)
+    centres |= np.packbits(marked, bitorder="little").view(np.uint64).reshape(centres.shape)
+
+
+def _stamp(centres: np.ndarray) -> np.ndarray:
+    """The pen's disc stamped on every pixel set in `centres` [N, _FRAME] (bit rows): each row
+    of the disc is the row's bits shifted left and right up to its half-width, OR-ed."""
+    widened = [centres]  # widened[w]: a centre in the same row within w pixels
+    for w in range(1, _REACH + 1):
+        widened.append(widened[-1] | (centres << w) | (centres >> w))
+    ink = widened[_PEN_HALF_WIDTHS[0]].copy()
+    for dy, w in enumerate(_PEN_HALF_WIDTHS[1:], start=1):
+        ink[:, dy:] |= widened[w][:, :-dy]
+        ink[:, :-dy] |= widened[w][:, dy:]
+    return ink
+
+
+def _finish(ink: np.ndarray, layouts: Sequence[_Layout]) -> np.ndarray:
+    """The 28×28 images of inked frames [N, _FRAME] (bit rows): the blocks of the box summed,
+    the mass centred."""
+    fit = np.array([layout.fit for layout in layouts], dtype=np.intp).reshape(-1, 2)
+    dot = np.array([layout.dot for layout in layouts], dtype=bool)
     # Sum each SUPERSAMPLE × SUPERSAMPLE block of the box; ink past a drawing's whole blocks (the
     # pen's overhang on a side rounded down) is cropped.
-    rows = np.add.reduce([stamped[:, k::SUPERSAMPLE] for k in range(SUPERSAMPLE)])
-    blocks = np.add.reduce(
-        [rows[:, :, k::SUPERSAMPLE] for k in range(SUPERSAMPLE)], dtype=np.float32
-    )
+    box = np.ascontiguousarray(ink[:, _BOX_AT : _BOX_AT + _SIDE])
+    pixels = np.unpackbits(box.view(np.uint8), axis=-1, bitorder="little")  # [N, _SIDE * 8]
+    pixels = pixels.reshape(len(ink), _SIDE, _FRAME)[:, :, _BOX_AT : _BOX_AT + _SIDE]
+    rows = pixels[:, 0::SUPERSAMPLE] + pixels[:, 1::SUPERSAMPLE] + pixels[:, 2::SUPERSAMPLE]
+    blocks = rows[..., 0::SUPERSAMPLE] + rows[..., 1::SUPERSAMPLE] + rows[..., 2::SUPERSAMPLE]
+    blocks = blocks.astype(np.float32)
     used = fit[:, :, None] > _RAMP  # [N, 2, 20]: the columns and the rows of whole blocks
     blocks *= used[:, 1, :, None] & used[:, 0, None, :]
     blocks[dot] = _DOT_BLOCKS
@@ -331,56 +398,46 @@ def image_to_png(image28: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def _stamp(centres: np.ndarray) -> np.ndarray:
-    """Every box pixel within the pen's radius of a marked one: [N, SIDE, SIDE] bools.
-
-    The disc is stamped row by row: each of its rows is the marks widened by that row's half-width
-    (a few whole-array ORs, however many pixels are marked).
-    """
-
-    def columns(shift: int) -> np.ndarray:
-        return centres[:, :, _PAD + shift : _PAD + _SIDE + shift]
-
-    widened = [columns(0)]  # widened[w]: a mark in the same row within w pixels
-    for w in range(1, _PEN_HALF_WIDTHS[0] + 1):
-        widened.append(widened[-1] | columns(-w) | columns(w))
-    stamped = widened[_PEN_HALF_WIDTHS[0]][:, _PAD : _PAD + _SIDE].copy()
-    for dy, w in enumerate(_PEN_HALF_WIDTHS[1:], start=1):
-        stamped |= widened[w][:, _PAD - dy : _PAD + _SIDE - dy]
-        stamped |= widened[w][:, _PAD + dy : _PAD + _SIDE + dy]
-    return stamped
-
-
 def _centre(fitted: np.ndarray, fit: np.ndarray) -> np.ndarray:
     """Paste fitted images into 28×28 frames, each centre of mass in the middle, brightest = 1.
 
     `fitted` is [N, 20, 20], each image's ink within its top-left `fit` [N, 2] (width, height).
     """
-    rows, cols = fitted.sum(axis=2), fitted.sum(axis=1)
-    total = rows.sum(axis=1)
+    rows, cols = np.add.reduce(fitted, axis=2), np.add.reduce(fitted, axis=1)
+    total = np.add.reduce(rows, axis=1)
     centre = np.stack([cols @ _RAMP, rows @ _RAMP], axis=1) / total[:, None]  # x, y
     # Put the centre of mass at pixel (14, 14) as MNIST does, but never push ink off the frame.
     corner = np.clip(np.rint(SIZE / 2 - centre), 0, SIZE - fit).astype(np.intp)
     frames = np.zeros((len(fitted), SIZE + BOX, SIZE + BOX), dtype=np.float32)
     for frame, image, (left, top) in zip(frames, fitted, corner.tolist(), strict=True):
         frame[top : top + BOX, left : left + BOX] = image
-    out = frames[:, :SIZE, :SIZE]
-    return out / out.max(axis=(1, 2), keepdims=True)
+    # The brightest pixel, found in `fitted` (smaller, and in one piece): the frame holds all of
+    # its ink (inside `fit`) and zeros.
+    peak = np.maximum.reduce(fitted.reshape(len(fitted), -1), axis=1)
+    return frames[:, :SIZE, :SIZE] / peak[:, None, None]
 
 
 _PAIR_TYPES = {list, tuple}
 _RAMP = np.arange(BOX, dtype=np.float32)
 # The render canvas: the SUPERSAMPLE× box with room around it for the pen's overhang (a side
-# rounded down to whole blocks loses that overhang, as a crop would). Indices into it are flat.
+# rounded down to whole blocks loses that overhang, as a crop would).
 _SIDE = SUPERSAMPLE * BOX
 _PEN_RADIUS = (_SIDE - 1) * STROKE_WIDTH / 2 / (1 + STROKE_WIDTH)
 _PAD = math.ceil(_PEN_RADIUS) + SUPERSAMPLE
-_CANVAS = _SIDE + 2 * _PAD
 # The pen's disc, row by row: the pixels whose centres lie within its radius of the middle one
 # reach this far left and right in each row 0, 1, 2, ... above (and below) the middle.
 _PEN_HALF_WIDTHS = [
     math.floor(math.sqrt(_PEN_RADIUS**2 - dy**2)) for dy in range(math.floor(_PEN_RADIUS) + 1)
 ]
+_REACH = len(_PEN_HALF_WIDTHS) - 1  # how far the disc reaches from its middle
+# The pen's centres are kept on the 64 × 64 square of the canvas around the box, a row of pixels
+# per uint64 (bit k: the square's column k); every centre lands at least _REACH inside it (see
+# `_layout`), so its disc does too. A raster with nothing drawn shares _BLANK.
+_FRAME = 64
+_LEFT = _PAD + (_SIDE - _FRAME) // 2  # the square's first row and column on the canvas
+_BOX_AT = _PAD - _LEFT  # the box's first row and column in the square
+_ROW_BYTES = _FRAME * 8
+_BLANK = bytes(_ROW_BYTES)
 # A dot is the pen's disc alone, scaled up to fill the box.
 _DOT_BLOCKS = (
     (np.hypot(*np.mgrid[:_SIDE, :_SIDE] - (_SIDE - 1) / 2) <= (_SIDE - 1) / 2)

@@ -15,7 +15,6 @@ from server.serving.preprocess import (
     MAX_POINTS,
     DrawingError,
     Raster,
-    finish,
     parse_strokes,
     render,
 )
@@ -26,8 +25,7 @@ def whole(strokes: list[list[list[float]]]) -> np.ndarray:
 
 
 def held_image(held: HeldDrawing) -> np.ndarray:
-    held.raster.draw(held.strokes)
-    return finish([held.raster])[0]
+    return render([held.strokes], [held.raster])[0]
 
 
 def random_digit(rng: random.Random) -> list[list[list[float]]]:
@@ -103,8 +101,7 @@ def test_undo_and_clear_render_what_is_left():
 def test_v1_renders_with_the_same_raster_all_points_at_once():
     strokes = random_digit(random.Random(3))
     raster = Raster()
-    raster.draw(parse_strokes(strokes))
-    assert np.array_equal(finish([raster])[0], whole(strokes))
+    assert np.array_equal(render([parse_strokes(strokes)], [raster])[0], whole(strokes))
 
 
 def drawn(held: HeldDrawing) -> list[list[list[float]]]:

@@ -70,10 +70,10 @@ def test_a_drawing_that_breaks_the_renderer_fails_only_itself(linear_onnx_model,
     poison = [[[0, 0], [3, 3]]]
     real_render = model_worker.render
 
-    def fragile_render(drawings):
+    def fragile_render(drawings, rasters=None):
         if any(d.points.tolist() == [[0, 0], [3, 3]] for d in drawings):
             raise ValueError("could not broadcast")
-        return real_render(drawings)
+        return real_render(drawings, rasters)
 
     monkeypatch.setattr(model_worker, "render", fragile_render)
     session = load_session(linear_onnx_model(seed=1))
