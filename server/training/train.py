@@ -8,6 +8,10 @@ drawings on a canvas are. The last fifth of the epochs (`clean_fraction`) see th
 jitter, so training ends on clean, centred digits like the test set's (about +0.07% MNIST test
 accuracy on average over four seeded runs).
 
+Fine-tuning can also hold on to the parent (issue #18's forgetting remedies, compared in
+bench/learning.py): `distill` learns MNIST and replayed drawings partly from the parent's outputs
+(Learning without Forgetting), `parent_share` blends the parent's weights back in (WiSE-FT).
+
 Training is reproducible: the same seed, data and thread count give the same weights (torch's
 deterministic algorithms are on while it trains; tests/learning/test_reproducible_round.py).
 """
