@@ -49,6 +49,7 @@ RECIPES: dict[str, Recipe] = {
     "balanced-replay-still-distill": Recipe(replay=2.0, clean_fraction=1.0, distill=0.5),
     "balanced-replay-still-blend": Recipe(replay=2.0, clean_fraction=1.0, parent_share=0.1),
     "balanced-replay4-still-blend": Recipe(replay=4.0, clean_fraction=1.0, parent_share=0.1),
+    "balanced-replay4-still-distill": Recipe(replay=4.0, clean_fraction=1.0, distill=0.5),
     "scratch": Recipe(from_scratch=True, lr=0.01, clean_fraction=0.2),  # new weights
 }
 DEFAULT_RECIPE = "balanced-replay4-still"
