@@ -15,18 +15,25 @@
      far as needed to fool round 0 (players stop once the model is fooled), and digits drawn as
      seven-segment strokes. Every drawing goes through `server.serving.preprocess` as a drawing
      on the canvas would; only those round 0 gets wrong are kept.
-   - Ordinary drawings: other digits of those writers that round 0 reads right, with their
-     label: the submissions the game stores as "the model got it".
+   - Ordinary drawings: the other digits of those writers (the 5,000 not distorted, and the
+     ones whose attempt was drawn as seven-segment strokes instead, so no attempt used them),
+     undistorted, that round 0 reads right, with their label: the submissions the game stores
+     as "the model got it". Round 0 is 100% on them by construction, so on this set a class
+     change counts drawings lost; the report gives each class's count beside it.
    Both are split by the game's own held-out rule (content hash, `game_rules.heldout`) at the
    game's `[retrain] heldout_fraction` (20%; `--heldout-percent`): the rest is the round's
    training data, the held-out part is judged.
 3. Retrains once per recipe (server/learning/recipes.py) through the real pipeline (the trainer
    process, ONNX export, the gate) in a scratch copy of the data directory.
 4. Prints per recipe: held-out foolings, MNIST test (all 10,000) and held-out ordinary drawings
-   with per-class accuracy and the worst class change against round 0, and the gate's verdict.
+   with per-class accuracy (and count) and the worst class change against round 0 (in points
+   and in drawings), and the gate's verdict.
 
-There is no separate validation slice: recipes are compared, and the default chosen, on the
-sets this prints, so a small difference between recipes is not evidence of a better recipe.
+Choosing a recipe: `--validation-percent 25` keeps a quarter of the players' drawings to train
+on (foolings and ordinary drawings alike, by the same content-hash rule with another salt) out
+of training as a validation slice, and prints its table first; recipes are chosen on it, and
+the test sets above are only reported. Without it (the default) recipes train on all of the
+players' drawings not held out, as the game does.
 """
 
 from __future__ import annotations
@@ -164,20 +171,23 @@ def seven_segment(digit: int, rng: np.random.Generator) -> np.ndarray:
 
 def mildest_fooling(
     session: object, images: np.ndarray, labels: np.ndarray, count: int, seed: int
-) -> tuple[np.ndarray, np.ndarray, list[str]]:
+) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
     """Try `count` drawings; keep, for each, the mildest rung of its ladder that fools the model.
 
     Players stop distorting once the model is fooled, so the kept drawings sit just past the
-    model's decision boundary, as real adversarial drawings do.
+    model's decision boundary, as real adversarial drawings do. Also returns the positions of
+    the digits no attempt used (seven-segment attempts draw a digit of their own).
     """
     rng = np.random.default_rng(seed)
     kinds = [*LADDERS, SEVEN_SEGMENT]
     ladders: list[list[np.ndarray]] = []
     truth: list[int] = []
     chosen: list[str] = []
+    unused: list[int] = []
     for index in rng.permutation(len(labels))[:count]:
         kind = str(rng.choice(kinds))
         if kind == SEVEN_SEGMENT:
+            unused.append(int(index))
             digit = int(rng.integers(10))
             ladders.append([seven_segment(digit, rng)])
         else:
@@ -199,9 +209,10 @@ def mildest_fooling(
             kept_labels.append(digit)
             kept_kinds.append(kind)
         start += len(ladder)
-    return np.stack(kept), np.array(kept_labels), kept_kinds
+    return np.stack(kept), np.array(kept_labels), kept_kinds, np.array(unused, dtype=int)
 
 
+VALIDATION_SALT = ":validation"
 PLAYERS_FROM = 50000  # MNIST training digits 0..49999 train every model; 50000.. are the players
 
 
@@ -241,9 +252,11 @@ def scratch_copy(data_dir: Path, card: ModelCard, root: Path) -> DataLayout:
     return copy
 
 
-def split(examples: ExampleSet, percent: int) -> tuple[ExampleSet, ExampleSet]:
-    """The game's held-out rule on these drawings: (to train on, held out)."""
-    held = np.array(held_out([content_key(image) for image in examples.images], percent))
+def split(examples: ExampleSet, percent: int, salt: str = "") -> tuple[ExampleSet, ExampleSet]:
+    """The game's held-out rule on these drawings: (to train on, held out). A `salt` makes the
+    same rule pick a different, independent share (the validation slice)."""
+    keys = [content_key(image) + salt for image in examples.images]
+    held = np.array(held_out(keys, percent))
     return examples.where(~held), examples.where(held)
 
 
@@ -258,6 +271,12 @@ def main() -> int:
     parser.add_argument("--round0-epochs", type=int, default=12, help="if round 0 is trained")
     parser.add_argument(
         "--heldout-percent", type=int, default=None, help="default: the rules' heldout_fraction"
+    )
+    parser.add_argument(
+        "--validation-percent",
+        type=int,
+        default=0,
+        help="of the players' drawings to train on, the share kept out as a validation slice",
     )
     parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
     parser.add_argument("--threads", type=int, default=2)
@@ -277,9 +296,10 @@ def main() -> int:
     pool_images, pool_labels = mnist.train_images[PLAYERS_FROM:], mnist.train_labels[PLAYERS_FROM:]
     order = np.random.default_rng(args.seed).permutation(len(pool_labels))
     fooler_idx, ordinary_idx = order[: args.foolers], order[args.foolers :]
-    images, labels, kinds = mildest_fooling(
+    images, labels, kinds, unused = mildest_fooling(
         session0, pool_images[fooler_idx], pool_labels[fooler_idx], len(fooler_idx), args.seed
     )
+    ordinary_idx = np.concatenate([ordinary_idx, fooler_idx[unused]])
     foolings = ExampleSet.of(images, labels, rounds=[1] * len(labels))
     plain = np.stack([as_drawn(image) for image in pool_images[ordinary_idx]])
     read_right = run_batch(session0, plain).argmax(axis=1) == pool_labels[ordinary_idx]
@@ -288,16 +308,23 @@ def main() -> int:
     )
     fool_train, fool_held = split(foolings, percent)
     ordinary_train, ordinary_held = split(ordinary, percent)
+    fool_train, fool_valid = split(fool_train, args.validation_percent, VALIDATION_SALT)
+    ordinary_train, ordinary_valid = split(ordinary_train, args.validation_percent, VALIDATION_SALT)
     print(
         f"{len(fooler_idx)} digits distorted: {len(foolings)} fool {round0.version} "
         f"({len(fool_train)} to train on, {len(fool_held)} held out); {len(ordinary)} of "
         f"{len(ordinary_idx)} ordinary drawings read right ({len(ordinary_train)} replayed, "
-        f"{len(ordinary_held)} held out); foolings to train on per digit "
+        f"{len(ordinary_held)} held out); validation slice {len(fool_valid)} foolings, "
+        f"{len(ordinary_valid)} ordinary; foolings to train on per digit "
         f"{np.bincount(fool_train.labels, minlength=10).tolist()}, by kind "
         f"{dict(Counter(kinds).most_common())} "
         f"({time.monotonic() - started:.0f} s)",
         file=sys.stderr,
     )
+    validation = {
+        "validation foolings": (fool_valid.images, fool_valid.labels),
+        "validation ordinary drawings": (ordinary_valid.images, ordinary_valid.labels),
+    }
     sets = {
         "held-out foolings": (fool_held.images, fool_held.labels),
         "MNIST test": (mnist.test_images, mnist.test_labels),
@@ -334,6 +361,9 @@ def main() -> int:
                 keep.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(outcome.result.model_path, keep)
             columns.append(Column(outcome.result.version, name, session, outcome.status, seconds))
+    if args.validation_percent:
+        print("Validation (recipes are chosen here):\n\n" + report(columns, validation) + "\n")
+        print("Test:\n")
     print(report(columns, sets))
     return 0
 
@@ -368,15 +398,21 @@ def report(columns: list[Column], sets: dict[str, tuple[np.ndarray, np.ndarray]]
         "|---|" + "---:|" * len(columns),
     ]
     for name, (x, y) in sets.items():
+        if not len(y):
+            continue
+        counts = np.bincount(y, minlength=10)
         base = class_accuracy(columns[0].session, x, y)
         overall = [accuracy(c.session, x, y) for c in columns]
         changes = [class_accuracy(c.session, x, y) - base for c in columns]
         worst = [int(np.nanargmin(change)) for change in changes]
         lines.append(f"| {name} ({len(y)}) | " + " | ".join(f"{a:.2%}" for a in overall) + " |")
         lines.append(
-            f"| {name}: worst class change | "
+            f"| {name}: worst class change (drawings) | "
             + " | ".join(
-                "—" if i == 0 else f"{100 * change[w]:+.1f} pt ({w})"
+                "—"
+                if i == 0
+                else f"{100 * change[w]:+.1f} pt ({w}: {round(change[w] * counts[w]):+d} "
+                f"of {counts[w]})"
                 for i, (change, w) in enumerate(zip(changes, worst, strict=True))
             )
             + " |"
@@ -384,7 +420,9 @@ def report(columns: list[Column], sets: dict[str, tuple[np.ndarray, np.ndarray]]
         for digit in range(10):
             per_class = [class_accuracy(c.session, x, y)[digit] for c in columns]
             lines.append(
-                f"| {name}: digit {digit} | " + " | ".join(f"{a:.1%}" for a in per_class) + " |"
+                f"| {name}: digit {digit} ({counts[digit]}) | "
+                + " | ".join(f"{a:.1%}" for a in per_class)
+                + " |"
             )
     lines.append("| gate | " + " | ".join(c.gate for c in columns) + " |")
     lines.append(

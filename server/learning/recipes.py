@@ -25,6 +25,8 @@ class Recipe:
     mnist_ratio: float | None = None  # MNIST digits per player draw; None: all, once an epoch
     lr: float = 0.003  # the peak of the one-cycle schedule: gentle, the weights are good already
     clean_fraction: float = 0.5  # of the epochs, the last ones without jitter (1.0: no jitter)
+    distill: float = 0.0  # of the loss on MNIST and replayed drawings: the parent's outputs
+    parent_share: float = 0.0  # of the final weights: the parent's
 
     def training(self) -> dict[str, Any]:
         """The fields of the training loop's configuration this recipe sets."""
@@ -38,11 +40,19 @@ RECIPES: dict[str, Recipe] = {
     "balanced-short": Recipe(mnist_ratio=2.0),  # fewer MNIST digits an epoch: a faster retrain
     "balanced-replay": Recipe(replay=2.0),  # twice as many correctly-read drawings per fooling
     "balanced-replay-slow": Recipe(replay=2.0, lr=0.002),
-    # No jitter: the foolings are learnt as drawn, and MNIST and ordinary drawings kept best.
+    # No jitter: the foolings are learnt as drawn (the default before the validation slice).
     "balanced-replay-still": Recipe(replay=2.0, clean_fraction=1.0),
+    # Issue #18's forgetting remedies on top of it: more replay, Learning without Forgetting
+    # (the parent's outputs as half the target on MNIST and replayed drawings), and WiSE-FT
+    # (a tenth of the parent's weights blended back in after training).
+    "balanced-replay4-still": Recipe(replay=4.0, clean_fraction=1.0),  # chosen on validation
+    "balanced-replay-still-distill": Recipe(replay=2.0, clean_fraction=1.0, distill=0.5),
+    "balanced-replay-still-blend": Recipe(replay=2.0, clean_fraction=1.0, parent_share=0.1),
+    "balanced-replay4-still-blend": Recipe(replay=4.0, clean_fraction=1.0, parent_share=0.1),
+    "balanced-replay4-still-distill": Recipe(replay=4.0, clean_fraction=1.0, distill=0.5),
     "scratch": Recipe(from_scratch=True, lr=0.01, clean_fraction=0.2),  # new weights
 }
-DEFAULT_RECIPE = "balanced-replay-still"
+DEFAULT_RECIPE = "balanced-replay4-still"
 
 
 def recipe_named(name: str) -> Recipe:

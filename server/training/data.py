@@ -84,6 +84,14 @@ class TrainingSet:
             extra_fooled=torch.tensor(fooled, dtype=torch.bool),
         )
 
+    def is_fooling(self, indices: torch.Tensor) -> torch.Tensor:
+        """For each index, whether it is a player's fooling (not MNIST, not a replayed drawing)."""
+        extra = indices - self.mnist_count
+        fooling = torch.zeros(len(indices), dtype=torch.bool)
+        mine = extra >= 0
+        fooling[mine] = self.extra_fooled[extra[mine]]
+        return fooling
+
     def _draws(self, mix: Mix) -> tuple[int, int]:
         """How many foolings and correctly-read drawings one epoch draws."""
         fooled = round(mix.oversample * float(self.extra_weights[self.extra_fooled].sum()))

@@ -8,6 +8,10 @@ drawings on a canvas are. The last fifth of the epochs (`clean_fraction`) see th
 jitter, so training ends on clean, centred digits like the test set's (about +0.07% MNIST test
 accuracy on average over four seeded runs).
 
+Fine-tuning can also hold on to the parent (issue #18's forgetting remedies, compared in
+bench/learning.py): `distill` learns MNIST and replayed drawings partly from the parent's outputs
+(Learning without Forgetting), `parent_share` blends the parent's weights back in (WiSE-FT).
+
 Training is reproducible: the same seed, data and thread count give the same weights (torch's
 deterministic algorithms are on while it trains; tests/learning/test_reproducible_round.py).
 """
@@ -71,13 +75,19 @@ class TrainConfig:
     balance_classes: bool = False  # foolings' draws spread evenly over their digits
     replay: float = 0.0  # draws of correctly-read drawings per fooling draw
     mnist_ratio: float | None = None  # MNIST digits per player draw; None: all, once per epoch
+    # Keeping what the parent knew (fine-tuning only): `distill` of the loss on MNIST and
+    # correctly-read drawings is the divergence from the parent's outputs on them, the rest the
+    # label; `parent_share` of the final weights is the parent's (interpolation after training).
+    distill: float = 0.0
+    parent_share: float = 0.0
     show_progress: bool = True  # the tqdm bar on stderr, when it is a terminal
     device: str = "cpu"  # "cuda" on a trainer with a GPU; batches are prepared on the CPU
 
     def __post_init__(self) -> None:
         positive = [self.epochs, self.batch_size, self.lr]
         positive += [v for v in (self.train_limit, self.test_limit, self.threads) if v is not None]
-        if min(positive) <= 0 or not 0 <= self.clean_fraction <= 1:
+        shares = (self.clean_fraction, self.distill, self.parent_share)
+        if min(positive) <= 0 or not all(0 <= share <= 1 for share in shares):
             raise ValueError(f"invalid training configuration: {self}")
         try:
             self.mix()
@@ -109,6 +119,7 @@ class TrainResult:
 
 
 ProgressCallback = Callable[[Progress], None]
+DISTILL_TEMPERATURE = 2.0  # as in Learning without Forgetting (Li & Hoiem, 2016)
 PROGRESS_INTERVAL_SECONDS = 0.5
 
 
@@ -138,6 +149,10 @@ def train(
         model = Classifier()
         if init_weights is not None:
             model.load_state_dict(torch.load(init_weights, weights_only=True))
+        elif config.distill or config.parent_share:
+            raise ValueError("distill and parent_share need a parent to fine-tune from")
+        parent_weights = {name: value.clone() for name, value in model.state_dict().items()}
+        parent_outputs = _predict(model, data.images) if config.distill else None
         model = model.to(config.device).to(memory_format=torch.channels_last)
 
         steps_per_epoch = math.ceil(data.epoch_size(mix) / config.batch_size)
@@ -160,7 +175,12 @@ def train(
                 images = images.contiguous(memory_format=torch.channels_last).to(config.device)
                 labels = data.labels[batch].to(config.device)
                 log_probs = model(images)
-                loss = F.nll_loss(log_probs, labels)
+                if parent_outputs is None:
+                    loss = F.nll_loss(log_probs, labels)
+                else:
+                    loss = _distilled_loss(
+                        log_probs, labels, parent_outputs[batch], data.is_fooling(batch), config
+                    )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -169,6 +189,12 @@ def train(
                 reporter.step(epoch, loss.item() * len(batch), correct, len(batch))
         reporter.close()
         model = model.to("cpu").to(memory_format=torch.contiguous_format).eval()
+        if config.parent_share:
+            share = config.parent_share
+            tuned = model.state_dict()
+            model.load_state_dict(
+                {name: share * parent_weights[name] + (1 - share) * tuned[name] for name in tuned}
+            )
         test_n = len(mnist.test_labels) if config.test_limit is None else config.test_limit
         accuracy = evaluate(model, mnist.test_images[:test_n], mnist.test_labels[:test_n])
     fooled = sum(e.fooled for e in extra)
@@ -179,6 +205,36 @@ def train(
         "mnist_test": test_n,
     }
     return TrainResult(model=model, test_accuracy=accuracy, counts=counts)
+
+
+@torch.no_grad()
+def _predict(model: Classifier, images: torch.Tensor) -> torch.Tensor:
+    """The model's log-probabilities for [N,1,28,28] images, computed once (no dropout)."""
+    model.eval()
+    outputs = torch.cat([model(chunk) for chunk in images.split(1000)])
+    model.train()
+    return outputs
+
+
+def _distilled_loss(
+    log_probs: torch.Tensor,
+    labels: torch.Tensor,
+    parent_log_probs: torch.Tensor,
+    fooling: torch.Tensor,
+    config: TrainConfig,
+) -> torch.Tensor:
+    """Foolings are learnt from their labels alone (the parent got them wrong); every other
+    drawing is learnt `distill` from the parent's outputs (KL divergence, at temperature
+    `DISTILL_TEMPERATURE`, which shows the parent's second guesses) and the rest from its label.
+    The parent's outputs are those on the drawing without jitter."""
+    t = DISTILL_TEMPERATURE
+    parent = F.log_softmax(parent_log_probs.to(log_probs.device) / t, dim=1)
+    mine = F.log_softmax(log_probs / t, dim=1)
+    divergence = (parent.exp() * (parent - mine)).sum(1) * t * t
+    hard = F.nll_loss(log_probs, labels, reduction="none")
+    fooling = fooling.to(log_probs.device)
+    soft = config.distill * divergence + (1 - config.distill) * hard
+    return torch.where(fooling, hard, soft).mean()
 
 
 @torch.no_grad()

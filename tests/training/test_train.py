@@ -85,6 +85,64 @@ def test_fine_tuning_on_extra_examples_learns_them(trained_model: Path, mnist: M
     assert (_predict(tuned.model, images) == flipped).sum() >= 7  # the base model had 0 of 8
 
 
+def test_a_parent_share_blends_the_parents_weights_back_in(
+    trained_model: Path, mnist: Mnist
+) -> None:
+    parent_weights = weights_path_for(trained_model)
+    parent = torch.load(parent_weights, weights_only=True)
+    tuned = train(mnist, _config(**TINY), init_weights=parent_weights).model.state_dict()
+    blended = train(
+        mnist, _config(**TINY, parent_share=0.25), init_weights=parent_weights
+    ).model.state_dict()
+    for name, value in blended.items():
+        torch.testing.assert_close(value, 0.25 * parent[name] + 0.75 * tuned[name])
+
+
+def test_distilling_learns_the_foolings_and_keeps_the_parents_other_answers(
+    trained_model: Path, mnist: Mnist
+) -> None:
+    base_weights = weights_path_for(trained_model)
+    base = Classifier()
+    base.load_state_dict(torch.load(base_weights, weights_only=True))
+    # eight test digits the base model reads correctly, taught with a wrong ("flipped") label
+    pool = mnist.test_images[:200]
+    correct = np.flatnonzero(_predict(base, pool) == mnist.test_labels[:200])[:8]
+    images, flipped = pool[correct], (mnist.test_labels[correct].astype(int) + 1) % 10
+    extra = [
+        ExtraExample(image / np.float32(255), int(label))
+        for image, label in zip(images, flipped, strict=True)
+    ]
+    others = mnist.test_images[1000:3000]
+    agreement = {}
+    for distill in (0.0, 1.0):
+        config = _config(
+            train_limit=500,
+            test_limit=200,
+            epochs=4,
+            lr=0.005,
+            augment=False,
+            extra_oversample=100,
+            distill=distill,
+        )
+        tuned = train(mnist, config, extra=extra, init_weights=base_weights).model
+        assert (_predict(tuned, images) == flipped).sum() >= 7
+        agreement[distill] = (_predict(tuned, others) == _predict(base, others)).mean()
+    assert agreement[1.0] > agreement[0.0]
+
+
+def test_distill_and_parent_share_need_a_parent(mnist: Mnist) -> None:
+    for option in ({"distill": 0.5}, {"parent_share": 0.1}):
+        with pytest.raises(ValueError, match="need a parent"):
+            train(mnist, _config(**TINY, **option))
+
+
+def test_the_players_foolings_are_told_apart_from_mnist_and_replay() -> None:
+    data = players_set()
+    fooling = data.is_fooling(torch.arange(len(data.labels)))
+    assert not fooling[: data.mnist_count].any()
+    assert torch.equal(fooling[data.mnist_count :], data.extra_fooled)
+
+
 class _CountingJitter:
     """Stands in for `Jitter`: leaves the batch alone and counts the batches it is given."""
 
@@ -214,6 +272,8 @@ def test_malformed_extra_examples_are_refused(
         {"mnist_ratio": 0.0},
         {"clean_fraction": -0.1},
         {"clean_fraction": 1.5},
+        {"distill": 1.5},
+        {"parent_share": -0.1},
     ],
 )
 def test_invalid_configurations_are_refused(bad: dict[str, float]) -> None:
