@@ -283,7 +283,7 @@ class Player(asyncio.Protocol):
             if self.closed or now - start >= seconds:
                 return
             points, ticks = points + 3, ticks + 1
-            if now >= next_submit:
+            if now >= next_submit and (self.protocol == 1 or sent):  # (v2: not a cleared one)
                 id_ = b"s%d" % n
                 label = self.rng.randrange(10)
                 if self.protocol == 1:
