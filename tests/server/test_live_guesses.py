@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 from typing import cast
 
+from waiting import wait_until_async
+
 from server.realtime.protocol import ProtocolError
 from server.web.websocket import MAX_WAITING_INCREMENTS, LiveGuesses, Session
 
@@ -52,7 +54,7 @@ async def test_messages_wait_for_the_previous_answer_and_go_together() -> None:
     live.add('{"type":"points","seq":3}')
     assert len(session.game.asked) == 1  # one request of the connection's at a time
     session.game.answers[0].set_result(["guess 1"])
-    await asyncio.sleep(0)  # the future's callback
+    await wait_until_async(lambda: session.connection.sent, 2, "the answer is sent")
     assert session.connection.sent == ["guess 1"]
     assert session.game.asked[1] == (7, ['{"type":"points","seq":2}', '{"type":"points","seq":3}'])
     await live.stop()
@@ -66,8 +68,8 @@ async def test_a_connection_too_far_behind_is_not_read_and_loses_nothing() -> No
         live.add(frame)
     assert live.behind  # the reader waits here (Session.run) instead of reading on
     reader = asyncio.create_task(live.caught_up())
-    await asyncio.sleep(0)
-    assert not reader.done()
+    done, _ = await asyncio.wait({reader}, timeout=0.2)
+    assert not done  # nothing answered yet: the reader still waits
     session.game.answers[0].set_result([])
     await asyncio.wait_for(reader, 1)  # answered: every waiting message went to the model
     assert not live.behind
@@ -82,7 +84,7 @@ async def test_a_failed_request_is_an_error_reply_and_the_next_goes_on() -> None
     live.add('{"type":"points","seq":1,"id":"p1"}')
     live.add('{"type":"points","seq":2,"id":"p2"}')
     session.game.answers[0].set_exception(ProtocolError("overloaded", "busy", "p1"))
-    await asyncio.sleep(0)
+    await wait_until_async(lambda: session.refused, 2, "the failure is refused")
     assert [(r.code, r.id) for r in session.refused] == [("overloaded", "p1")]
     assert len(session.game.asked) == 2
     await live.stop()
