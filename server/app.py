@@ -10,6 +10,7 @@ the hub and the learning loop. The configuration is read once (server/config.py)
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import logging
 import socket
@@ -30,6 +31,7 @@ from server.learning.loop import Learning, LearningSettings
 from server.logs import configure_logging
 from server.play.game import Game, StartupError
 from server.prometheus import Metrics
+from server.realtime import wire
 from server.realtime.hub import Hub
 from server.realtime.limits import ConnectionCaps, Limits
 from server.realtime.pubsub import open_broker
@@ -40,7 +42,7 @@ from server.web.errors import json_http_error
 from server.web.game_metrics import GameMetrics
 from server.web.http_timeouts import HeaderTimeoutProtocol
 from server.web.running import attach
-from server.web.security import SecurityHeaders, allowed_hosts
+from server.web.security import SecurityHeaders, allowed_hosts, host_allowed
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +117,6 @@ def create_app(settings: Settings, limits: Limits | None = None) -> Starlette:
     `settings.allowed_origins`."""
     server = Server(settings, limits or Limits())
     routes: list[BaseRoute] = [
-        *websocket.routes,
         *public.routes,
         *admin.routes,
         *learning.routes,
@@ -142,17 +143,23 @@ def create_app(settings: Settings, limits: Limits | None = None) -> Starlette:
 
 
 def uvicorn_config(app: Starlette, host: str, port: int, limits: Limits) -> uvicorn.Config:
-    """How uvicorn serves the app: frame and connection limits, timeouts, no access log."""
+    """How uvicorn serves the app: timeouts, no access log, and the websocket `/ws` on our own
+    wire (server/realtime/wire.py) straight to the game's sessions, outside ASGI."""
+    server: Server = app.state.server
+    hosts = allowed_hosts(server.settings.allowed_hosts)
+    ws = wire.protocol_factory(
+        functools.partial(websocket.open_session, server),
+        functools.partial(host_allowed, allowed=hosts),
+        max_message_bytes=limits.max_message_bytes,
+        send_buffer_bytes=limits.send_buffer_bytes,
+    )
     return uvicorn.Config(
         app,
         host=host,
         port=port,
         http=HeaderTimeoutProtocol,  # headers within a deadline (slow or silent clients)
         timeout_keep_alive=5,  # seconds an idle keep-alive connection is kept
-        ws_max_size=limits.max_message_bytes,
-        ws_ping_interval=20.0,
-        ws_ping_timeout=20.0,
-        ws_per_message_deflate=False,  # frames are small; compression would cost CPU per guess
+        ws=ws,  # type: ignore[arg-type]
         log_config=None,
         access_log=False,
         lifespan="on",

@@ -56,11 +56,12 @@ class Limits:
     # Task requests and votes, each, per player across their connections (shared_limits.py).
     tasks_burst: float = 20
     tasks_per_second: float = 4
-    # Replies waiting for a client that reads too slowly; past this it is closed with 1013.
-    send_queue: int = 256
+    # Bytes of replies waiting for a client that reads too slowly, beyond what the kernel's socket
+    # buffer holds; past this it is closed with 1013.
+    send_buffer_bytes: int = 256 * 1024
     # Consecutive `rate_limited` replies before the connection is closed with 1008.
     max_strikes: int = 50
-    # Frames larger than this close the connection with 1009 (uvicorn enforces it).
+    # Messages larger than this close the connection with 1009 (server/realtime/wire.py).
     max_message_bytes: int = 64 * 1024
     # A connection that has not said `hello` this long after opening is closed with 1008.
     hello_seconds: float = 5.0

@@ -45,6 +45,17 @@ def allowed_hosts(extra: Sequence[str]) -> list[str]:
     return list(dict.fromkeys([*LOCAL_HOSTS, *(host.strip().lower() for host in extra)]))
 
 
+def host_allowed(host: str, allowed: Sequence[str]) -> bool:
+    """Whether a Host header names one of `allowed` (`allowed_hosts`), as Starlette's
+    TrustedHostMiddleware decides it for the HTTP routes; the websocket's upgrade (wire.py)
+    does not pass through that middleware."""
+    name = host.split(":")[0].lower()
+    return "*" in allowed or any(
+        name == pattern or (pattern.startswith("*") and name.endswith(pattern[1:]))
+        for pattern in allowed
+    )
+
+
 class SecurityHeaders:
     """Pure ASGI middleware: adds HEADERS to every HTTP response (errors included) that does not
     set them itself. Pure ASGI, not BaseHTTPMiddleware: nothing is buffered or re-wrapped."""

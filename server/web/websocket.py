@@ -1,7 +1,7 @@
-"""The websocket endpoint, `/ws`: the origin check, then one `Session` from `hello` to close.
+"""The game over the websocket `/ws`: the origin check and the caps, then one `Session` from
+`hello` to close. The wire beneath (handshake, frames, flow control) is wire.py's.
 
-The reader loop validates each frame and answers through the connection's send queue. Live
-guesses are latest-wins: the reader only parks the newest raw `predict` frame in a one-slot
+Live guesses are latest-wins: the session only parks the newest raw `predict` frame in a one-slot
 mailbox, and it is sent to the model worker process (parsed and guessed there) the moment the
 connection's previous guess is answered, so an older unserved guess is replaced (dropped), never
 queued. Protocol v2's drawing messages (`stroke_start`, `points`, …) change the drawing the model
@@ -12,8 +12,9 @@ not read until they are answered: the client is slowed down by TCP instead of lo
 Submissions queue (a few at most) for their own task.
 
 The event loop's time per live guess is the scarce resource (one core holds it, the other the
-model worker, and both share with whoever else runs here): a guess is one task wake-up to read
-it and one to write the reply, and in between only callbacks (`LiveGuesses`).
+model worker, and both share with whoever else runs here): a guess is read in the channel's
+callback and answered from the model worker batch's callback, with no task wake-up in between
+(`Session.received`, `LiveGuesses`).
 """
 
 from __future__ import annotations
@@ -32,14 +33,11 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from starlette.routing import BaseRoute, WebSocketRoute
-from starlette.websockets import WebSocket, WebSocketDisconnect
-
 from game_rules.answers import BadAnswer, parse_answer
 from server.play.game import Game
 from server.prometheus import Metrics
 from server.realtime.hub import Connection, Hub
-from server.realtime.limits import POLICY_VIOLATION, Limits
+from server.realtime.limits import POLICY_VIOLATION, TRY_AGAIN_LATER, Limits
 from server.realtime.protocol import (
     INCREMENTS,
     PROTOCOL_VERSIONS,
@@ -63,9 +61,10 @@ from server.realtime.protocol import (
     rounded,
 )
 from server.realtime.shared_limits import player_rates
+from server.realtime.wire import Channel
 from server.serving.saliency import to_bytes
 from server.storage import Player
-from server.web.running import running
+from server.web.running import Running
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +78,9 @@ INCREMENT = re.compile(r'\{\s*"type"\s*:\s*"(?:stroke_start|points|undo|clear|dr
 # is not read again until they are answered, so the client slows down instead of losing
 # messages (TCP pushes back; dropping them cost a `resync` of the whole drawing each).
 MAX_WAITING_INCREMENTS = 32
+# Messages waiting behind one being served (a `hello`, a vote…): past this many the connection is
+# not read until they are served.
+MAX_UNREAD = 32
 _connection_keys = itertools.count(1)  # names each connection's held drawing in the worker
 
 
@@ -96,29 +98,38 @@ def origin_allowed(origin: str | None, host: str | None, allowed: Sequence[str])
     return host is not None and urlsplit(origin).netloc.lower() == host.lower()
 
 
-async def websocket_endpoint(websocket: WebSocket) -> None:
-    """A refused origin is accepted and then closed with 1008 and a reason: a handshake refused
-    outright reaches the page as a bare failure, with nothing to tell the user why."""
-    server = running(websocket)
+def open_session(server: Running, channel: Channel) -> Session | Refused:
+    """A new connection's session, once its handshake is done (wire.py). A refused origin is
+    accepted and then closed with 1008 and a reason: a handshake refused outright reaches the
+    page as a bare failure, with nothing to tell the user why."""
     if not origin_allowed(
-        websocket.headers.get("origin"), websocket.headers.get("host"), server.allowed_origins
+        channel.headers.get("origin"), channel.headers.get("host"), server.allowed_origins
     ):
-        await websocket.accept()
         server.metrics.disconnects.labels(str(POLICY_VIOLATION)).inc()
-        await websocket.close(POLICY_VIOLATION, "origin not allowed")
-        return
-    assert server.game is not None
-    address = websocket.client.host if websocket.client else ""
-    refused = server.caps.admit(address)
+        channel.close(POLICY_VIOLATION, "origin not allowed")
+        return Refused()
+    if server.game is None:  # still starting
+        channel.close(TRY_AGAIN_LATER, "the server is starting; try again in a moment")
+        return Refused()
+    refused = server.caps.admit(channel.address)
     if refused is not None:
-        await websocket.accept()
         server.metrics.disconnects.labels(str(refused[0])).inc()
-        await websocket.close(*refused)
-        return
-    try:
-        await Session(websocket, server.game, server.hub, server.limits, server.metrics).run()
-    finally:
-        server.caps.release(address)
+        channel.close(*refused)
+        return Refused()
+    session = Session(channel, server.game, server.hub, server.limits, server.metrics)
+    session.ended.add_done_callback(lambda _: server.caps.release(channel.address))
+    session.start()
+    return session
+
+
+class Refused:
+    """The session of a connection closed at once: it hears nothing."""
+
+    def received(self, message: str | bytes) -> None:
+        pass
+
+    def disconnected(self) -> None:
+        pass
 
 
 Look = asyncio.Future[StrokesDrawing | None]
@@ -331,15 +342,23 @@ class Explanations:
 
 
 class Session:
+    """One connection from `hello` to close, driven by its channel (wire.py): every message
+    arrives through `received`, in order, and the end through `disconnected`.
+
+    A message that needs no waiting (a live guess, a drawing message, anything refused) is
+    handled right there, with no task. One that waits for storage (`hello`, a vote, a task…)
+    starts the reader task, and until it has caught up the messages behind it queue, in order
+    (with the connection not read while MAX_UNREAD wait, or while its live guesses are behind)."""
+
     def __init__(
-        self, websocket: WebSocket, game: Game, hub: Hub, limits: Limits, metrics: Metrics
+        self, channel: Channel, game: Game, hub: Hub, limits: Limits, metrics: Metrics
     ) -> None:
-        self.websocket = websocket
+        self.channel = channel
         self.game = game
         self.hub = hub
         self.limits = limits
         self.metrics = metrics
-        self.connection = Connection(websocket, limits.send_queue, metrics)
+        self.connection = Connection(channel, metrics)
         self.buckets = limits.buckets()
         self.player_rates = player_rates(limits)
         self.predicts_received = metrics.messages.labels("predict")
@@ -349,45 +368,75 @@ class Session:
         self.joined = False
         self.version = 1  # of the protocol, as said in `hello`
         self.key = next(_connection_keys)
+        self.ended = asyncio.get_running_loop().create_future()  # set once cleaned up
+        self._unread: deque[str | bytes] = deque()
+        self._reader: asyncio.Task[None] | None = None
+        self._hello_overdue = False
 
-    async def run(self) -> None:
-        await self.websocket.accept()
-        self.connection.start()
+    def start(self) -> None:
         self.hub.add(self.connection)
         self.live = LiveGuesses(self)
         self.submissions = Submissions(self, int(self.limits.submit_burst))
         self.explanations = Explanations(self)
-        hello_by = asyncio.get_running_loop().time() + self.limits.hello_seconds
+        loop = asyncio.get_running_loop()
+        self._hello_timer = loop.call_later(self.limits.hello_seconds, self._hello_due)
+
+    def received(self, message: str | bytes) -> None:
+        if self._reader is None and self.handled_now(message):
+            if self.live.behind:
+                self._read_later()
+            return
+        self._unread.append(message)
+        self._read_later()
+
+    def _read_later(self) -> None:
+        if len(self._unread) >= MAX_UNREAD or self.live.behind:
+            self.channel.pause_reading()
+        if self._reader is None:
+            self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
         try:
             while self.connection.close_code is None:
-                if self.joined:
-                    frame = await self.websocket.receive()
-                else:
-                    try:
-                        async with asyncio.timeout_at(hello_by):
-                            frame = await self.websocket.receive()
-                    except TimeoutError:
-                        wait = self.limits.hello_seconds
-                        self.connection.close(POLICY_VIOLATION, f"say hello within {wait:g} s")
-                        break
-                if frame["type"] == "websocket.disconnect":
-                    break
-                text = frame.get("text")
-                await self.handle(text if text is not None else frame.get("bytes") or b"")
                 if self.live.behind:
                     await self.live.caught_up()
-        except WebSocketDisconnect:
-            pass
+                if not self._unread:
+                    break
+                message = self._unread.popleft()
+                if not self.handled_now(message):
+                    await self.handle(message)
         finally:
+            self._reader = None
+            self.channel.resume_reading()
+            if self._hello_overdue:
+                self._hello_due()
+
+    def _hello_due(self) -> None:
+        """`hello_seconds` after opening: closed unless joined (or its `hello` is being served)."""
+        self._hello_overdue = not self.joined
+        if self._hello_overdue and self._reader is None:
+            wait = self.limits.hello_seconds
+            self.connection.close(POLICY_VIOLATION, f"say hello within {wait:g} s")
+
+    def disconnected(self) -> None:
+        self._ending = asyncio.create_task(self._end())
+
+    async def _end(self) -> None:
+        try:
+            self._hello_timer.cancel()
+            self._unread.clear()
             self.hub.remove(self.connection)
             self.game.validation.disconnect(self.connection)
             await self.live.stop()
+            if self._reader is not None:  # a message being served finishes (its reply is lost)
+                await asyncio.gather(self._reader, return_exceptions=True)
             await self.explanations.stop()
             await self.submissions.stop()
             if self.version == 2:
                 with contextlib.suppress(Exception):  # (the server may be stopping)
                     await self.game.forget_drawing(self.key)
-            await self.connection.finish()
+        finally:
+            self.ended.set_result(None)
 
     def refuse(self, refused: ProtocolError) -> None:
         self.metrics.errors.labels(refused.code).inc()
@@ -440,11 +489,12 @@ class Session:
 
     @property
     def address(self) -> str:
-        return self.websocket.client.host if self.websocket.client else "unknown"
+        return self.channel.address
 
-    async def handle(self, frame: str | bytes) -> None:
+    def handled_now(self, frame: str | bytes) -> bool:
+        """Handle `frame` if that needs no waiting (True); else `handle` serves it."""
         if self._limited("message", "messages", frame=frame):
-            return
+            return True
         if self.player is not None and isinstance(frame, str) and PREDICT.match(frame):
             # A live guess is parsed only if it is still the latest when its turn comes, and then
             # by the model worker process, not here: this loop's time is the scarce resource.
@@ -453,12 +503,16 @@ class Session:
                 "predict", "live guesses", frame=frame
             ) and not self._player_limited("predict", "live guesses", None, frame=frame):
                 self.live.offer(frame)
-            return
+            return True
         if self.version == 2 and self.player is not None and INCREMENT.match(frame_text(frame)):
             # As a live guess: to the model worker, which holds the drawing and parses it.
             self.increments_received.inc()
             self._increment(str(frame), None)
-            return
+            return True
+        return False
+
+    async def handle(self, frame: str | bytes) -> None:
+        """A message `handled_now` left: parsed here and served, waiting as it needs."""
         try:
             message = parse(frame)
         except ProtocolError as refused:
@@ -670,6 +724,3 @@ class Session:
                 "heatmap": base64.b64encode(to_bytes(seen.heatmap)).decode(),
             }
         )
-
-
-routes: list[BaseRoute] = [WebSocketRoute("/ws", websocket_endpoint)]

@@ -19,8 +19,8 @@ from server.realtime.limits import Limits
 
 pytestmark = pytest.mark.slow
 
-# Generous rate limits so the stuck client can pile up replies fast; a short send queue.
-LIMITS = Limits(messages_burst=1e6, messages_per_second=1e6, send_queue=64)
+# Generous rate limits so the stuck client can pile up replies fast; a small send buffer.
+LIMITS = Limits(messages_burst=1e6, messages_per_second=1e6, send_buffer_bytes=16 * 1024)
 
 
 def closed_for_lag(server: ThreadServer) -> float:
