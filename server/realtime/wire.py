@@ -97,6 +97,9 @@ class Channel(WSListener):
         kind = frame.msg_type
         if self.closing and kind != WSMsgType.CLOSE:
             return
+        if frame.rsv1 or frame.rsv2 or frame.rsv3:  # no extension was negotiated
+            self.close(WSCloseCode.PROTOCOL_ERROR.value, "reserved bits set")
+            return
         if kind == WSMsgType.TEXT or kind == WSMsgType.BINARY:
             if self._fragments is not None:
                 self.close(
@@ -233,8 +236,11 @@ class _HandedOverProtocol(WSProtocol):
             view = view[size:]
 
     def shutdown(self) -> None:
-        if self.channel is not None and self.channel.transport is not None:
-            self.channel.close(WSCloseCode.SERVICE_RESTART.value, "server restarting")
+        """uvicorn is stopping: a connection is told so (1012: reconnect after a moment), or,
+        if it is closing already, cut once what is queued for it is written."""
+        channel = self.channel
+        if channel is not None and channel.transport is not None and not channel.closing:
+            channel.close(WSCloseCode.SERVICE_RESTART.value, "server restarting")
         elif self.transport is not None:
             self.transport.disconnect()
 

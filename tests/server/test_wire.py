@@ -1,0 +1,158 @@
+"""The websocket wire of `/ws` (server/realtime/wire.py): what RFC 6455 allows a client to send is
+understood, what it forbids closes the connection with the code that says why, and neither
+touches another player or the game."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import struct
+from pathlib import Path
+
+import pytest
+from live_server import REPLY_TIMEOUT, SEVEN, ThreadServer, join, row_counts
+from websockets.exceptions import ConnectionClosed
+
+from server.realtime.limits import Limits
+
+UPGRADE = (
+    "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+    "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+)
+
+
+def client_frame(payload: bytes, opcode: int = 0x1, *, fin: bool = True, rsv: int = 0) -> bytes:
+    """A masked client frame (RFC 6455 §5.2), short payloads only."""
+    mask = os.urandom(4)
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    first = (0x80 if fin else 0) | rsv | opcode
+    return struct.pack("!BB", first, 0x80 | len(payload)) + mask + masked
+
+
+class RawClient:
+    """A websocket client that writes whatever frames it is told to."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, server: ThreadServer, path: str = "/ws") -> tuple[RawClient, bytes]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(UPGRADE.format(path=path, port=server.port).encode())
+        async with asyncio.timeout(REPLY_TIMEOUT):
+            head = await reader.readuntil(b"\r\n\r\n")
+        return cls(reader, writer), head
+
+    def send(self, frame: bytes) -> None:
+        self.writer.write(frame)
+
+    async def frame(self) -> tuple[int, bytes]:
+        """The next frame from the server (opcode, payload); servers do not mask."""
+        async with asyncio.timeout(REPLY_TIMEOUT):
+            first, second = await self.reader.readexactly(2)
+            size = second & 0x7F
+            if size == 126:
+                (size,) = struct.unpack("!H", await self.reader.readexactly(2))
+            elif size == 127:
+                (size,) = struct.unpack("!Q", await self.reader.readexactly(8))
+            return first & 0x0F, await self.reader.readexactly(size)
+
+    async def message(self) -> dict[str, object]:
+        opcode, payload = await self.frame()
+        assert opcode == 0x1, (opcode, payload)
+        found: dict[str, object] = json.loads(payload)
+        return found
+
+    async def close_code(self) -> int:
+        """The code of the server's close frame (the text frames before it are skipped); the
+        close handshake answered, the server hangs up."""
+        while True:
+            opcode, payload = await self.frame()
+            if opcode == 0x8:
+                self.send(client_frame(payload[:2], 0x8))
+                async with asyncio.timeout(REPLY_TIMEOUT):
+                    assert await self.reader.read() == b""  # the server hung up
+                code: int = struct.unpack("!H", payload[:2])[0]
+                return code
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def test_a_message_sent_in_fragments_is_read_whole(server: ThreadServer) -> None:
+    client, head = await RawClient.open(server)
+    assert head.startswith(b"HTTP/1.1 101")
+    hello = b'{"type": "hello", "v": 1, "name": "Ada"}'
+    client.send(client_frame(hello[:7], fin=False))
+    client.send(client_frame(b"", 0x9))  # a ping may come between the fragments
+    client.send(client_frame(hello[7:20], 0x0, fin=False))
+    client.send(client_frame(hello[20:], 0x0))
+    pong = await client.frame()
+    assert pong == (0xA, b"")
+    welcome = await client.message()
+    assert welcome["type"] == "welcome"
+    client.send(client_frame(b'{"type": "ping", "id": "after"}'))
+    assert await client.message() == {"type": "pong", "id": "after"}
+    client.close()
+
+
+@pytest.mark.parametrize(
+    ("frames", "code"),
+    [
+        ([client_frame(b'{"type":', 0x0)], 1002),  # a continuation with no message begun
+        ([client_frame(b"{", fin=False), client_frame(b"{}")], 1002),  # a new one inside it
+        ([client_frame(b'"\xff\xfe"')], 1007),  # text that is not UTF-8
+        ([client_frame(b"{}", rsv=0x40)], 1002),  # an extension nobody negotiated
+        (
+            [client_frame(b"x" * 100, fin=False)]
+            + [client_frame(b"x" * 100, 0x0, fin=False)] * 700,
+            1009,
+        ),  # fragments that add up past 64 KiB
+    ],
+    ids=["stray continuation", "message inside a message", "bad UTF-8", "rsv1", "too big"],
+)
+async def test_a_broken_frame_closes_with_its_code_and_changes_nothing(
+    server: ThreadServer, frames: list[bytes], code: int
+) -> None:
+    other, _ = await join(server.ws, "Grace")
+    before = row_counts(server.data_dir)
+    client, _ = await RawClient.open(server)
+    for frame in frames:
+        client.send(frame)
+    assert await client.close_code() == code
+    client.close()
+    assert row_counts(server.data_dir) == before
+    assert await other.alive()
+
+
+async def test_the_client_closing_gets_its_code_back(server: ThreadServer) -> None:
+    client, _ = await RawClient.open(server)
+    client.send(client_frame(struct.pack("!H", 1001) + b"bye", 0x8))
+    assert await client.close_code() == 1001
+    client.close()
+
+
+async def test_an_upgrade_to_another_path_is_not_found(server: ThreadServer) -> None:
+    client, head = await RawClient.open(server, "/elsewhere")
+    assert head.startswith(b"HTTP/1.1 404")
+    client.close()
+
+
+async def test_a_server_shutting_down_says_so_and_keeps_what_it_acknowledged(
+    data_dir: Path,
+) -> None:
+    """Stopping the server (SIGINT, a deploy) closes every connection with 1012 so that pages
+    reconnect; a submission acknowledged before is stored."""
+    with ThreadServer(data_dir, Limits()) as server:
+        client, _ = await join(server.ws, "Ada")
+        submitted = await client.request(
+            {"type": "submit", "id": "s1", "drawing": SEVEN, "label": 7}, "submitted"
+        )
+        assert submitted["type"] == "submitted", submitted
+    with pytest.raises(ConnectionClosed):
+        while True:
+            await client.recv()
+    assert client.connection.close_code == 1012
+    assert row_counts(data_dir)["attempts"] == 1
