@@ -51,10 +51,13 @@ CLOSE_CODES = {code.value for code in WSCloseCode}
 
 
 class Session(Protocol):
-    """What a channel drives (websocket.py `Session`)."""
+    """What a channel drives (server/web/websocket.py `Session`)."""
 
     def received(self, message: str | bytes) -> None: ...
-    def disconnected(self) -> None: ...
+
+    def disconnected(self) -> asyncio.Future[None] | None:
+        """The connection is gone: what the session still finishes (a submission being stored),
+        which a stopping server waits for."""
 
 
 class Channel(WSListener):
@@ -79,6 +82,7 @@ class Channel(WSListener):
         self.send_buffer_bytes = send_buffer_bytes
         self._opened = opened
         self.session: Session | None = None
+        self.finishing: asyncio.Future[None] | None = None  # the session's last work
         self.transport: WSTransport | None = None
         self.closing = False
         self.closed = asyncio.get_running_loop().create_future()
@@ -126,7 +130,7 @@ class Channel(WSListener):
         if not self.closed.done():
             self.closed.set_result(None)
         if self.session is not None:
-            self.session.disconnected()
+            self.finishing = self.session.disconnected()
 
     # --- the session calls these ----------------------------------------------------------
 
@@ -211,7 +215,8 @@ class Channel(WSListener):
 class _HandedOverProtocol(WSProtocol):
     """picows's server protocol for a connection whose upgrade request uvicorn has already
     read: it gets those bytes through `data_received`, and tells uvicorn's shutdown about
-    itself (`shutdown` closes with 1012, as uvicorn's own websockets do)."""
+    itself (`shutdown` closes with 1012, as uvicorn's own websockets do; a stopping server waits
+    for the connection and its session's last work before the app's shutdown)."""
 
     def __init__(self, server_state: ServerState, *args: Any) -> None:
         super().__init__(*args)
@@ -223,8 +228,12 @@ class _HandedOverProtocol(WSProtocol):
         self._server_state.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._server_state.connections.discard(self)
         super().connection_lost(exc)
+        finishing = self.channel.finishing if self.channel is not None else None
+        if finishing is None or finishing.done():
+            self._server_state.connections.discard(self)
+        else:
+            finishing.add_done_callback(lambda _: self._server_state.connections.discard(self))
 
     def data_received(self, data: bytes) -> None:
         view = memoryview(data)

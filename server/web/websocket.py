@@ -129,7 +129,7 @@ class Refused:
         pass
 
     def disconnected(self) -> None:
-        pass
+        return None
 
 
 Look = asyncio.Future[StrokesDrawing | None]
@@ -418,8 +418,9 @@ class Session:
             wait = self.limits.hello_seconds
             self.connection.close(POLICY_VIOLATION, f"say hello within {wait:g} s")
 
-    def disconnected(self) -> None:
+    def disconnected(self) -> asyncio.Task[None]:
         self._ending = asyncio.create_task(self._end())
+        return self._ending
 
     async def _end(self) -> None:
         try:

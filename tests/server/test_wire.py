@@ -130,7 +130,9 @@ async def test_a_broken_frame_closes_with_its_code_and_changes_nothing(
 async def test_the_client_closing_gets_its_code_back(server: ThreadServer) -> None:
     client, _ = await RawClient.open(server)
     client.send(client_frame(struct.pack("!H", 1001) + b"bye", 0x8))
-    assert await client.close_code() == 1001
+    assert await client.frame() == (0x8, struct.pack("!H", 1001))
+    async with asyncio.timeout(REPLY_TIMEOUT):
+        assert await client.reader.read() == b""  # and the server hung up
     client.close()
 
 
