@@ -304,6 +304,9 @@ class Submissions:
         while (queued := await self._queue.get()) is not None:
             message, look = queued
             await self.session.answer(message, functools.partial(self.session.submit, look=look))
+            # Not kept until the next submission: a connection's last drawing (~100 point
+            # lists) would stay alive for the garbage collector to walk again and again.
+            del queued, message, look
 
     async def stop(self) -> None:
         """Finish the submission being committed; drop the ones not started (never acknowledged)."""

@@ -18,7 +18,7 @@ from server.realtime.limits import Limits
 
 UPGRADE = (
     "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-    "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+    "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n{extra}"
     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
 )
 
@@ -38,9 +38,12 @@ class RawClient:
         self.reader, self.writer = reader, writer
 
     @classmethod
-    async def open(cls, server: ThreadServer, path: str = "/ws") -> tuple[RawClient, bytes]:
+    async def open(
+        cls, server: ThreadServer, path: str = "/ws", forwarded_for: str | None = None
+    ) -> tuple[RawClient, bytes]:
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-        writer.write(UPGRADE.format(path=path, port=server.port).encode())
+        extra = f"X-Forwarded-For: {forwarded_for}\r\n" if forwarded_for else ""
+        writer.write(UPGRADE.format(path=path, port=server.port, extra=extra).encode())
         async with asyncio.timeout(REPLY_TIMEOUT):
             head = await reader.readuntil(b"\r\n\r\n")
         return cls(reader, writer), head
@@ -158,3 +161,25 @@ async def test_a_server_shutting_down_says_so_and_keeps_what_it_acknowledged(
             await client.recv()
     assert client.connection.close_code == 1012
     assert row_counts(data_dir)["attempts"] == 1
+
+
+async def test_behind_a_trusted_proxy_each_player_counts_from_their_own_address(
+    data_dir: Path,
+) -> None:
+    """uvicorn trusts X-Forwarded-For from 127.0.0.1 ($FORWARDED_ALLOW_IPS): the per-address cap
+    counts the address the proxy names, not the proxy's."""
+    limits = Limits(max_connections_per_address=2, hello_seconds=60)
+    with ThreadServer(data_dir, limits) as server:
+        crowded = [(await RawClient.open(server, forwarded_for="203.0.113.9"))[0] for _ in "ab"]
+        third, _ = await RawClient.open(server, forwarded_for="203.0.113.9")
+        assert await third.close_code() == 1008
+        other, _ = await RawClient.open(server, forwarded_for="198.51.100.7")
+        other.send(client_frame(b'{"type": "ping", "id": "1"}'))
+        assert await other.message() == {
+            "type": "error",
+            "id": "1",
+            "code": "hello_first",
+            "message": "Send `hello` first.",
+        }
+        for client in [*crowded, third, other]:
+            client.close()
