@@ -38,6 +38,8 @@ from uvicorn.config import Config
 from uvicorn.middleware.proxy_headers import _TrustedHosts
 from uvicorn.server import ServerState
 
+from server.realtime.limits import TRY_AGAIN_LATER
+
 log = logging.getLogger(__name__)
 # picows logs every connection and disconnection at INFO: only its warnings are ours to see.
 _picows_log = logging.getLogger("server.web.wire.picows")
@@ -123,7 +125,12 @@ class Channel(WSListener):
                 self._add_fragment(frame)
         elif kind == WSMsgType.CLOSE:
             self._close_received(frame)
-        # PING is answered by picows; PONG needs nothing.
+        elif kind == WSMsgType.PING:  # answered like any reply: not to a client that never reads
+            if self._backed_up():
+                self.close(TRY_AGAIN_LATER, "too far behind reading; reconnect")
+            else:
+                transport.send_pong(frame.get_payload_as_bytes())
+        # A PONG needs nothing (picows reads those that answer its own pings).
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         self.closing = True
@@ -138,26 +145,35 @@ class Channel(WSListener):
         """Queue `text` for the client; False when it is not sent: the connection is closing, or
         the client reads so slowly that more than `send_buffer_bytes` wait for it (the caller
         closes it then)."""
-        if self.closing or self.transport is None:
-            return False
-        if self.transport.underlying_transport.get_write_buffer_size() > self.send_buffer_bytes:
+        if self.closing or self.transport is None or self._backed_up():
             return False
         self.transport.send(WSMsgType.TEXT, text.encode())
         return True
 
-    def close(self, code: int, reason: str) -> None:
+    def close(self, code: int, reason: str, *, hang_up: bool = False) -> None:
         """Send a close frame with `code` and `reason` after what is queued; the connection ends
         when the client answers with its own (what it sends meanwhile is read and ignored, so
         its kernel does not see a reset and lose our close frame), or after CLOSE_TIMEOUT.
-        Safe to repeat."""
+        `hang_up`: end it once the close frame is written, without waiting for the answer (a
+        stopping server). Safe to repeat."""
         if self.closing or self.transport is None:
             return
         self.closing = True
         self.transport.send_close(WSCloseCode(code), reason.encode()[:123])
+        if hang_up:
+            self.transport.disconnect(graceful=True)
+            return
         if self._reading_paused:
             self._reading_paused = False
             self.transport.underlying_transport.resume_reading()
         asyncio.get_running_loop().call_later(CLOSE_TIMEOUT, self._cut)
+
+    def pause_writing(self) -> None:
+        """The socket's buffer passed its high-water mark: nothing to do here, as every send
+        checks the buffer against `send_buffer_bytes` (picows would log a warning instead)."""
+
+    def resume_writing(self) -> None:
+        pass
 
     def pause_reading(self) -> None:
         """Read nothing more from this client until `resume_reading` (TCP slows it down)."""
@@ -207,6 +223,11 @@ class Channel(WSListener):
             self.transport.send_close(answer)
         self.transport.disconnect(graceful=True)
 
+    def _backed_up(self) -> bool:
+        assert self.transport is not None
+        size: int = self.transport.underlying_transport.get_write_buffer_size()
+        return size > self.send_buffer_bytes
+
     def _cut(self) -> None:
         if not self.closed.done() and self.transport is not None:
             self.transport.disconnect(graceful=False)
@@ -245,13 +266,14 @@ class _HandedOverProtocol(WSProtocol):
             view = view[size:]
 
     def shutdown(self) -> None:
-        """uvicorn is stopping: a connection is told so (1012: reconnect after a moment), or,
-        if it is closing already, cut once what is queued for it is written."""
+        """uvicorn is stopping: a connection is told so (1012: reconnect after a moment) and
+        hung up on, as uvicorn's own websockets do; one closing already is cut (its client had
+        its chance to read the close frame)."""
         channel = self.channel
         if channel is not None and channel.transport is not None and not channel.closing:
-            channel.close(WSCloseCode.SERVICE_RESTART.value, "server restarting")
+            channel.close(WSCloseCode.SERVICE_RESTART.value, "server restarting", hang_up=True)
         elif self.transport is not None:
-            self.transport.disconnect()
+            self.transport.disconnect(graceful=False)
 
 
 def protocol_factory(
@@ -297,7 +319,7 @@ def protocol_factory(
             PING_SECONDS,
             PING_SECONDS,  # ... and cut it if no pong comes back in time
             WSAutoPingStrategy.PING_WHEN_IDLE,
-            True,  # answer the client's pings
+            False,  # the client's pings are answered in `Channel.on_ws_frame`
             max_message_bytes,  # a larger frame closes with 1009
             None,  # extra response headers
             16 * 1024,  # initial read buffer

@@ -36,6 +36,7 @@ class RawClient:
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
+        self.buffer = bytearray()
 
     @classmethod
     async def open(
@@ -54,13 +55,27 @@ class RawClient:
     async def frame(self) -> tuple[int, bytes]:
         """The next frame from the server (opcode, payload); servers do not mask."""
         async with asyncio.timeout(REPLY_TIMEOUT):
-            first, second = await self.reader.readexactly(2)
-            size = second & 0x7F
-            if size == 126:
-                (size,) = struct.unpack("!H", await self.reader.readexactly(2))
-            elif size == 127:
-                (size,) = struct.unpack("!Q", await self.reader.readexactly(8))
-            return first & 0x0F, await self.reader.readexactly(size)
+            while (parsed := self._parse()) is None:
+                data = await self.reader.read(1 << 20)
+                assert data, "the server hung up"
+                self.buffer += data
+            return parsed
+
+    def _parse(self) -> tuple[int, bytes] | None:
+        buffer = self.buffer
+        if len(buffer) < 2:
+            return None
+        size, start = buffer[1] & 0x7F, 2
+        if size >= 126:
+            start = 4 if size == 126 else 10
+            if len(buffer) < start:
+                return None
+            size = int.from_bytes(buffer[2:start], "big")
+        if len(buffer) < start + size:
+            return None
+        opcode, payload = buffer[0] & 0x0F, bytes(buffer[start : start + size])
+        del buffer[: start + size]
+        return opcode, payload
 
     async def message(self) -> dict[str, object]:
         opcode, payload = await self.frame()
@@ -76,7 +91,7 @@ class RawClient:
             if opcode == 0x8:
                 self.send(client_frame(payload[:2], 0x8))
                 async with asyncio.timeout(REPLY_TIMEOUT):
-                    assert await self.reader.read() == b""  # the server hung up
+                    assert not self.buffer and await self.reader.read() == b""  # it hung up
                 code: int = struct.unpack("!H", payload[:2])[0]
                 return code
 
@@ -135,7 +150,7 @@ async def test_the_client_closing_gets_its_code_back(server: ThreadServer) -> No
     client.send(client_frame(struct.pack("!H", 1001) + b"bye", 0x8))
     assert await client.frame() == (0x8, struct.pack("!H", 1001))
     async with asyncio.timeout(REPLY_TIMEOUT):
-        assert await client.reader.read() == b""  # and the server hung up
+        assert not client.buffer and await client.reader.read() == b""  # and it hung up
     client.close()
 
 
@@ -183,3 +198,27 @@ async def test_behind_a_trusted_proxy_each_player_counts_from_their_own_address(
         }
         for client in [*crowded, third, other]:
             client.close()
+
+
+async def test_a_client_that_pings_and_never_reads_is_cut_off(data_dir: Path) -> None:
+    """Pongs are replies too: a flood of pings from a client that reads nothing fills its send
+    buffer, and it is closed with 1013 like any slow reader, without growing the server."""
+    limits = Limits(send_buffer_bytes=16 * 1024, hello_seconds=60)
+    with ThreadServer(data_dir, limits) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(UPGRADE.format(path="/ws", port=server.port, extra="").encode())
+        await reader.readuntil(b"\r\n\r\n")
+        client = RawClient(reader, writer)
+        pings = b"".join(client_frame(b"p" * 125, 0x9) for _ in range(1000))
+        for _ in range(200):  # bounded: at most 26 MB of pings, far past what the kernel holds
+            client.send(pings)
+            try:
+                async with asyncio.timeout(5):
+                    await writer.drain()
+            except (TimeoutError, ConnectionError):
+                break  # the server stopped reading: it closed the connection
+        # Reading at last: the pongs it had room for, then the close code.
+        assert await client.close_code() == 1013
+        client.close()
+        other, _ = await join(server.ws, "Grace")
+        assert await other.alive()
