@@ -11,6 +11,13 @@ accuracy on average over four seeded runs).
 Fine-tuning can also hold on to the parent (issue #18's forgetting remedies, compared in
 bench/learning.py): `distill` learns MNIST and replayed drawings partly from the parent's outputs
 (Learning without Forgetting), `parent_share` blends the parent's weights back in (WiSE-FT).
+Three more aim at churn (drawings the parent read right and the child gets wrong):
+`focal_distill` adds a divergence from the parent's outputs to the loss, weighted up where the
+parent was right (focal distillation, Yan et al. 2021, "Positive-Congruent Training");
+`average_last` ends on the average of the weights over the last steps instead of the last
+weights (stochastic weight averaging; the network has no batch norm to recompute);
+`feature_lr` scales the learning rate of the convolutions, so the features move less than the
+classifier on top of them.
 
 Training is reproducible: the same seed, data and thread count give the same weights (torch's
 deterministic algorithms are on while it trains; tests/learning/test_reproducible_round.py).
@@ -80,14 +87,27 @@ class TrainConfig:
     # label; `parent_share` of the final weights is the parent's (interpolation after training).
     distill: float = 0.0
     parent_share: float = 0.0
+    # Against churn (fine-tuning only but `average_last` and `feature_lr`): `focal_distill` (α)
+    # adds α·(1 + `focal_boost`·[the parent reads it right])·KL(parent‖child) on MNIST and
+    # correctly-read drawings to the label's loss; `average_last` of the steps are averaged into
+    # the final weights; `feature_lr` multiplies the learning rate of the convolutions.
+    focal_distill: float = 0.0
+    focal_boost: float = 5.0
+    average_last: float = 0.0
+    feature_lr: float = 1.0
     show_progress: bool = True  # the tqdm bar on stderr, when it is a terminal
     device: str = "cpu"  # "cuda" on a trainer with a GPU; batches are prepared on the CPU
 
     def __post_init__(self) -> None:
         positive = [self.epochs, self.batch_size, self.lr]
         positive += [v for v in (self.train_limit, self.test_limit, self.threads) if v is not None]
-        shares = (self.clean_fraction, self.distill, self.parent_share)
-        if min(positive) <= 0 or not all(0 <= share <= 1 for share in shares):
+        shares = (self.clean_fraction, self.distill, self.parent_share, self.average_last)
+        weights = (self.focal_distill, self.focal_boost, self.feature_lr)
+        if (
+            min(positive) <= 0
+            or not all(0 <= share <= 1 for share in shares)
+            or not all(math.isfinite(w) and w >= 0 for w in weights)
+        ):
             raise ValueError(f"invalid training configuration: {self}")
         try:
             self.mix()
@@ -149,23 +169,28 @@ def train(
         model = Classifier()
         if init_weights is not None:
             model.load_state_dict(torch.load(init_weights, weights_only=True))
-        elif config.distill or config.parent_share:
-            raise ValueError("distill and parent_share need a parent to fine-tune from")
+        elif config.distill or config.parent_share or config.focal_distill:
+            raise ValueError(
+                "distill, parent_share and focal_distill need a parent to fine-tune from"
+            )
         parent_weights = {name: value.clone() for name, value in model.state_dict().items()}
-        parent_outputs = _predict(model, data.images) if config.distill else None
+        distilling = config.distill or config.focal_distill
+        parent_outputs = _predict(model, data.images) if distilling else None
         model = model.to(config.device).to(memory_format=torch.channels_last)
 
         steps_per_epoch = math.ceil(data.epoch_size(mix) / config.batch_size)
-        optimizer = torch.optim.AdamW(
-            model.parameters(), lr=config.lr, weight_decay=config.weight_decay
-        )
+        total_steps = config.epochs * steps_per_epoch
+        optimizer, max_lr = _optimizer(model, config)
         schedule = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=config.lr, total_steps=config.epochs * steps_per_epoch
+            optimizer, max_lr=max_lr, total_steps=total_steps
         )
+        averaged_steps = math.ceil(total_steps * config.average_last)
+        average = _WeightAverage(model) if averaged_steps else None
         jitter = Jitter() if config.augment else None
         jittered_epochs = config.epochs - math.floor(config.epochs * config.clean_fraction)
         reporter = _Reporter(config, steps_per_epoch, on_progress)
         model.train()
+        step = 0
         for epoch in range(1, config.epochs + 1):
             order = data.epoch_order(mix, generator)
             for batch in order.split(config.batch_size):
@@ -185,9 +210,14 @@ def train(
                 loss.backward()
                 optimizer.step()
                 schedule.step()
+                step += 1
+                if average is not None and step > total_steps - averaged_steps:
+                    average.add(model)
                 correct = int((log_probs.argmax(1) == labels).sum())
                 reporter.step(epoch, loss.item() * len(batch), correct, len(batch))
         reporter.close()
+        if average is not None:
+            average.apply(model)
         model = model.to("cpu").to(memory_format=torch.contiguous_format).eval()
         if config.parent_share:
             share = config.parent_share
@@ -205,6 +235,49 @@ def train(
         "mnist_test": test_n,
     }
     return TrainResult(model=model, test_accuracy=accuracy, counts=counts)
+
+
+FEATURES = ("net.conv1.", "net.conv2.")  # the parameters `feature_lr` scales
+
+
+def _optimizer(model: Classifier, config: TrainConfig) -> tuple[torch.optim.AdamW, list[float]]:
+    """AdamW, and the peak learning rate of each of its parameter groups: one group, or with a
+    `feature_lr` other than 1 the convolutions in a group of their own at that multiple."""
+    if config.feature_lr == 1.0:
+        groups = [{"params": list(model.parameters())}]
+        peaks = [config.lr]
+    else:
+        named = list(model.named_parameters())
+        features = [p for name, p in named if name.startswith(FEATURES)]
+        head = [p for name, p in named if not name.startswith(FEATURES)]
+        groups = [{"params": features}, {"params": head}]
+        peaks = [config.lr * config.feature_lr, config.lr]
+    optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
+    return optimizer, peaks
+
+
+class _WeightAverage:
+    """The running mean of a model's weights, one sample per `add` (stochastic weight
+    averaging; the network has no batch norm whose statistics would need recomputing)."""
+
+    def __init__(self, model: Classifier) -> None:
+        self.sums = {n: torch.zeros_like(v, dtype=torch.float64) for n, v in _weights(model)}
+        self.count = 0
+
+    def add(self, model: Classifier) -> None:
+        with torch.no_grad():
+            for name, value in _weights(model):
+                self.sums[name] += value.double()
+        self.count += 1
+
+    def apply(self, model: Classifier) -> None:
+        with torch.no_grad():
+            for name, value in _weights(model):
+                value.copy_((self.sums[name] / self.count).to(value.dtype))
+
+
+def _weights(model: Classifier) -> list[tuple[str, torch.Tensor]]:
+    return [(name, value) for name, value in model.state_dict().items()]
 
 
 @torch.no_grad()
@@ -225,15 +298,22 @@ def _distilled_loss(
 ) -> torch.Tensor:
     """Foolings are learnt from their labels alone (the parent got them wrong); every other
     drawing is learnt `distill` from the parent's outputs (KL divergence, at temperature
-    `DISTILL_TEMPERATURE`, which shows the parent's second guesses) and the rest from its label.
-    The parent's outputs are those on the drawing without jitter."""
+    `DISTILL_TEMPERATURE`, which shows the parent's second guesses) and the rest from its label,
+    plus `focal_distill` times the same divergence, `1 + focal_boost` times that where the
+    parent reads the drawing right (focal distillation: keep above all what the parent got
+    right). The parent's outputs are those on the drawing without jitter."""
     t = DISTILL_TEMPERATURE
-    parent = F.log_softmax(parent_log_probs.to(log_probs.device) / t, dim=1)
+    parent_log_probs = parent_log_probs.to(log_probs.device)
+    parent = F.log_softmax(parent_log_probs / t, dim=1)
     mine = F.log_softmax(log_probs / t, dim=1)
     divergence = (parent.exp() * (parent - mine)).sum(1) * t * t
     hard = F.nll_loss(log_probs, labels, reduction="none")
     fooling = fooling.to(log_probs.device)
     soft = config.distill * divergence + (1 - config.distill) * hard
+    if config.focal_distill:
+        parent_right = (parent_log_probs.argmax(1) == labels).to(divergence.dtype)
+        focus = 1 + config.focal_boost * parent_right
+        soft = soft + config.focal_distill * focus * divergence
     return torch.where(fooling, hard, soft).mean()
 
 
