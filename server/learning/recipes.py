@@ -27,6 +27,13 @@ class Recipe:
     clean_fraction: float = 0.5  # of the epochs, the last ones without jitter (1.0: no jitter)
     distill: float = 0.0  # of the loss on MNIST and replayed drawings: the parent's outputs
     parent_share: float = 0.0  # of the final weights: the parent's
+    # Against churn (server/training/train.py): focal distillation's weight, and how much more
+    # it weighs where the parent reads the drawing right; the share of the last steps whose
+    # weights are averaged; the learning rate of the convolutions, relative to `lr`.
+    focal_distill: float = 0.0
+    focal_boost: float = 5.0
+    average_last: float = 0.0
+    feature_lr: float = 1.0
 
     def training(self) -> dict[str, Any]:
         """The fields of the training loop's configuration this recipe sets."""
@@ -50,6 +57,16 @@ RECIPES: dict[str, Recipe] = {
     "balanced-replay-still-blend": Recipe(replay=2.0, clean_fraction=1.0, parent_share=0.1),
     "balanced-replay4-still-blend": Recipe(replay=4.0, clean_fraction=1.0, parent_share=0.1),
     "balanced-replay4-still-distill": Recipe(replay=4.0, clean_fraction=1.0, distill=0.5),
+    # Issue #18's churn remedies (fewer drawings the parent read right and the child does not):
+    # focal distillation (positive-congruent training), weight averaging over the last half of
+    # the steps, convolutions at a tenth of the learning rate, and the first two together.
+    "balanced-replay4-still-focal": Recipe(replay=4.0, clean_fraction=1.0, focal_distill=1.0),
+    "balanced-replay4-still-focal-light": Recipe(replay=4.0, clean_fraction=1.0, focal_distill=0.2),
+    "balanced-replay4-still-swa": Recipe(replay=4.0, clean_fraction=1.0, average_last=0.5),
+    "balanced-replay4-still-features": Recipe(replay=4.0, clean_fraction=1.0, feature_lr=0.1),
+    "balanced-replay4-still-focal-swa": Recipe(
+        replay=4.0, clean_fraction=1.0, focal_distill=1.0, average_last=0.5
+    ),
     "scratch": Recipe(from_scratch=True, lr=0.01, clean_fraction=0.2),  # new weights
 }
 DEFAULT_RECIPE = "balanced-replay4-still"
