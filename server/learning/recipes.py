@@ -34,6 +34,7 @@ class Recipe:
     focal_boost: float = 5.0
     average_last: float = 0.0
     feature_lr: float = 1.0
+    soup: int = 1  # fine-tunes with consecutive seeds whose weights are averaged
 
     def training(self) -> dict[str, Any]:
         """The fields of the training loop's configuration this recipe sets."""
@@ -67,6 +68,26 @@ RECIPES: dict[str, Recipe] = {
     "balanced-replay4-still-focal-swa": Recipe(
         replay=4.0, clean_fraction=1.0, focal_distill=1.0, average_last=0.5
     ),
+    "balanced-replay4-still-focal-faint": Recipe(
+        replay=4.0, clean_fraction=1.0, focal_distill=0.05
+    ),
+    # Weight averaging with more of the foolings to learn: 30 draws of each an epoch, a higher
+    # peak learning rate, or the average over the last third only.
+    "balanced-replay4-still-more": Recipe(replay=4.0, clean_fraction=1.0, extra_oversample=30.0),
+    "balanced-replay4-still-swa-more": Recipe(
+        replay=4.0, clean_fraction=1.0, extra_oversample=30.0, average_last=0.5
+    ),
+    "balanced-replay4-still-swa-fast": Recipe(
+        replay=4.0, clean_fraction=1.0, lr=0.004, average_last=0.5
+    ),
+    "balanced-replay4-still-swa-third": Recipe(replay=4.0, clean_fraction=1.0, average_last=0.34),
+    # A model soup: three fine-tunes (seeds seed..seed+2) averaged, three times the work; more
+    # replay instead (eight correctly-read drawings per fooling draw).
+    "balanced-replay4-still-soup3": Recipe(replay=4.0, clean_fraction=1.0, soup=3),
+    "balanced-replay4-still-soup3-more": Recipe(
+        replay=4.0, clean_fraction=1.0, soup=3, extra_oversample=30.0
+    ),
+    "balanced-replay8-still": Recipe(replay=8.0, clean_fraction=1.0),
     "scratch": Recipe(from_scratch=True, lr=0.01, clean_fraction=0.2),  # new weights
 }
 DEFAULT_RECIPE = "balanced-replay4-still"

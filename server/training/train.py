@@ -29,7 +29,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -95,11 +95,13 @@ class TrainConfig:
     focal_boost: float = 5.0
     average_last: float = 0.0
     feature_lr: float = 1.0
+    # A model soup: `soup` trainings with seeds seed, seed+1, …, their weights averaged.
+    soup: int = 1
     show_progress: bool = True  # the tqdm bar on stderr, when it is a terminal
     device: str = "cpu"  # "cuda" on a trainer with a GPU; batches are prepared on the CPU
 
     def __post_init__(self) -> None:
-        positive = [self.epochs, self.batch_size, self.lr]
+        positive = [self.epochs, self.batch_size, self.lr, self.soup]
         positive += [v for v in (self.train_limit, self.test_limit, self.threads) if v is not None]
         shares = (self.clean_fraction, self.distill, self.parent_share, self.average_last)
         weights = (self.focal_distill, self.focal_boost, self.feature_lr)
@@ -153,6 +155,8 @@ def train(
 ) -> TrainResult:
     """Train `Classifier` on MNIST (+ extras), from scratch or from `init_weights`."""
     extra = list(extra)
+    if config.soup > 1:
+        return _soup(mnist, config, extra, init_weights, on_progress)
     train_n = len(mnist.train_labels) if config.train_limit is None else config.train_limit
     data = TrainingSet.build(
         mnist.train_images[:train_n],
@@ -235,6 +239,57 @@ def train(
         "mnist_test": test_n,
     }
     return TrainResult(model=model, test_accuracy=accuracy, counts=counts)
+
+
+def _soup(
+    mnist: Mnist,
+    config: TrainConfig,
+    extra: list[ExtraExample],
+    init_weights: Path | None,
+    on_progress: ProgressCallback | None,
+) -> TrainResult:
+    """`config.soup` trainings from the same start with seeds seed, seed+1, …, and the mean of
+    their weights (a uniform model soup: fine-tunes of one parent stay in one basin, so the mean
+    is a model, and the noise of each run's data order and dropout averages out). Progress
+    counts the trainings one after another, as epochs of one run."""
+    members = config.soup
+    average: _WeightAverage | None = None
+    result: TrainResult | None = None
+    for member in range(members):
+        report = None
+        if on_progress is not None:
+            report = _member_progress(on_progress, member, members)
+        single = replace(config, soup=1, seed=config.seed + member)
+        result = train(mnist, single, extra=extra, init_weights=init_weights, on_progress=report)
+        average = average or _WeightAverage(result.model)
+        average.add(result.model)
+    assert result is not None and average is not None
+    model = result.model
+    average.apply(model)
+    test_n = len(mnist.test_labels) if config.test_limit is None else config.test_limit
+    with _cpu_settings(config.threads):
+        accuracy = evaluate(model, mnist.test_images[:test_n], mnist.test_labels[:test_n])
+    return TrainResult(model=model, test_accuracy=accuracy, counts=result.counts)
+
+
+def _member_progress(on_progress: ProgressCallback, member: int, members: int) -> ProgressCallback:
+    started = time.monotonic()
+
+    def report(p: Progress) -> None:
+        left = (members - member - 1) * p.steps
+        seconds_per_step = (time.monotonic() - started) / p.step
+        on_progress(
+            replace(
+                p,
+                epoch=member * p.epochs + p.epoch,
+                epochs=members * p.epochs,
+                step=member * p.steps + p.step,
+                steps=members * p.steps,
+                eta_seconds=p.eta_seconds + left * seconds_per_step,
+            )
+        )
+
+    return report
 
 
 FEATURES = ("net.conv1.", "net.conv2.")  # the parameters `feature_lr` scales

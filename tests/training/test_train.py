@@ -224,6 +224,26 @@ def test_averaging_only_the_last_step_is_the_last_weights(
     assert not all(torch.equal(plain[k], spread.model.state_dict()[k]) for k in plain)
 
 
+def test_a_soup_is_the_mean_of_its_members_and_reports_them_as_one_run(
+    trained_model: Path, mnist: Mnist
+) -> None:
+    parent = weights_path_for(trained_model)
+    members = [
+        train(mnist, _config(**TINY, seed=seed), init_weights=parent).model.state_dict()
+        for seed in (5, 6)
+    ]
+    reports: list[Progress] = []
+    soup = train(
+        mnist, _config(**TINY, seed=5, soup=2), init_weights=parent, on_progress=reports.append
+    )
+    for name, value in soup.model.state_dict().items():
+        torch.testing.assert_close(value, (members[0][name] + members[1][name]) / 2)
+    assert [r.step for r in reports] == sorted(r.step for r in reports)
+    assert reports[-1].step == reports[-1].steps == 2 * 8 and reports[-1].epochs == 2
+    single = train(mnist, _config(**TINY, seed=5, soup=1), init_weights=parent).model
+    assert all(torch.equal(single.state_dict()[k], members[0][k]) for k in members[0])
+
+
 def test_a_feature_lr_of_zero_keeps_the_convolutions_and_tunes_the_rest(
     trained_model: Path, mnist: Mnist
 ) -> None:
@@ -381,6 +401,7 @@ def test_malformed_extra_examples_are_refused(
         {"focal_boost": float("nan")},
         {"average_last": 1.5},
         {"feature_lr": -0.1},
+        {"soup": 0},
     ],
 )
 def test_invalid_configurations_are_refused(bad: dict[str, float]) -> None:
