@@ -34,6 +34,7 @@ class Recipe:
     focal_boost: float = 5.0
     average_last: float = 0.0
     feature_lr: float = 1.0
+    replay_focus: float = 0.0  # replayed drawings the parent is unsure of drawn more often
     soup: int = 1  # fine-tunes with consecutive seeds whose weights are averaged
 
     def training(self) -> dict[str, Any]:
@@ -88,6 +89,13 @@ RECIPES: dict[str, Recipe] = {
         replay=4.0, clean_fraction=1.0, soup=3, extra_oversample=30.0
     ),
     "balanced-replay8-still": Recipe(replay=8.0, clean_fraction=1.0),
+    # Replay aimed at the drawings a fine-tune flips first: those the parent reads with least
+    # confidence, drawn up to 21 or 101 times as often as one it is sure of.
+    "balanced-replay4-still-focus": Recipe(replay=4.0, clean_fraction=1.0, replay_focus=20.0),
+    "balanced-replay4-still-focus100": Recipe(replay=4.0, clean_fraction=1.0, replay_focus=100.0),
+    "balanced-replay4-still-swa-third-focus": Recipe(
+        replay=4.0, clean_fraction=1.0, average_last=0.34, replay_focus=20.0
+    ),
     "scratch": Recipe(from_scratch=True, lr=0.01, clean_fraction=0.2),  # new weights
 }
 DEFAULT_RECIPE = "balanced-replay4-still"

@@ -95,6 +95,9 @@ class TrainConfig:
     focal_boost: float = 5.0
     average_last: float = 0.0
     feature_lr: float = 1.0
+    # Replayed drawings the parent reads with less confidence are drawn more: each one's weight
+    # times 1 + `replay_focus`·(1 − the parent's probability of its label). Fine-tuning only.
+    replay_focus: float = 0.0
     # A model soup: `soup` trainings with seeds seed, seed+1, …, their weights averaged.
     soup: int = 1
     show_progress: bool = True  # the tqdm bar on stderr, when it is a terminal
@@ -104,7 +107,7 @@ class TrainConfig:
         positive = [self.epochs, self.batch_size, self.lr, self.soup]
         positive += [v for v in (self.train_limit, self.test_limit, self.threads) if v is not None]
         shares = (self.clean_fraction, self.distill, self.parent_share, self.average_last)
-        weights = (self.focal_distill, self.focal_boost, self.feature_lr)
+        weights = (self.focal_distill, self.focal_boost, self.feature_lr, self.replay_focus)
         if (
             min(positive) <= 0
             or not all(0 <= share <= 1 for share in shares)
@@ -173,13 +176,16 @@ def train(
         model = Classifier()
         if init_weights is not None:
             model.load_state_dict(torch.load(init_weights, weights_only=True))
-        elif config.distill or config.parent_share or config.focal_distill:
+        elif config.distill or config.parent_share or config.focal_distill or config.replay_focus:
             raise ValueError(
-                "distill, parent_share and focal_distill need a parent to fine-tune from"
+                "distill, parent_share, focal_distill and replay_focus need a parent to fine-tune "
+                "from"
             )
         parent_weights = {name: value.clone() for name, value in model.state_dict().items()}
         distilling = config.distill or config.focal_distill
         parent_outputs = _predict(model, data.images) if distilling else None
+        if config.replay_focus:
+            data = _focus_replay(data, model, config.replay_focus)
         model = model.to(config.device).to(memory_format=torch.channels_last)
 
         steps_per_epoch = math.ceil(data.epoch_size(mix) / config.batch_size)
@@ -239,6 +245,17 @@ def train(
         "mnist_test": test_n,
     }
     return TrainResult(model=model, test_accuracy=accuracy, counts=counts)
+
+
+def _focus_replay(data: TrainingSet, parent: Classifier, focus: float) -> TrainingSet:
+    """`data` with each replayed drawing's weight times 1 + focus·(1 − p), p the parent's
+    probability of its label: the drawings near the parent's boundary, the ones a fine-tune
+    flips first, are drawn more often. Foolings and the number of draws are unchanged."""
+    extra = data.images[data.mnist_count :]
+    labels = data.labels[data.mnist_count :]
+    confidence = _predict(parent, extra).exp().gather(1, labels[:, None])[:, 0].double()
+    boost = torch.where(data.extra_fooled, 1.0, 1 + focus * (1 - confidence))
+    return replace(data, extra_weights=data.extra_weights * boost)
 
 
 def _soup(

@@ -131,14 +131,24 @@ def test_distilling_learns_the_foolings_and_keeps_the_parents_other_answers(
 
 
 def test_distill_and_parent_share_need_a_parent(mnist: Mnist) -> None:
-    for option in ({"distill": 0.5}, {"parent_share": 0.1}, {"focal_distill": 1.0}):
+    for option in (
+        {"distill": 0.5},
+        {"parent_share": 0.1},
+        {"focal_distill": 1.0},
+        {"replay_focus": 5.0},
+    ):
         with pytest.raises(ValueError, match="need a parent"):
             train(mnist, _config(**TINY, **option))
 
 
 @pytest.mark.parametrize(
     "neutral",
-    [{"focal_distill": 0.0, "focal_boost": 9.0}, {"average_last": 0.0}, {"feature_lr": 1.0}],
+    [
+        {"focal_distill": 0.0, "focal_boost": 9.0},
+        {"average_last": 0.0},
+        {"feature_lr": 1.0},
+        {"replay_focus": 0.0},
+    ],
 )
 def test_the_churn_remedies_switched_off_train_bit_for_bit_as_before(
     trained_model: Path, mnist: Mnist, neutral: dict[str, float]
@@ -242,6 +252,28 @@ def test_a_soup_is_the_mean_of_its_members_and_reports_them_as_one_run(
     assert reports[-1].step == reports[-1].steps == 2 * 8 and reports[-1].epochs == 2
     single = train(mnist, _config(**TINY, seed=5, soup=1), init_weights=parent).model
     assert all(torch.equal(single.state_dict()[k], members[0][k]) for k in members[0])
+
+
+def test_replay_focus_draws_the_drawings_the_parent_is_unsure_of_more_often(
+    trained_model: Path, mnist: Mnist
+) -> None:
+    parent = Classifier()
+    parent.load_state_dict(torch.load(weights_path_for(trained_model), weights_only=True))
+    images = mnist.test_images[:40] / np.float32(255)
+    labels = mnist.test_labels[:40].astype(int)
+    data = TrainingSet.build(
+        mnist.train_images[:10],
+        mnist.train_labels[:10],
+        list(images),
+        list(labels),
+        [1.0] * 40,
+        [True] * 20 + [False] * 20,
+    )
+    focused = train_module._focus_replay(data, parent, 10.0)
+    with torch.no_grad():
+        sure = parent.eval()(data.images[10:]).exp()[torch.arange(40), data.labels[10:]].double()
+    assert torch.equal(focused.extra_weights[:20], data.extra_weights[:20])  # foolings as they were
+    torch.testing.assert_close(focused.extra_weights[20:], 1 + 10 * (1 - sure[20:]))
 
 
 def test_a_feature_lr_of_zero_keeps_the_convolutions_and_tunes_the_rest(
@@ -402,6 +434,7 @@ def test_malformed_extra_examples_are_refused(
         {"average_last": 1.5},
         {"feature_lr": -0.1},
         {"soup": 0},
+        {"replay_focus": -1.0},
     ],
 )
 def test_invalid_configurations_are_refused(bad: dict[str, float]) -> None:
