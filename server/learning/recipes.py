@@ -27,6 +27,16 @@ class Recipe:
     clean_fraction: float = 0.5  # of the epochs, the last ones without jitter (1.0: no jitter)
     distill: float = 0.0  # of the loss on MNIST and replayed drawings: the parent's outputs
     parent_share: float = 0.0  # of the final weights: the parent's
+    # Against churn (server/training/train.py): focal distillation's weight, and how much more
+    # it weighs where the parent reads the drawing right; the share of the last steps whose
+    # weights are averaged; the learning rate of the convolutions, relative to `lr`; replayed
+    # drawings the parent is unsure of drawn more often; a soup of fine-tunes.
+    focal_distill: float = 0.0
+    focal_boost: float = 5.0
+    average_last: float = 0.0
+    feature_lr: float = 1.0
+    replay_focus: float = 0.0
+    soup: int = 1
 
     def training(self) -> dict[str, Any]:
         """The fields of the training loop's configuration this recipe sets."""
@@ -50,6 +60,38 @@ RECIPES: dict[str, Recipe] = {
     "balanced-replay-still-blend": Recipe(replay=2.0, clean_fraction=1.0, parent_share=0.1),
     "balanced-replay4-still-blend": Recipe(replay=4.0, clean_fraction=1.0, parent_share=0.1),
     "balanced-replay4-still-distill": Recipe(replay=4.0, clean_fraction=1.0, distill=0.5),
+    # Issue #18's churn remedies (fewer drawings the parent read right and the child does not;
+    # README, "Benchmarks": none beat the default by more than noise): focal distillation
+    # (positive-congruent training) at three weights, weight averaging (SWA) over the last half
+    # or third of the steps, convolutions at a tenth of the learning rate, more fooling draws
+    # (30 each an epoch) or a higher peak rate to make up for what averaging costs, soups of
+    # three fine-tunes (three times the work), replay ×8, and replay aimed at the drawings the
+    # parent is least sure of (drawn up to 21 or 101 times as often as one it is sure of).
+    "balanced-replay4-still-focal": Recipe(replay=4.0, clean_fraction=1.0, focal_distill=1.0),
+    "balanced-replay4-still-focal-light": Recipe(replay=4.0, clean_fraction=1.0, focal_distill=0.2),
+    "balanced-replay4-still-focal-faint": Recipe(
+        replay=4.0, clean_fraction=1.0, focal_distill=0.05
+    ),
+    "balanced-replay4-still-swa": Recipe(replay=4.0, clean_fraction=1.0, average_last=0.5),
+    "balanced-replay4-still-swa-third": Recipe(replay=4.0, clean_fraction=1.0, average_last=0.34),
+    "balanced-replay4-still-features": Recipe(replay=4.0, clean_fraction=1.0, feature_lr=0.1),
+    "balanced-replay4-still-more": Recipe(replay=4.0, clean_fraction=1.0, extra_oversample=30.0),
+    "balanced-replay4-still-swa-more": Recipe(
+        replay=4.0, clean_fraction=1.0, extra_oversample=30.0, average_last=0.5
+    ),
+    "balanced-replay4-still-swa-fast": Recipe(
+        replay=4.0, clean_fraction=1.0, lr=0.004, average_last=0.5
+    ),
+    "balanced-replay4-still-soup3": Recipe(replay=4.0, clean_fraction=1.0, soup=3),
+    "balanced-replay4-still-soup3-more": Recipe(
+        replay=4.0, clean_fraction=1.0, soup=3, extra_oversample=30.0
+    ),
+    "balanced-replay8-still": Recipe(replay=8.0, clean_fraction=1.0),
+    "balanced-replay4-still-focus": Recipe(replay=4.0, clean_fraction=1.0, replay_focus=20.0),
+    "balanced-replay4-still-focus100": Recipe(replay=4.0, clean_fraction=1.0, replay_focus=100.0),
+    "balanced-replay4-still-swa-third-focus": Recipe(
+        replay=4.0, clean_fraction=1.0, average_last=0.34, replay_focus=20.0
+    ),
     "scratch": Recipe(from_scratch=True, lr=0.01, clean_fraction=0.2),  # new weights
 }
 DEFAULT_RECIPE = "balanced-replay4-still"

@@ -11,6 +11,13 @@ accuracy on average over four seeded runs).
 Fine-tuning can also hold on to the parent (issue #18's forgetting remedies, compared in
 bench/learning.py): `distill` learns MNIST and replayed drawings partly from the parent's outputs
 (Learning without Forgetting), `parent_share` blends the parent's weights back in (WiSE-FT).
+Three more aim at churn (drawings the parent read right and the child gets wrong):
+`focal_distill` adds a divergence from the parent's outputs to the loss, weighted up where the
+parent was right (focal distillation, Yan et al. 2021, "Positive-Congruent Training");
+`average_last` ends on the average of the weights over the last steps instead of the last
+weights (stochastic weight averaging; the network has no batch norm to recompute);
+`feature_lr` scales the learning rate of the convolutions, so the features move less than the
+classifier on top of them.
 
 Training is reproducible: the same seed, data and thread count give the same weights (torch's
 deterministic algorithms are on while it trains; tests/learning/test_reproducible_round.py).
@@ -22,7 +29,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -80,14 +87,32 @@ class TrainConfig:
     # label; `parent_share` of the final weights is the parent's (interpolation after training).
     distill: float = 0.0
     parent_share: float = 0.0
+    # Against churn (fine-tuning only but `average_last` and `feature_lr`): `focal_distill` (α)
+    # adds α·(1 + `focal_boost`·[the parent reads it right])·KL(parent‖child) on MNIST and
+    # correctly-read drawings to the label's loss; `average_last` of the steps are averaged into
+    # the final weights; `feature_lr` multiplies the learning rate of the convolutions.
+    focal_distill: float = 0.0
+    focal_boost: float = 5.0
+    average_last: float = 0.0
+    feature_lr: float = 1.0
+    # Replayed drawings the parent reads with less confidence are drawn more: each one's weight
+    # times 1 + `replay_focus`·(1 − the parent's probability of its label). Fine-tuning only.
+    replay_focus: float = 0.0
+    # A model soup: `soup` trainings with seeds seed, seed+1, …, their weights averaged.
+    soup: int = 1
     show_progress: bool = True  # the tqdm bar on stderr, when it is a terminal
     device: str = "cpu"  # "cuda" on a trainer with a GPU; batches are prepared on the CPU
 
     def __post_init__(self) -> None:
-        positive = [self.epochs, self.batch_size, self.lr]
+        positive = [self.epochs, self.batch_size, self.lr, self.soup]
         positive += [v for v in (self.train_limit, self.test_limit, self.threads) if v is not None]
-        shares = (self.clean_fraction, self.distill, self.parent_share)
-        if min(positive) <= 0 or not all(0 <= share <= 1 for share in shares):
+        shares = (self.clean_fraction, self.distill, self.parent_share, self.average_last)
+        weights = (self.focal_distill, self.focal_boost, self.feature_lr, self.replay_focus)
+        if (
+            min(positive) <= 0
+            or not all(0 <= share <= 1 for share in shares)
+            or not all(math.isfinite(w) and w >= 0 for w in weights)
+        ):
             raise ValueError(f"invalid training configuration: {self}")
         try:
             self.mix()
@@ -133,6 +158,8 @@ def train(
 ) -> TrainResult:
     """Train `Classifier` on MNIST (+ extras), from scratch or from `init_weights`."""
     extra = list(extra)
+    if config.soup > 1:
+        return _soup(mnist, config, extra, init_weights, on_progress)
     train_n = len(mnist.train_labels) if config.train_limit is None else config.train_limit
     data = TrainingSet.build(
         mnist.train_images[:train_n],
@@ -149,23 +176,31 @@ def train(
         model = Classifier()
         if init_weights is not None:
             model.load_state_dict(torch.load(init_weights, weights_only=True))
-        elif config.distill or config.parent_share:
-            raise ValueError("distill and parent_share need a parent to fine-tune from")
+        elif config.distill or config.parent_share or config.focal_distill or config.replay_focus:
+            raise ValueError(
+                "distill, parent_share, focal_distill and replay_focus need a parent to fine-tune "
+                "from"
+            )
         parent_weights = {name: value.clone() for name, value in model.state_dict().items()}
-        parent_outputs = _predict(model, data.images) if config.distill else None
+        distilling = config.distill or config.focal_distill
+        parent_outputs = _predict(model, data.images) if distilling else None
+        if config.replay_focus:
+            data = _focus_replay(data, model, config.replay_focus)
         model = model.to(config.device).to(memory_format=torch.channels_last)
 
         steps_per_epoch = math.ceil(data.epoch_size(mix) / config.batch_size)
-        optimizer = torch.optim.AdamW(
-            model.parameters(), lr=config.lr, weight_decay=config.weight_decay
-        )
+        total_steps = config.epochs * steps_per_epoch
+        optimizer, max_lr = _optimizer(model, config)
         schedule = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=config.lr, total_steps=config.epochs * steps_per_epoch
+            optimizer, max_lr=max_lr, total_steps=total_steps
         )
+        averaged_steps = math.ceil(total_steps * config.average_last)
+        average = _WeightAverage(model) if averaged_steps else None
         jitter = Jitter() if config.augment else None
         jittered_epochs = config.epochs - math.floor(config.epochs * config.clean_fraction)
         reporter = _Reporter(config, steps_per_epoch, on_progress)
         model.train()
+        step = 0
         for epoch in range(1, config.epochs + 1):
             order = data.epoch_order(mix, generator)
             for batch in order.split(config.batch_size):
@@ -185,9 +220,14 @@ def train(
                 loss.backward()
                 optimizer.step()
                 schedule.step()
+                step += 1
+                if average is not None and step > total_steps - averaged_steps:
+                    average.add(model)
                 correct = int((log_probs.argmax(1) == labels).sum())
                 reporter.step(epoch, loss.item() * len(batch), correct, len(batch))
         reporter.close()
+        if average is not None:
+            average.apply(model)
         model = model.to("cpu").to(memory_format=torch.contiguous_format).eval()
         if config.parent_share:
             share = config.parent_share
@@ -205,6 +245,111 @@ def train(
         "mnist_test": test_n,
     }
     return TrainResult(model=model, test_accuracy=accuracy, counts=counts)
+
+
+def _focus_replay(data: TrainingSet, parent: Classifier, focus: float) -> TrainingSet:
+    """`data` with each replayed drawing's weight times 1 + focus·(1 − p), p the parent's
+    probability of its label: the drawings near the parent's boundary, the ones a fine-tune
+    flips first, are drawn more often. Foolings and the number of draws are unchanged."""
+    extra = data.images[data.mnist_count :]
+    labels = data.labels[data.mnist_count :]
+    confidence = _predict(parent, extra).exp().gather(1, labels[:, None])[:, 0].double()
+    boost = torch.where(data.extra_fooled, 1.0, 1 + focus * (1 - confidence))
+    return replace(data, extra_weights=data.extra_weights * boost)
+
+
+def _soup(
+    mnist: Mnist,
+    config: TrainConfig,
+    extra: list[ExtraExample],
+    init_weights: Path | None,
+    on_progress: ProgressCallback | None,
+) -> TrainResult:
+    """`config.soup` trainings from the same start with seeds seed, seed+1, …, and the mean of
+    their weights (a uniform model soup: fine-tunes of one parent stay in one basin, so the mean
+    is a model, and the noise of each run's data order and dropout averages out). Progress
+    counts the trainings one after another, as epochs of one run."""
+    members = config.soup
+    average: _WeightAverage | None = None
+    result: TrainResult | None = None
+    for member in range(members):
+        report = None
+        if on_progress is not None:
+            report = _member_progress(on_progress, member, members)
+        single = replace(config, soup=1, seed=config.seed + member)
+        result = train(mnist, single, extra=extra, init_weights=init_weights, on_progress=report)
+        average = average or _WeightAverage(result.model)
+        average.add(result.model)
+    assert result is not None and average is not None
+    model = result.model
+    average.apply(model)
+    test_n = len(mnist.test_labels) if config.test_limit is None else config.test_limit
+    with _cpu_settings(config.threads):
+        accuracy = evaluate(model, mnist.test_images[:test_n], mnist.test_labels[:test_n])
+    return TrainResult(model=model, test_accuracy=accuracy, counts=result.counts)
+
+
+def _member_progress(on_progress: ProgressCallback, member: int, members: int) -> ProgressCallback:
+    started = time.monotonic()
+
+    def report(p: Progress) -> None:
+        left = (members - member - 1) * p.steps
+        seconds_per_step = (time.monotonic() - started) / p.step
+        on_progress(
+            replace(
+                p,
+                epoch=member * p.epochs + p.epoch,
+                epochs=members * p.epochs,
+                step=member * p.steps + p.step,
+                steps=members * p.steps,
+                eta_seconds=p.eta_seconds + left * seconds_per_step,
+            )
+        )
+
+    return report
+
+
+FEATURES = ("net.conv1.", "net.conv2.")  # the parameters `feature_lr` scales
+
+
+def _optimizer(model: Classifier, config: TrainConfig) -> tuple[torch.optim.AdamW, list[float]]:
+    """AdamW, and the peak learning rate of each of its parameter groups: one group, or with a
+    `feature_lr` other than 1 the convolutions in a group of their own at that multiple."""
+    if config.feature_lr == 1.0:
+        groups = [{"params": list(model.parameters())}]
+        peaks = [config.lr]
+    else:
+        named = list(model.named_parameters())
+        features = [p for name, p in named if name.startswith(FEATURES)]
+        head = [p for name, p in named if not name.startswith(FEATURES)]
+        groups = [{"params": features}, {"params": head}]
+        peaks = [config.lr * config.feature_lr, config.lr]
+    optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
+    return optimizer, peaks
+
+
+class _WeightAverage:
+    """The running mean of a model's weights, one sample per `add` (stochastic weight
+    averaging; the network has no batch norm whose statistics would need recomputing)."""
+
+    def __init__(self, model: Classifier) -> None:
+        self.sums = {n: torch.zeros_like(v, dtype=torch.float64) for n, v in _weights(model)}
+        self.count = 0
+
+    def add(self, model: Classifier) -> None:
+        with torch.no_grad():
+            for name, value in _weights(model):
+                self.sums[name] += value.double()
+        self.count += 1
+
+    def apply(self, model: Classifier) -> None:
+        with torch.no_grad():
+            for name, value in _weights(model):
+                value.copy_((self.sums[name] / self.count).to(value.dtype))
+
+
+def _weights(model: Classifier) -> list[tuple[str, torch.Tensor]]:
+    return [(name, value) for name, value in model.state_dict().items()]
 
 
 @torch.no_grad()
@@ -225,15 +370,22 @@ def _distilled_loss(
 ) -> torch.Tensor:
     """Foolings are learnt from their labels alone (the parent got them wrong); every other
     drawing is learnt `distill` from the parent's outputs (KL divergence, at temperature
-    `DISTILL_TEMPERATURE`, which shows the parent's second guesses) and the rest from its label.
-    The parent's outputs are those on the drawing without jitter."""
+    `DISTILL_TEMPERATURE`, which shows the parent's second guesses) and the rest from its label,
+    plus `focal_distill` times the same divergence, `1 + focal_boost` times that where the
+    parent reads the drawing right (focal distillation: keep above all what the parent got
+    right). The parent's outputs are those on the drawing without jitter."""
     t = DISTILL_TEMPERATURE
-    parent = F.log_softmax(parent_log_probs.to(log_probs.device) / t, dim=1)
+    parent_log_probs = parent_log_probs.to(log_probs.device)
+    parent = F.log_softmax(parent_log_probs / t, dim=1)
     mine = F.log_softmax(log_probs / t, dim=1)
     divergence = (parent.exp() * (parent - mine)).sum(1) * t * t
     hard = F.nll_loss(log_probs, labels, reduction="none")
     fooling = fooling.to(log_probs.device)
     soft = config.distill * divergence + (1 - config.distill) * hard
+    if config.focal_distill:
+        parent_right = (parent_log_probs.argmax(1) == labels).to(divergence.dtype)
+        focus = 1 + config.focal_boost * parent_right
+        soft = soft + config.focal_distill * focus * divergence
     return torch.where(fooling, hard, soft).mean()
 
 

@@ -131,9 +131,164 @@ def test_distilling_learns_the_foolings_and_keeps_the_parents_other_answers(
 
 
 def test_distill_and_parent_share_need_a_parent(mnist: Mnist) -> None:
-    for option in ({"distill": 0.5}, {"parent_share": 0.1}):
+    for option in (
+        {"distill": 0.5},
+        {"parent_share": 0.1},
+        {"focal_distill": 1.0},
+        {"replay_focus": 5.0},
+    ):
         with pytest.raises(ValueError, match="need a parent"):
             train(mnist, _config(**TINY, **option))
+
+
+@pytest.mark.parametrize(
+    "neutral",
+    [
+        {"focal_distill": 0.0, "focal_boost": 9.0},
+        {"average_last": 0.0},
+        {"feature_lr": 1.0},
+        {"replay_focus": 0.0},
+    ],
+)
+def test_the_churn_remedies_switched_off_train_bit_for_bit_as_before(
+    trained_model: Path, mnist: Mnist, neutral: dict[str, float]
+) -> None:
+    parent = weights_path_for(trained_model)
+    extra = [ExtraExample(mnist.test_images[i] / np.float32(255), 1) for i in range(4)]
+    plain = train(mnist, _config(**TINY), extra=extra, init_weights=parent).model.state_dict()
+    same = train(
+        mnist, _config(**TINY, **neutral), extra=extra, init_weights=parent
+    ).model.state_dict()
+    assert all(torch.equal(plain[k], same[k]) for k in plain)
+
+
+def test_focal_distillation_weighs_up_what_the_parent_read_right() -> None:
+    # the parent says 0 to all three: right on the first, wrong on the second, the third fooled it
+    parent = torch.log_softmax(torch.tensor([[4.0] + [0.0] * 9] * 3), 1)
+    child = torch.log_softmax(torch.randn(3, 10, generator=torch.Generator().manual_seed(1)), 1)
+    labels = torch.tensor([0, 2, 1])
+    fooling = torch.tensor([False, False, True])
+    hard = torch.nn.functional.nll_loss(child, labels, reduction="none")
+    t = train_module.DISTILL_TEMPERATURE
+    p, q = torch.log_softmax(parent / t, 1), torch.log_softmax(child / t, 1)
+    divergence = (p.exp() * (p - q)).sum(1) * t * t
+    config = _config(focal_distill=0.5, focal_boost=4.0)
+
+    loss = train_module._distilled_loss(child, labels, parent, fooling, config)
+
+    expected = hard + 0.5 * torch.tensor([5.0, 1.0, 0.0]) * divergence
+    torch.testing.assert_close(loss, expected.mean())
+
+
+def test_focal_distillation_keeps_more_of_the_parents_answers(
+    trained_model: Path, mnist: Mnist
+) -> None:
+    base_weights = weights_path_for(trained_model)
+    base = Classifier()
+    base.load_state_dict(torch.load(base_weights, weights_only=True))
+    pool = mnist.test_images[:200]
+    correct = np.flatnonzero(_predict(base, pool) == mnist.test_labels[:200])[:8]
+    images, flipped = pool[correct], (mnist.test_labels[correct].astype(int) + 1) % 10
+    extra = [
+        ExtraExample(image / np.float32(255), int(label))
+        for image, label in zip(images, flipped, strict=True)
+    ]
+    others = mnist.test_images[1000:3000]
+    agreement = {}
+    for focal in (0.0, 0.3):
+        config = _config(
+            train_limit=500,
+            test_limit=200,
+            epochs=4,
+            lr=0.005,
+            augment=False,
+            extra_oversample=100,
+            focal_distill=focal,
+        )
+        tuned = train(mnist, config, extra=extra, init_weights=base_weights).model
+        assert (_predict(tuned, images) == flipped).sum() >= 7
+        agreement[focal] = (_predict(tuned, others) == _predict(base, others)).mean()
+    assert agreement[0.3] > agreement[0.0]
+
+
+def test_the_weight_average_is_the_mean_of_the_weights_it_was_given() -> None:
+    torch.manual_seed(0)
+    first, second, target = Classifier(), Classifier(), Classifier()
+    average = train_module._WeightAverage(target)
+    average.add(first)
+    average.add(second)
+    average.apply(target)
+    a, b = first.state_dict(), second.state_dict()
+    for name, value in target.state_dict().items():
+        torch.testing.assert_close(value, (a[name] + b[name]) / 2)
+
+
+def test_averaging_only_the_last_step_is_the_last_weights(
+    trained_model: Path, mnist: Mnist
+) -> None:
+    parent = weights_path_for(trained_model)
+    plain = train(mnist, _config(**TINY), init_weights=parent).model.state_dict()
+    last = train(mnist, _config(**TINY, average_last=0.01), init_weights=parent)  # 1 of 8 steps
+    spread = train(mnist, _config(**TINY, average_last=0.5), init_weights=parent)
+    assert all(torch.equal(plain[k], last.model.state_dict()[k]) for k in plain)
+    assert not all(torch.equal(plain[k], spread.model.state_dict()[k]) for k in plain)
+
+
+def test_a_soup_is_the_mean_of_its_members_and_reports_them_as_one_run(
+    trained_model: Path, mnist: Mnist
+) -> None:
+    parent = weights_path_for(trained_model)
+    members = [
+        train(mnist, _config(**TINY, seed=seed), init_weights=parent).model.state_dict()
+        for seed in (5, 6)
+    ]
+    reports: list[Progress] = []
+    soup = train(
+        mnist, _config(**TINY, seed=5, soup=2), init_weights=parent, on_progress=reports.append
+    )
+    for name, value in soup.model.state_dict().items():
+        torch.testing.assert_close(value, (members[0][name] + members[1][name]) / 2)
+    assert [r.step for r in reports] == sorted(r.step for r in reports)
+    assert reports[-1].step == reports[-1].steps == 2 * 8 and reports[-1].epochs == 2
+    single = train(mnist, _config(**TINY, seed=5, soup=1), init_weights=parent).model
+    assert all(torch.equal(single.state_dict()[k], members[0][k]) for k in members[0])
+
+
+def test_replay_focus_draws_the_drawings_the_parent_is_unsure_of_more_often(
+    trained_model: Path, mnist: Mnist
+) -> None:
+    parent = Classifier()
+    parent.load_state_dict(torch.load(weights_path_for(trained_model), weights_only=True))
+    images = mnist.test_images[:40] / np.float32(255)
+    labels = mnist.test_labels[:40].astype(int)
+    data = TrainingSet.build(
+        mnist.train_images[:10],
+        mnist.train_labels[:10],
+        list(images),
+        list(labels),
+        [1.0] * 40,
+        [True] * 20 + [False] * 20,
+    )
+    focused = train_module._focus_replay(data, parent, 10.0)
+    with torch.no_grad():
+        sure = parent.eval()(data.images[10:]).exp()[torch.arange(40), data.labels[10:]].double()
+    assert torch.equal(focused.extra_weights[:20], data.extra_weights[:20])  # foolings as they were
+    torch.testing.assert_close(focused.extra_weights[20:], 1 + 10 * (1 - sure[20:]))
+
+
+def test_a_feature_lr_of_zero_keeps_the_convolutions_and_tunes_the_rest(
+    trained_model: Path, mnist: Mnist
+) -> None:
+    parent_weights = weights_path_for(trained_model)
+    parent = torch.load(parent_weights, weights_only=True)
+    tuned = train(
+        mnist, _config(**TINY, feature_lr=0.0), init_weights=parent_weights
+    ).model.state_dict()
+    for name, value in tuned.items():
+        if name.startswith(train_module.FEATURES):
+            assert torch.equal(value, parent[name]), name
+        else:
+            assert not torch.equal(value, parent[name]), name
 
 
 def test_the_players_foolings_are_told_apart_from_mnist_and_replay() -> None:
@@ -274,6 +429,12 @@ def test_malformed_extra_examples_are_refused(
         {"clean_fraction": 1.5},
         {"distill": 1.5},
         {"parent_share": -0.1},
+        {"focal_distill": -1.0},
+        {"focal_boost": float("nan")},
+        {"average_last": 1.5},
+        {"feature_lr": -0.1},
+        {"soup": 0},
+        {"replay_focus": -1.0},
     ],
 )
 def test_invalid_configurations_are_refused(bad: dict[str, float]) -> None:
