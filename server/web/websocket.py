@@ -372,7 +372,8 @@ class Session:
         self.version = 1  # of the protocol, as said in `hello`
         self.key = next(_connection_keys)
         self.ended = asyncio.get_running_loop().create_future()  # set once cleaned up
-        self._unread: deque[str | bytes] = deque()
+        # Messages waiting for the reader, each with whether `handled_now` has seen it.
+        self._unread: deque[tuple[str | bytes, bool]] = deque()
         self._reader: asyncio.Task[None] | None = None
         self._hello_overdue = False
 
@@ -385,11 +386,12 @@ class Session:
         self._hello_timer = loop.call_later(self.limits.hello_seconds, self._hello_due)
 
     def received(self, message: str | bytes) -> None:
-        if self._reader is None and self.handled_now(message):
-            if self.live.behind:
-                self._read_later()
+        if self._reader is not None:  # behind a message being served: in turn
+            self._unread.append((message, False))
+        elif not self.handled_now(message):
+            self._unread.append((message, True))
+        elif not self.live.behind:
             return
-        self._unread.append(message)
         self._read_later()
 
     def _read_later(self) -> None:
@@ -405,8 +407,8 @@ class Session:
                     await self.live.caught_up()
                 if not self._unread:
                     break
-                message = self._unread.popleft()
-                if not self.handled_now(message):
+                message, checked = self._unread.popleft()
+                if checked or not self.handled_now(message):
                     await self.handle(message)
         finally:
             self._reader = None

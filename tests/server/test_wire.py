@@ -222,3 +222,19 @@ async def test_a_client_that_pings_and_never_reads_is_cut_off(data_dir: Path) ->
         client.close()
         other, _ = await join(server.ws, "Grace")
         assert await other.alive()
+
+
+async def test_every_message_costs_one_token_whichever_way_it_is_served(data_dir: Path) -> None:
+    """A `hello` is served by the reader task, a ping from it too, a live guess in the frame's
+    callback: each spends exactly one of the connection's message tokens."""
+    limits = Limits(messages_burst=4, messages_per_second=0.001)
+    with ThreadServer(data_dir, limits) as server:
+        client, _ = await join(server.ws, "Ada")  # 1
+        assert await client.alive()  # 2
+        guess = await client.request(
+            {"type": "predict", "id": "g", "drawing": SEVEN}, "prediction"
+        )  # 3
+        assert guess["type"] == "prediction"
+        assert await client.alive()  # 4
+        refused = await client.request({"type": "ping", "id": "5"}, "pong")
+        assert (refused["type"], refused["code"]) == ("error", "rate_limited")
