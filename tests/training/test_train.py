@@ -98,13 +98,15 @@ def test_a_parent_share_blends_the_parents_weights_back_in(
         torch.testing.assert_close(value, 0.25 * parent[name] + 0.75 * tuned[name])
 
 
-def test_distilling_learns_the_foolings_and_keeps_the_parents_other_answers(
-    trained_model: Path, mnist: Mnist
-) -> None:
+def _agreement_with_the_parent(
+    trained_model: Path, mnist: Mnist, option: str, values: tuple[float, ...]
+) -> dict[float, float]:
+    """Fine-tune the trained model on eight test digits it reads right, taught with a wrong
+    ("flipped") label, once per value of `option`: each must learn at least 7 of them; returns
+    how often each then agrees with the parent on 2,000 other digits."""
     base_weights = weights_path_for(trained_model)
     base = Classifier()
     base.load_state_dict(torch.load(base_weights, weights_only=True))
-    # eight test digits the base model reads correctly, taught with a wrong ("flipped") label
     pool = mnist.test_images[:200]
     correct = np.flatnonzero(_predict(base, pool) == mnist.test_labels[:200])[:8]
     images, flipped = pool[correct], (mnist.test_labels[correct].astype(int) + 1) % 10
@@ -114,7 +116,7 @@ def test_distilling_learns_the_foolings_and_keeps_the_parents_other_answers(
     ]
     others = mnist.test_images[1000:3000]
     agreement = {}
-    for distill in (0.0, 1.0):
+    for value in values:
         config = _config(
             train_limit=500,
             test_limit=200,
@@ -122,11 +124,18 @@ def test_distilling_learns_the_foolings_and_keeps_the_parents_other_answers(
             lr=0.005,
             augment=False,
             extra_oversample=100,
-            distill=distill,
+            **{option: value},
         )
         tuned = train(mnist, config, extra=extra, init_weights=base_weights).model
         assert (_predict(tuned, images) == flipped).sum() >= 7
-        agreement[distill] = (_predict(tuned, others) == _predict(base, others)).mean()
+        agreement[value] = (_predict(tuned, others) == _predict(base, others)).mean()
+    return agreement
+
+
+def test_distilling_learns_the_foolings_and_keeps_the_parents_other_answers(
+    trained_model: Path, mnist: Mnist
+) -> None:
+    agreement = _agreement_with_the_parent(trained_model, mnist, "distill", (0.0, 1.0))
     assert agreement[1.0] > agreement[0.0]
 
 
@@ -183,31 +192,7 @@ def test_focal_distillation_weighs_up_what_the_parent_read_right() -> None:
 def test_focal_distillation_keeps_more_of_the_parents_answers(
     trained_model: Path, mnist: Mnist
 ) -> None:
-    base_weights = weights_path_for(trained_model)
-    base = Classifier()
-    base.load_state_dict(torch.load(base_weights, weights_only=True))
-    pool = mnist.test_images[:200]
-    correct = np.flatnonzero(_predict(base, pool) == mnist.test_labels[:200])[:8]
-    images, flipped = pool[correct], (mnist.test_labels[correct].astype(int) + 1) % 10
-    extra = [
-        ExtraExample(image / np.float32(255), int(label))
-        for image, label in zip(images, flipped, strict=True)
-    ]
-    others = mnist.test_images[1000:3000]
-    agreement = {}
-    for focal in (0.0, 0.3):
-        config = _config(
-            train_limit=500,
-            test_limit=200,
-            epochs=4,
-            lr=0.005,
-            augment=False,
-            extra_oversample=100,
-            focal_distill=focal,
-        )
-        tuned = train(mnist, config, extra=extra, init_weights=base_weights).model
-        assert (_predict(tuned, images) == flipped).sum() >= 7
-        agreement[focal] = (_predict(tuned, others) == _predict(base, others)).mean()
+    agreement = _agreement_with_the_parent(trained_model, mnist, "focal_distill", (0.0, 0.3))
     assert agreement[0.3] > agreement[0.0]
 
 
