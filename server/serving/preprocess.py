@@ -409,8 +409,13 @@ def _centre(fitted: np.ndarray, fit: np.ndarray) -> np.ndarray:
     # Put the centre of mass at pixel (14, 14) as MNIST does, but never push ink off the frame.
     corner = np.clip(np.rint(SIZE / 2 - centre), 0, SIZE - fit).astype(np.intp)
     frames = np.zeros((len(fitted), SIZE + BOX, SIZE + BOX), dtype=np.float32)
-    for frame, image, (left, top) in zip(frames, fitted, corner.tolist(), strict=True):
-        frame[top : top + BOX, left : left + BOX] = image
+    # Each image pasted at its corner, all in one assignment: frame n, rows top + 0..BOX-1,
+    # columns left + 0..BOX-1.
+    frames[
+        np.arange(len(fitted))[:, None, None],
+        corner[:, 1, None, None] + _RAMP_INDEX[:, None],
+        corner[:, 0, None, None] + _RAMP_INDEX,
+    ] = fitted
     # The brightest pixel, found in `fitted` (smaller, and in one piece): the frame holds all of
     # its ink (inside `fit`) and zeros.
     peak = np.maximum.reduce(fitted.reshape(len(fitted), -1), axis=1)
@@ -419,6 +424,7 @@ def _centre(fitted: np.ndarray, fit: np.ndarray) -> np.ndarray:
 
 _PAIR_TYPES = {list, tuple}
 _RAMP = np.arange(BOX, dtype=np.float32)
+_RAMP_INDEX = np.arange(BOX)
 # The render canvas: the SUPERSAMPLE× box with room around it for the pen's overhang (a side
 # rounded down to whole blocks loses that overhang, as a crop would).
 _SIDE = SUPERSAMPLE * BOX

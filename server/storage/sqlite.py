@@ -95,10 +95,11 @@ class SqliteRepository(SqlRepository):
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[Database]:
         async with self._lock:
-            await self._writer.execute("BEGIN IMMEDIATE")
+            db = SqliteDatabase(self._writer)
+            await db.execute("BEGIN IMMEDIATE")
             try:
-                yield SqliteDatabase(self._writer)
+                yield db
             except BaseException:
-                await self._writer.execute("ROLLBACK")
+                await db.execute("ROLLBACK")
                 raise
-            await self._writer.execute("COMMIT")
+            await db.execute("COMMIT")
