@@ -42,7 +42,14 @@ from server.realtime.protocol import (
     rounded,
 )
 from server.realtime.pubsub import Broker
-from server.serving.inference import Explanation, ModelError, Overloaded, Predictor
+from server.serving.inference import (
+    Explanation,
+    HeldSubmission,
+    ModelError,
+    Overloaded,
+    Prediction,
+    Predictor,
+)
 from server.serving.model_files import latest_model, list_models, may_serve
 from server.serving.model_store import ModelStore, RegistryError
 from server.serving.preprocess import DrawingError, png_from_base64
@@ -99,9 +106,9 @@ class Rendered:
     png: bytes | None  # the decoded upload, when the drawing was a PNG
 
 
-def _fingerprint(drawing: Drawing, label: int, strokes_json: bytes | None) -> str:
+def _fingerprint(label: int, png: str | None, strokes_json: bytes | None) -> str:
     """A digest of what a submission asks, so that a reused `id` with another drawing or label
-    is a new submission, not a resend. `strokes_json`: the strokes as stored (msgspec's JSON).
+    is a new submission, not a resend: of its `png`, or of its strokes as stored (msgspec's JSON).
 
     The digest is of `json.dumps([label, fields], separators=(",", ":"))`, `fields` as
     `model_dump()` gives them, so the digests stored before stay valid. For strokes, msgspec's
@@ -109,16 +116,24 @@ def _fingerprint(drawing: Drawing, label: int, strokes_json: bytes | None) -> st
     json.dumps writes numbers below 1e-4 with an exponent: a drawing with any such number, or
     any exponent at all, is written by json.dumps instead.
     """
-    if strokes_json is not None and b"e" not in strokes_json and b"0.0000" not in strokes_json:
-        asked = b'[%d,{"strokes":%s}]' % (label, strokes_json)
+    fields: dict[str, object]
+    if png is not None:
+        fields = {"png": png}
     else:
-        fields: dict[str, object]
-        if isinstance(drawing, PngDrawing):
-            fields = {"png": drawing.png}
-        else:
-            fields = {"strokes": drawing.strokes}
-        asked = json.dumps([label, fields], separators=(",", ":")).encode()
-    return hashlib.sha256(asked).hexdigest()
+        assert strokes_json is not None
+        if b"e" not in strokes_json and b"0.0000" not in strokes_json:
+            return hashlib.sha256(b'[%d,{"strokes":%s}]' % (label, strokes_json)).hexdigest()
+        fields = {"strokes": msgspec.json.decode(strokes_json)}
+    asked = json.dumps([label, fields], separators=(",", ":"))
+    return hashlib.sha256(asked.encode()).hexdigest()
+
+
+def _guess(prediction: Prediction) -> Guess:
+    return Guess(
+        label=prediction.label,
+        probs=rounded(prediction.probs),
+        model_version=prediction.model_version,
+    )
 
 
 class Game:
@@ -285,14 +300,16 @@ class Game:
         answer.add_done_callback(observe)
         return answer
 
-    async def held_drawing(self, key: int, seq: int) -> StrokesDrawing | None:
-        """The drawing held for connection `key`, if it is in step at `seq` (a v2 submission)."""
+    async def held_drawing(self, key: int, seq: int) -> HeldSubmission | None:
+        """The drawing held for connection `key`, guessed, if it is in step at `seq` (a v2
+        submission)."""
         assert self.predictor is not None, "Game.start() first"
         try:
-            strokes = await self.predictor.held_strokes(key, seq)
+            return await self.predictor.held_submission(key, seq)
+        except DrawingError as error:
+            raise ProtocolError(error.code, str(error)) from None
         except Overloaded:
             raise ProtocolError("overloaded", "The model is busy; try again in a moment.") from None
-        return None if strokes is None else StrokesDrawing.model_construct(strokes=strokes)
 
     async def forget_drawing(self, key: int) -> None:
         """Free the drawing held for a closed connection."""
@@ -319,12 +336,7 @@ class Game:
         except Overloaded:
             raise ProtocolError("overloaded", "The model is busy; try again in a moment.") from None
         self._latency[kind].observe(time.perf_counter() - started)
-        guess = Guess(
-            label=prediction.label,
-            probs=rounded(prediction.probs),
-            model_version=prediction.model_version,
-        )
-        return guess, Rendered(prediction.image, png)
+        return _guess(prediction), Rendered(prediction.image, png)
 
     async def explain(self, drawing: Drawing) -> Explanation:
         """Where the model looks in a drawing, and the 28×28 it sees (serving/saliency.py)."""
@@ -339,19 +351,27 @@ class Game:
             raise ProtocolError("overloaded", "The model is busy; try again in a moment.") from None
 
     async def submit(
-        self, player: Player, drawing: Drawing, label: int, request: str | None = None
+        self,
+        player: Player,
+        drawing: Drawing | HeldSubmission,
+        label: int,
+        request: str | None = None,
     ) -> Submitted:
-        """Re-predict the drawing and commit it; return only once the row is committed.
+        """Re-predict the drawing and commit it; return only once the row is committed. A v2
+        submission of the held drawing (`held_drawing`) comes guessed already.
 
         Idempotent on `request` (the client's `id`): the same submission sent again, even after
         a server restart, gets the original's acknowledgement and stores nothing (a client
         resends what was never acknowledged, which may have been committed)."""
         if not 0 <= label <= 9:
             raise ProtocolError("bad_label", "`label` is a digit from 0 to 9.")
-        strokes_json = (
-            None if isinstance(drawing, PngDrawing) else msgspec.json.encode(drawing.strokes)
-        )
-        fingerprint = _fingerprint(drawing, label, strokes_json)
+        png = drawing.png if isinstance(drawing, PngDrawing) else None
+        strokes_json = None
+        if isinstance(drawing, HeldSubmission):
+            strokes_json = drawing.strokes_json
+        elif isinstance(drawing, StrokesDrawing):
+            strokes_json = msgspec.json.encode(drawing.strokes)
+        fingerprint = _fingerprint(label, png, strokes_json)
         if request is not None:
             stored = await self.repo.stored_submission(player.id, request, fingerprint)
             if stored is not None:
@@ -364,7 +384,11 @@ class Game:
             )
         if await self.validation.is_banned(player.id):
             raise ProtocolError("banned", "This player is banned; submissions are refused.")
-        guess, rendered = await self.guess(drawing, kind="submit")
+        if isinstance(drawing, HeldSubmission):
+            assert drawing.prediction is not None, "an empty drawing is refused before"
+            guess, rendered = _guess(drawing.prediction), Rendered(drawing.prediction.image, None)
+        else:
+            guess, rendered = await self.guess(drawing, kind="submit")
         assert rendered.image is not None
         attempt = NewAttempt(
             player_id=player.id,

@@ -72,6 +72,16 @@ class Prediction:
     image: np.ndarray | None  # [28, 28] float32: what the model saw, when asked for
 
 
+@dataclass(frozen=True)
+class HeldSubmission:
+    """A v2 submission of the drawing the model worker holds: its strokes as JSON (msgspec's,
+    what is stored) and the model's guess with the 28×28 it saw (None: the drawing is empty).
+    One trip to the worker, and the strokes never become Python lists on the event loop."""
+
+    strokes_json: bytes
+    prediction: Prediction | None
+
+
 def load_session(path: str | Path, threads: int | None = None) -> ort.InferenceSession:
     """Open an ONNX model for CPU inference and check it honours the contract."""
     path = Path(path)
@@ -338,10 +348,10 @@ class Predictor:
         replies: asyncio.Future[list[str]] = self._request("increments", (key, frames), False)
         return replies
 
-    async def held_strokes(self, key: int, seq: int) -> list[list[list[float]]] | None:
-        """The connection's held drawing if it is in step at `seq`, else None."""
-        strokes: list[list[list[float]]] | None = await self._ask("held", (key, seq), False)
-        return strokes
+    async def held_submission(self, key: int, seq: int) -> HeldSubmission | None:
+        """The connection's held drawing, guessed, if it is in step at `seq`, else None."""
+        held: HeldSubmission | None = await self._ask("held", (key, seq), True)
+        return held
 
     async def forget(self, key: int) -> None:
         """Free a closed connection's held drawing."""
@@ -470,6 +480,13 @@ class Predictor:
                 request.answer.set_result(Prediction(tuple(probs), label, version, image))
             elif outcome == "reply":
                 request.answer.set_result(details[0])
+            elif outcome == "held":
+                strokes_json, answer = details
+                guess = None
+                if answer is not None:
+                    _, probs, label, image = answer
+                    guess = Prediction(tuple(probs), label, version, image)
+                request.answer.set_result(HeldSubmission(strokes_json, guess))
             else:
                 code, message, client_id = details
                 refusal: Exception = DrawingError(code, message)

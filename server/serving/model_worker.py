@@ -25,7 +25,10 @@ connection's number), so that a guess draws only the segments added since the la
 - "increments", `(key, [frame, ...])`: a connection's v2 drawing messages in the order received,
   applied in order; the drawing is guessed once if any of them asked (latest wins) →
   `("reply", [reply text, ...])` (a `prediction`, `resync`s, `error`s);
-- "held", `(key, seq)`: the held strokes if they are in step at `seq`, else None (a submission);
+- "held", `(key, seq)`: a submission of the held drawing. If it is in step at `seq`,
+  `("held", strokes JSON, answer)`: the strokes as msgspec's JSON (what is stored) and the
+  model's `("answer", probs, label, image)`, drawn and guessed in the batch like any drawing
+  (None for an empty drawing); else `("reply", None)`;
 - "forget", key: the connection closed, its drawing is freed; "held_count": how many are held.
 
 All of a batch's strokes (v1's and v2's) are drawn in one `render` call; each item is isolated
@@ -43,6 +46,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
+import msgspec
 import numpy as np
 import onnxruntime as ort
 
@@ -92,8 +96,19 @@ def infer(
 
     replies: dict[int, list[str]] = {}  # v2: each item's replies so far
     guessed: dict[int, tuple[HeldDrawing, str | None]] = {}  # v2: to guess, with the reply id
+    submitted: dict[int, bytes] = {}  # v2: held drawings submitted, with their strokes' JSON
     for index, (kind, drawing, _) in enumerate(items):
         try:
+            if kind == "held":
+                held = _in_step(*drawing)
+                if held is None:
+                    outcomes[index] = ("reply", None)
+                elif held.empty:
+                    outcomes[index] = ("held", _EMPTY_STROKES, None)
+                else:
+                    submitted[index] = msgspec.json.encode(held.as_lists())
+                    guessed[index] = (held, None)
+                continue
             if kind in _HELD_KINDS:
                 outcomes[index] = ("reply", _held_request(kind, drawing))
                 continue
@@ -130,7 +145,10 @@ def infer(
             refuse(index, "bad_drawing", _UNDRAWABLE)
 
     def undrawable(index: int) -> None:
-        if index in guessed:
+        if index in submitted:
+            del submitted[index], guessed[index]
+            refuse(index, "bad_drawing", _UNDRAWABLE)
+        elif index in guessed:
             replies[index].append(
                 encode(error_reply("bad_drawing", _UNDRAWABLE, guessed.pop(index)[1]))
             )
@@ -162,7 +180,10 @@ def infer(
         k = row.get(index, 0)  # its row of model answers (none for a v2 item guessing nothing)
         answer = {"probs": replies_probs[k], "label": labels[k], "model_version": version} if (
             index in row) else {}  # fmt: skip
-        if index in replies:
+        if index in submitted:
+            image = images[index]
+            outcomes[index] = ("held", submitted[index], ("answer", rows[k], labels[k], image))
+        elif index in replies:
             if index in guessed:
                 held, id = guessed[index]
                 prediction = {"type": "prediction", "id": id, "seq": held.seq, **answer}
@@ -180,7 +201,8 @@ def infer(
 
 
 _UNDRAWABLE = "This drawing cannot be drawn; draw it again."
-_HELD_KINDS = ("held", "forget", "held_count")
+_HELD_KINDS = ("forget", "held_count")
+_EMPTY_STROKES = b"[]"
 
 
 def _apply(held: HeldDrawing, texts: list[str]) -> tuple[list[str], tuple[str | None] | None]:
@@ -215,13 +237,15 @@ def _held_request(kind: str, drawing: Any) -> Any:
     if kind == "forget":
         HELD.pop(drawing, None)
         return None
-    if kind == "held_count":
-        return len(HELD)
-    key, seq = drawing
+    return len(HELD)  # "held_count"
+
+
+def _in_step(key: int, seq: int) -> HeldDrawing | None:
+    """The connection's held drawing if it is in step at `seq` (what its client has)."""
     held = HELD.get(key)
     if held is None or not held.synced or held.seq != seq:
         return None
-    return held.as_lists()
+    return held
 
 
 def _render_each(

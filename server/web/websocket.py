@@ -42,6 +42,7 @@ from server.realtime.protocol import (
     INCREMENTS,
     PROTOCOL_VERSIONS,
     ClientMessage,
+    Drawing,
     Explain,
     Hello,
     Increment,
@@ -49,7 +50,6 @@ from server.realtime.protocol import (
     Ping,
     Predict,
     ProtocolError,
-    StrokesDrawing,
     Submit,
     Task,
     Vote,
@@ -62,6 +62,7 @@ from server.realtime.protocol import (
 )
 from server.realtime.shared_limits import player_rates
 from server.realtime.wire import Channel
+from server.serving.inference import HeldSubmission
 from server.serving.saliency import to_bytes
 from server.storage import Player
 from server.web.running import Running
@@ -132,7 +133,7 @@ class Refused:
         return None
 
 
-Look = asyncio.Future[StrokesDrawing | None]
+Look = asyncio.Future[HeldSubmission | None]
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,7 @@ class HeldLook:
     """A v2 submission's look at the held drawing, queued in order with the drawing messages."""
 
     seq: int
-    answer: asyncio.Future[StrokesDrawing | None]
+    answer: Look
 
 
 class LiveGuesses:
@@ -177,7 +178,7 @@ class LiveGuesses:
         self._increments.append(frame)
         self._ask()
 
-    def look(self, seq: int) -> asyncio.Future[StrokesDrawing | None]:
+    def look(self, seq: int) -> Look:
         """The held drawing if in step at `seq`, once the messages received before are applied
         (and none after): what a v2 submission received now refers to."""
         look = HeldLook(seq, asyncio.get_running_loop().create_future())
@@ -693,7 +694,7 @@ class Session:
 
     async def submit(self, message: Submit, look: Look | None = None) -> None:
         assert self.player is not None
-        drawing = message.drawing
+        drawing: Drawing | HeldSubmission | None = message.drawing
         if drawing is None:
             if look is None:
                 what = "`drawing`" if self.version != 2 else "`drawing` or `seq`"
@@ -702,7 +703,7 @@ class Session:
             if drawing is None:  # not in step: the client submits the whole drawing instead
                 self.connection.send({"type": "resync", "id": message.id, "seq": message.seq})
                 return
-            if not drawing.strokes:
+            if drawing.prediction is None:
                 raise ProtocolError("empty_drawing", "The drawing is empty: draw a digit first.")
         result = await self.game.submit(self.player, drawing, message.label, message.id)
         self.connection.send(

@@ -262,6 +262,33 @@ async def test_a_predict_frame_is_answered_whole_by_the_worker(linear_onnx_model
     assert (not_a_guess.value.code, not_a_guess.value.id) == ("bad_message", "h1")
 
 
+async def test_a_held_drawing_is_submitted_as_if_sent_whole(linear_onnx_model):
+    """A v2 submission of the held drawing: its strokes as stored, and the same guess and image
+    as the whole drawing would get; nothing for a drawing out of step; no guess for an empty
+    one."""
+    key = 7
+    first, second = SEVEN[0], SEVEN[1]
+    messages = [
+        {"type": "stroke_start", "seq": 1, "points": first[:2]},
+        {"type": "points", "seq": 2, "points": first[2:], "guess": True, "id": "g"},
+        {"type": "stroke_start", "seq": 3, "points": second},
+    ]
+    async with Predictor(linear_onnx_model(seed=1), "v1") as predictor:
+        await predictor.answer_increments(key, [json.dumps(m) for m in messages])
+        held = await predictor.held_submission(key, 3)
+        whole = await predictor.predict_strokes([first, second], want_image=True)
+        out_of_step = await predictor.held_submission(key, 2)
+        await predictor.answer_increments(key, [json.dumps({"type": "clear", "seq": 4})])
+        empty = await predictor.held_submission(key, 4)
+    assert held is not None and held.prediction is not None
+    assert json.loads(held.strokes_json) == [first, second]
+    assert held.prediction.image is not None and whole.image is not None
+    assert np.array_equal(held.prediction.image, whole.image)
+    assert held.prediction.probs == whole.probs and held.prediction.label == whole.label
+    assert out_of_step is None
+    assert empty is not None and empty.prediction is None and json.loads(empty.strokes_json) == []
+
+
 async def test_a_dead_worker_fails_its_batch_and_a_new_one_takes_over(linear_onnx_model):
     async with Predictor(linear_onnx_model(seed=1), "v1") as predictor:
         first = predictor.worker_pid
