@@ -44,6 +44,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import functools
 import json
 import math
 import multiprocessing
@@ -126,6 +127,14 @@ class Stroke:
         return b"[" + self.json[self.ends[start] + (start > 0) : self.ends[end]] + b"]"
 
 
+@functools.cache
+def strokes(count: int) -> list[Stroke]:
+    """The strokes players draw, `count` points each: made once per client process (making one
+    costs more than the guesses it is drawn for, and the client shares the machine)."""
+    rng = random.Random(count)
+    return [Stroke(stroke_points(rng, count)) for _ in range(64)]
+
+
 def client_frame(payload: bytes, opcode: int = 0x1) -> bytes:
     """A masked client frame. The all-zero masking key is valid RFC 6455 (browsers pick random
     keys to protect proxies, which a benchmark on 127.0.0.1 does not meet); it makes masking
@@ -149,7 +158,7 @@ class Player(asyncio.Protocol):
         self.name, self.path, self.host, self.stats = name, path, host, stats
         self.protocol = protocol
         self.seq = 0  # v2: of the last drawing message sent
-        self.resend: bytes | None = None  # v2: the whole drawing, for a `resync`
+        self.drawn: tuple[Stroke, int] | None = None  # v2: the drawing so far, for a `resync`
         self.rng = random.Random(seed)
         self.transport: Any = None  # uvloop's transports are not asyncio.Transport subclasses
         self.buffer = bytearray()
@@ -254,9 +263,10 @@ class Player(asyncio.Protocol):
                 self.welcomed.set_result(False)
         elif kind == "resync":  # v2: send the whole drawing (a benchmark should see none)
             self.stats.errors["resync"] += 1
-            if self.resend is not None and reply.get("seq", 0) > 0:
+            if self.drawn is not None and reply.get("seq", 0) > 0:
                 self.seq += 1
-                self.send(b'{"type":"drawing","seq":%d,"strokes":%s}' % (self.seq, self.resend))
+                whole = b"[%s]" % self.drawn[0].points(0, self.drawn[1])
+                self.send(b'{"type":"drawing","seq":%d,"strokes":%s}' % (self.seq, whole))
 
     # Drawing
 
@@ -275,7 +285,7 @@ class Player(asyncio.Protocol):
         never = float("inf")
         next_submit = start + self.rng.uniform(0.3, 1.0) * submit_every if submit_every else never
         size = max(150, first + 160)
-        stroke, points, sent, ticks = Stroke(stroke_points(self.rng, size)), first, 0, 0
+        stroke, points, sent, ticks = self.rng.choice(strokes(size)), first, 0, 0
 
         def tick(n: int) -> None:
             nonlocal next_submit, stroke, points, sent, ticks
@@ -305,14 +315,14 @@ class Player(asyncio.Protocol):
                     message = b'{"type":"%s","seq":%d,"points":%s,"guess":true,"id":"%s"}' % (
                         kind, self.seq, stroke.points(sent, points), id_)  # fmt: skip
                     sent = points
-                    self.resend = b"[%s]" % stroke.points(0, points)
+                    self.drawn = (stroke, points)
                 self.stats.sent += 1
                 # A drawing as long as its stroke is done: the player starts the next one.
                 new = (not submit_every and ticks >= 50) or points + 3 > size
             self.sent_at[id_] = time.perf_counter()
             self.send(message)
             if new:
-                stroke, points, sent, ticks = Stroke(stroke_points(self.rng, size)), first, 0, 0
+                stroke, points, sent, ticks = self.rng.choice(strokes(size)), first, 0, 0
                 if self.protocol == 2:
                     self.seq += 1
                     self.send(b'{"type":"clear","seq":%d}' % self.seq)
