@@ -207,7 +207,8 @@ _EMPTY_STROKES = b"[]"
 
 def _apply(held: HeldDrawing, texts: list[str]) -> tuple[list[str], tuple[str | None] | None]:
     """Apply a connection's v2 messages in order: the replies owed (`resync`, `error`), and
-    `(id,)` of the latest that asked for a guess if the drawing is then in step and not empty.
+    `(id,)` of the latest that asked for a guess if the drawing is then in step and not empty
+    (`empty_drawing` if that message itself left it empty; none if a later one emptied it).
     Each message is isolated: a refused one changes nothing (see server/serving/held.py)."""
     replies: list[str] = []
     asked: tuple[str | None] | None = None
@@ -226,6 +227,8 @@ def _apply(held: HeldDrawing, texts: list[str]) -> tuple[list[str], tuple[str | 
             continue
         if message.guess:
             asked = (message.id,)
+        elif held.empty:  # what was asked about was taken away since (a `clear`): superseded
+            asked = None
     if asked is not None and held.empty:
         empty = "The drawing is empty: draw a digit first."
         replies.append(encode(error_reply("empty_drawing", empty, asked[0])))

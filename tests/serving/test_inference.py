@@ -289,6 +289,23 @@ async def test_a_held_drawing_is_submitted_as_if_sent_whole(linear_onnx_model):
     assert empty is not None and empty.prediction is None and json.loads(empty.strokes_json) == []
 
 
+async def test_a_guess_superseded_by_a_clear_is_not_answered(linear_onnx_model):
+    """Messages that arrived together are guessed once: a guess asked for before a `clear` in
+    the same group is superseded (no reply), while a guess asked of an empty drawing is
+    `empty_drawing`."""
+    stroke = json.dumps({"type": "stroke_start", "seq": 1, "points": SEVEN[0]})
+    asked = json.dumps({"type": "points", "seq": 2, "points": [[5, 5]], "guess": True, "id": "a"})
+    clear = json.dumps({"type": "clear", "seq": 3})
+    empty = json.dumps({"type": "undo", "seq": 4, "guess": True, "id": "e"})
+    async with Predictor(linear_onnx_model(seed=1), "v1") as predictor:
+        superseded = await predictor.answer_increments(1, [stroke, asked, clear])
+        refused = await predictor.answer_increments(1, [empty])
+    assert superseded == []
+    assert [(r["type"], r["code"], r["id"]) for r in map(json.loads, refused)] == [
+        ("error", "empty_drawing", "e")
+    ]
+
+
 async def test_a_dead_worker_fails_its_batch_and_a_new_one_takes_over(linear_onnx_model):
     async with Predictor(linear_onnx_model(seed=1), "v1") as predictor:
         first = predictor.worker_pid
