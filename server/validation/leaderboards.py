@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from game_rules.leaderboard import Row, board, ranked
-from game_rules.scoring import Scores, Tally, awards
+from game_rules.scoring import Scores, Tally
 from game_rules.settings import RuleSettings
 from server.realtime.hub import Connection
 from server.storage import Repository
@@ -70,18 +70,20 @@ class Leaderboards:
                 await self._pusher
 
     async def refresh(self) -> None:
-        """Fold in the events committed since the last refresh (in seq order)."""
+        """Fold in the events committed since the last refresh (in seq order), and learn the
+        names of players new on the boards (only theirs: every `hello` refreshes, so its cost
+        must not grow with the number of players the game has seen)."""
         async with self._refreshing:
             reads = self.repo.consensus_reads()
             events = await reads.events(after=self.scores.last_seq)
+            unnamed: set[int] = set()
             for event in events:
-                self.scores.apply(event, self.settings)
-                if awards(event, self.settings):
+                given = self.scores.apply(event, self.settings)
+                if given:
                     self._scored_seq = event.seq
-            missing = {p for p in self.scores.stats if p not in self.names}
-            missing |= {p for p in self.scores.all_time if p not in self.names}
-            if missing:
-                self.names.update(await reads.names(missing))
+                    unnamed.update(a.player_id for a in given if a.player_id not in self.names)
+            if unnamed:
+                self.names.update(await reads.names(unnamed))
 
     def changed(self) -> None:
         """Scores changed: subscribers get the new boards at the next push."""
