@@ -5,19 +5,20 @@
 1. Round 0 is trained on MNIST training digits 0–39999 only (`--players-from`, 40000); the
    newest model in DATA/models is used if its card says so, else one is trained
    (`--round0-epochs`, 12). So round 0 sees two thirds of MNIST's training digits, not all of
-   them as the server's model does: the rest are the players'.
-2. The players are writers round 0 never saw: MNIST training digits 40000–59999. Why 20,000:
-   the ordinary-drawing yardstick below is judged per digit, "no class falls by more than 1
-   point", and round 0 is 100% on it, so its resolution is one drawing in a digit's count. With
-   10,000 players (`--players-from 50000`) that left ~1,150 held out, ~100–140 a digit: one lost
-   drawing was a point, and the noise of fine-tuning itself (a drawing or two a digit) failed
-   the target. 20,000 players hold out ~3× as many (~300 a digit, a point is ~3 drawings) and
-   give ~3× the replay pool. All 10,000 MNIST test digits stay the MNIST yardstick, untouched:
-   no player drawing comes from them and nothing is chosen by them. (Players drawn from MNIST
-   test would leave only part of it as the yardstick, and its harder first half put round 0
-   itself below the 99.0% target.) Retraining uses the same MNIST digits 0–39999 as round 0, so
-   the players' digits enter training only as their drawings. MNIST ships no writer ids, so the
-   players' trained-on and held-out drawings may share writers, as in the game.
+   them as the server's model does (the rest are the players'), and is a little weaker for it
+   (README, Benchmarks). `--seed` draws the players and seeds the fine-tune, not round 0.
+2. The players are writers round 0 never saw: MNIST training digits 40000–59999. Why 20,000: the
+   ordinary-drawing yardstick below is judged per digit, "no class falls by more than 1 point", and
+   round 0 is 100% on it, so its resolution is one drawing in a digit's count. With 10,000 players
+   (`--players-from 50000`) that left ~1,150 held out, ~100–140 a digit: one lost drawing was a
+   point, and the noise of fine-tuning itself (a drawing or two a digit) failed the target. 20,000
+   players hold out ~3× as many (~300 a digit, a point is ~3 drawings) and give ~3× the replay pool
+   (the extra 10,000 are all ordinary: `--foolers` stays 5,000). All 10,000 MNIST test digits stay
+   the MNIST yardstick, untouched: no player drawing comes from them and nothing is chosen by them.
+   (Players drawn from MNIST test would leave only part of it as the yardstick, and its harder
+   first half put round 0 itself below the 99.0% target.) Retraining uses the same MNIST digits
+   0–39999 as round 0, so the players' digits enter training only as their drawings. MNIST ships no
+   writer ids, so the players' trained-on and held-out drawings may share writers, as in the game.
    - Foolings: `--foolers` (5,000) of the players' digits as written, else rotated, sheared,
      squashed, thickened or thinned only as far as needed to fool round 0 (players stop once
      the model is fooled), or drawn as seven-segment strokes. Every drawing goes through
