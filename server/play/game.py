@@ -19,7 +19,6 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 import msgspec
 import numpy as np
@@ -66,7 +65,6 @@ from server.validation.service import Validation
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 
 KINDS = ("live", "submit")  # of guesses: live while drawing, or a submission's
 
@@ -167,6 +165,8 @@ class Game:
         broker.subscribe("attempts", lambda payload: self._counts_moved.set())
         broker.subscribe("scores", lambda payload: self._counts_moved.set())
         self._latency = {kind: metrics.prediction_seconds.labels(kind) for kind in KINDS}
+        # Observed by the sessions, which time their live guesses anyway (web/websocket.py).
+        self.live_latency = self._latency["live"]
 
     # Lifecycle
 
@@ -269,7 +269,7 @@ class Game:
             raise ProtocolError(
                 "overloaded", "The model is busy; try again in a moment.", client_id(frame)
             ) from None
-        return self._timed_live(answer)
+        return answer
 
     def answer_increments(self, key: int, frames: list[str]) -> asyncio.Future[list[str]]:
         """The replies to a connection's v2 drawing messages (protocol v2), applied in order to
@@ -286,30 +286,22 @@ class Game:
             raise ProtocolError(
                 "overloaded", "The model is busy; try again in a moment.", client_id(frames[-1])
             ) from None
-        return self._timed_live(answer)
-
-    def _timed_live(self, answer: asyncio.Future[T]) -> asyncio.Future[T]:
-        """`answer`, its latency observed once it is answered."""
-        started = time.perf_counter()
-        latency = self._latency["live"]
-
-        def observe(done: asyncio.Future[T]) -> None:
-            if not done.cancelled() and done.exception() is None:
-                latency.observe(time.perf_counter() - started)
-
-        answer.add_done_callback(observe)
         return answer
 
     async def held_drawing(self, key: int, seq: int) -> HeldSubmission | None:
         """The drawing held for connection `key`, guessed, if it is in step at `seq` (a v2
         submission)."""
         assert self.predictor is not None, "Game.start() first"
+        started = time.perf_counter()
         try:
-            return await self.predictor.held_submission(key, seq)
+            held = await self.predictor.held_submission(key, seq)
         except DrawingError as error:
             raise ProtocolError(error.code, str(error)) from None
         except Overloaded:
             raise ProtocolError("overloaded", "The model is busy; try again in a moment.") from None
+        if held is not None and held.prediction is not None:
+            self._latency["submit"].observe(time.perf_counter() - started)
+        return held
 
     async def forget_drawing(self, key: int) -> None:
         """Free the drawing held for a closed connection."""

@@ -27,6 +27,7 @@ import itertools
 import logging
 import math
 import re
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -229,19 +230,20 @@ class LiveGuesses:
                 self._refuse_internal(last)
                 continue
             self._asked = asked
-            asked.add_done_callback(functools.partial(self._answered, last))
+            asked.add_done_callback(functools.partial(self._answered, last, time.perf_counter()))
             self._progressed()
 
     def _refuse_internal(self, frame: str) -> None:
         broke = "Something broke on our side; it is logged."
         self.session.refuse(ProtocolError("internal", broke, client_id(frame)))
 
-    def _answered(self, last: str, asked: asyncio.Future[Any]) -> None:
+    def _answered(self, last: str, started: float, asked: asyncio.Future[Any]) -> None:
         self._asked = None
         if asked.cancelled():  # stopped
             return
         failure = asked.exception()
         if failure is None:
+            self.session.game.live_latency.observe(time.perf_counter() - started)
             replies = asked.result()
             for reply in [replies] if isinstance(replies, str) else replies:
                 self.session.connection.send_text(reply)

@@ -13,12 +13,21 @@ from server.realtime.protocol import ProtocolError
 from server.web.websocket import MAX_WAITING_INCREMENTS, LiveGuesses, Session
 
 
+class Latency:
+    def __init__(self) -> None:
+        self.observed: list[float] = []
+
+    def observe(self, seconds: float) -> None:
+        self.observed.append(seconds)
+
+
 class Model:
     """The game's side: each request is a future the test answers."""
 
     def __init__(self) -> None:
         self.asked: list[tuple[int, list[str]]] = []
         self.answers: list[asyncio.Future[list[str]]] = []
+        self.live_latency = Latency()
 
     def answer_increments(self, key: int, frames: list[str]) -> asyncio.Future[list[str]]:
         self.asked.append((key, frames))
@@ -56,6 +65,7 @@ async def test_messages_wait_for_the_previous_answer_and_go_together() -> None:
     session.game.answers[0].set_result(["guess 1"])
     await wait_until_async(lambda: session.connection.sent, 2, "the answer is sent")
     assert session.connection.sent == ["guess 1"]
+    assert len(session.game.live_latency.observed) == 1  # the answered request, timed
     assert session.game.asked[1] == (7, ['{"type":"points","seq":2}', '{"type":"points","seq":3}'])
     await live.stop()
 
