@@ -364,17 +364,16 @@ class Game:
         elif isinstance(drawing, StrokesDrawing):
             strokes_json = msgspec.json.encode(drawing.strokes)
         fingerprint = _fingerprint(label, png, strokes_json)
-        if request is not None:
-            stored = await self.repo.stored_submission(player.id, request, fingerprint)
-            if stored is not None:
-                guess = Guess(stored.predicted, stored.probs, stored.model_version)
-                return Submitted(stored.attempt_id, stored.label, guess)
+        submitter = await self.repo.submitter(player.id, request, fingerprint)
+        if (stored := submitter.stored) is not None:
+            guess = Guess(stored.predicted, stored.probs, stored.model_version)
+            return Submitted(stored.attempt_id, stored.label, guess)
         current = self.round
         if current is None or not accepts_submissions(current.state):
             raise ProtocolError(
                 "no_open_round", "No round is open right now; wait for the next one."
             )
-        if await self.validation.is_banned(player.id):
+        if submitter.banned:
             raise ProtocolError("banned", "This player is banned; submissions are refused.")
         if isinstance(drawing, HeldSubmission):
             assert drawing.prediction is not None, "an empty drawing is refused before"

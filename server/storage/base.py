@@ -74,7 +74,7 @@ class NewAttempt:
     probs: list[float]
     model_version: str
     # The client's `id` for the submission and a digest of what it asked (drawing and label): the
-    # same request again within REPLAY_SECONDS is not stored twice (see `stored_submission`).
+    # same request again within REPLAY_SECONDS is not stored twice (see `submitter`).
     request: str | None = None
     fingerprint: str = ""
 
@@ -111,6 +111,12 @@ class StoredSubmission:
     predicted: int
     probs: list[float]
     model_version: str
+
+
+@dataclass(frozen=True)
+class Submitter:
+    banned: bool
+    stored: StoredSubmission | None  # the original, if the submission is a resend
 
 
 class Repository(ABC):
@@ -183,10 +189,12 @@ class Repository(ABC):
         nothing is stored and the original's id is returned."""
 
     @abstractmethod
-    async def stored_submission(
-        self, player_id: int, request: str, fingerprint: str
-    ) -> StoredSubmission | None:
-        """The submission stored for this request of the player within REPLAY_SECONDS."""
+    async def submitter(
+        self, player_id: int, request: str | None, fingerprint: str
+    ) -> Submitter:
+        """What a submission needs to know of its player before it is guessed, in one read:
+        whether they are banned, and the submission stored for this request of theirs within
+        REPLAY_SECONDS (a resend), if any."""
 
     @abstractmethod
     async def answer_given(self, player_id: int, task_id: str) -> int | None:

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
+from game_rules.reliability import Status
 from game_rules.rounds import RoundState
 from server.storage.base import (
     REPLAY_SECONDS,
@@ -30,6 +31,7 @@ from server.storage.base import (
     RoundChanged,
     RoundNotOpen,
     StoredSubmission,
+    Submitter,
 )
 from server.storage.consensus import ConsensusStore
 from server.storage.sql import Database, Row
@@ -318,21 +320,27 @@ class SqlRepository(Repository):
                     known[index] = known[first]
         return [known.get(index) for index in range(len(attempts))]
 
-    async def stored_submission(
-        self, player_id: int, request: str, fingerprint: str
-    ) -> StoredSubmission | None:
+    async def submitter(
+        self, player_id: int, request: str | None, fingerprint: str
+    ) -> Submitter:
         row = await self._reads.fetchone(
-            "SELECT a.id, a.label, a.predicted, a.probs, a.model_version"
-            " FROM submission_requests r JOIN attempts a ON a.id = r.attempt_id"
-            " WHERE r.player_id = ? AND r.request = ? AND r.fingerprint = ? AND r.created_at >= ?",
-            (player_id, request, fingerprint, time.time() - REPLAY_SECONDS),
+            "SELECT p.status, a.id, a.label, a.predicted, a.probs, a.model_version"
+            " FROM players p"
+            " LEFT JOIN submission_requests r ON r.player_id = p.id AND r.request = ?"
+            " AND r.fingerprint = ? AND r.created_at >= ?"
+            " LEFT JOIN attempts a ON a.id = r.attempt_id"
+            " WHERE p.id = ?",
+            (request, fingerprint, time.time() - REPLAY_SECONDS, player_id),
         )
         if row is None:
-            return None
-        attempt_id, label, predicted, probs, model_version = row
-        return StoredSubmission(
-            int(attempt_id), int(label), int(predicted), json.loads(probs), str(model_version)
-        )
+            raise LookupError(f"There is no player {player_id}.")
+        status, attempt_id, label, predicted, probs, model_version = row
+        stored = None
+        if attempt_id is not None:
+            stored = StoredSubmission(
+                int(attempt_id), int(label), int(predicted), json.loads(probs), str(model_version)
+            )
+        return Submitter(status == Status.BANNED, stored)
 
     async def answer_given(self, player_id: int, task_id: str) -> int | None:
         row = await self._reads.fetchone(

@@ -85,9 +85,6 @@ class Validation:
 
     # Tasks and votes (tasks.py)
 
-    async def is_banned(self, player_id: int) -> bool:
-        return await self.tasks.is_banned(player_id)
-
     async def task(self, player: Player) -> dict[str, Any] | None:
         return await self.tasks.task(player)
 

@@ -44,9 +44,6 @@ class Tasks:
         self.pushes = pushes
         self.rng = random.Random(secrets.randbits(64))
 
-    async def is_banned(self, player_id: int) -> bool:
-        return await self.repo.consensus_reads().player_status(player_id) is Status.BANNED
-
     async def task(self, player: Player) -> dict[str, Any] | None:
         """The player's next blind task (`task_id`, `drawing`), or None when there is none.
 
