@@ -162,6 +162,7 @@ class Game:
         # The round's counts (attempts, verified fools) move with every submission and every
         # settled claim: clients get the round again, coalesced like the leaderboards.
         self._counts_moved = asyncio.Event()
+        self._round_messages = 0  # round changes broadcast so far (a counts push checks it)
         broker.subscribe("attempts", lambda payload: self._counts_moved.set())
         broker.subscribe("scores", lambda payload: self._counts_moved.set())
         self._latency = {kind: metrics.prediction_seconds.labels(kind) for kind in KINDS}
@@ -527,6 +528,7 @@ class Game:
                 if moved is None and current is not None:
                     moved = current.public()
                 if moved is not None and moved not in sent:
+                    self._round_messages += 1  # a counts push under way is stale now
                     self.hub.broadcast({"type": "round", "round": moved})
                     sent.append(moved)
             self.validation.boards.changed()  # the "round" board may now be another round's
@@ -537,14 +539,23 @@ class Game:
         while True:
             await self._counts_moved.wait()
             self._counts_moved.clear()
+            sent = self._round_messages  # before the read: a change meanwhile makes it stale
             try:
                 current = await self.current_round()
             except Exception as error:
                 log.warning("reading the round's counts failed", extra={"error": str(error)})
             else:
                 if current is not None:
-                    self.hub.broadcast({"type": "round", "round": current.public()})
+                    await self._push_counts(current, sent)
             await asyncio.sleep(self.validation.settings.leaderboard.push_interval_seconds)
+
+    async def _push_counts(self, current: Round, sent: int) -> None:
+        """The round with its counts to everyone, in turns (Hub.push); a round change broadcast
+        since the `sent`th makes the rest of it stale."""
+        await self.hub.push(
+            {"type": "round", "round": current.public()},
+            current=lambda: self._round_messages == sent,
+        )
 
     async def _check_loop(self) -> None:
         """Every few seconds, act on what a lost message would have said."""

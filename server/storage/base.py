@@ -189,9 +189,7 @@ class Repository(ABC):
         nothing is stored and the original's id is returned."""
 
     @abstractmethod
-    async def submitter(
-        self, player_id: int, request: str | None, fingerprint: str
-    ) -> Submitter:
+    async def submitter(self, player_id: int, request: str | None, fingerprint: str) -> Submitter:
         """What a submission needs to know of its player before it is guessed, in one read:
         whether they are banned, and the submission stored for this request of theirs within
         REPLAY_SECONDS (a resend), if any."""

@@ -320,9 +320,7 @@ class SqlRepository(Repository):
                     known[index] = known[first]
         return [known.get(index) for index in range(len(attempts))]
 
-    async def submitter(
-        self, player_id: int, request: str | None, fingerprint: str
-    ) -> Submitter:
+    async def submitter(self, player_id: int, request: str | None, fingerprint: str) -> Submitter:
         row = await self._reads.fetchone(
             "SELECT p.status, a.id, a.label, a.predicted, a.probs, a.model_version"
             " FROM players p"

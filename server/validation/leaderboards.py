@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 from game_rules.leaderboard import Row, board, ranked
 from game_rules.scoring import Scores, Tally
 from game_rules.settings import RuleSettings
-from server.realtime.hub import Connection
+from server.realtime.hub import Connection, in_turns
 from server.storage import Repository
 
 log = logging.getLogger(__name__)
@@ -187,13 +187,14 @@ class Leaderboards:
             try:
                 await self.refresh()
                 self._pushed_seq = self._scored_seq
-                self._push()
+                await self._push()
             except Exception:
                 log.exception("leaderboard push failed")
             await asyncio.sleep(self.settings.leaderboard.push_interval_seconds)
 
-    def _push(self) -> None:
+    async def _push(self) -> None:
         rankings = {name: self.ranking(name) for name in BOARDS}
-        for connection, sub in list(self._subscribers.items()):
-            snapshot = self.snapshot(sub.board, sub.player_id, ranking=rankings[sub.board])
-            connection.send({"type": "leaderboard", **snapshot})
+        async for subscribers in in_turns(list(self._subscribers.items())):
+            for connection, sub in subscribers:
+                snapshot = self.snapshot(sub.board, sub.player_id, ranking=rankings[sub.board])
+                connection.send({"type": "leaderboard", **snapshot})
