@@ -43,12 +43,17 @@ class SqliteDatabase:
     those trips were a good part of the event loop's time under load. So each statement runs as
     one function on the connection's thread, through aiosqlite's `_execute` and `_conn`: private
     names, hence the version range in pyproject.toml (every test on SQLite goes through here).
+
+    A transaction's `begin` statement rides along with its first statement, one trip less per
+    transaction; `begun` says whether it was sent (else there is nothing to commit or roll back).
     """
 
     dialect = "sqlite"
 
-    def __init__(self, connection: aiosqlite.Connection) -> None:
+    def __init__(self, connection: aiosqlite.Connection, begin: str | None = None) -> None:
         self.connection = connection
+        self._begin = begin
+        self.begun = False
 
     async def fetchone(self, sql: str, params: Iterable[object] = ()) -> Row | None:
         row = await self._run(_fetchone, sql, tuple(params))
@@ -66,11 +71,39 @@ class SqliteDatabase:
         await self._run(_executemany, sql, [tuple(row) for row in rows])
 
     async def _run(self, statement: Callable[..., Any], sql: str, params: object) -> Any:
+        begin, self._begin = self._begin, None
         with _conflicts():
-            return await self.connection._execute(statement, self.connection._conn, sql, params)
+            if begin is None:
+                return await self.connection._execute(statement, self.connection._conn, sql, params)
+            self.begun = True
+            return await self.connection._execute(
+                _begin_then, begin, statement, self.connection._conn, sql, params
+            )
+
+    async def rollback(self) -> None:
+        """Roll the transaction back if it is open. (Its `begin` may have failed, or, for a
+        caller cancelled meanwhile, still be on its way: this runs after it, on the same
+        thread, and looks.)"""
+        await self.connection._execute(_rollback_if_open, self.connection._conn)
 
 
 # These run on the connection's thread.
+
+
+def _begin_then(
+    begin: str,
+    statement: Callable[..., Any],
+    connection: sqlite3.Connection,
+    sql: str,
+    params: object,
+) -> Any:
+    connection.execute(begin).close()
+    return statement(connection, sql, params)
+
+
+def _rollback_if_open(connection: sqlite3.Connection) -> None:
+    if connection.in_transaction:
+        connection.execute("ROLLBACK").close()
 
 
 def _fetchone(connection: sqlite3.Connection, sql: str, params: tuple[object, ...]) -> Any:

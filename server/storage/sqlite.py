@@ -95,11 +95,12 @@ class SqliteRepository(SqlRepository):
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[Database]:
         async with self._lock:
-            db = SqliteDatabase(self._writer)
-            await db.execute("BEGIN IMMEDIATE")
+            db = SqliteDatabase(self._writer, begin="BEGIN IMMEDIATE")
             try:
                 yield db
             except BaseException:
-                await db.execute("ROLLBACK")
+                if db.begun:
+                    await db.rollback()
                 raise
-            await db.execute("COMMIT")
+            if db.begun:
+                await db.execute("COMMIT")

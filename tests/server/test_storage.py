@@ -4,6 +4,7 @@ migrations, constraints, one transaction per write, group commits."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import sqlite3
 from pathlib import Path
@@ -103,6 +104,26 @@ async def test_writes_are_checked_and_atomic(database_url: str) -> None:
         assert db.execute("SELECT count(*) FROM score_events").fetchone() == (2,)
         with pytest.raises(Conflict):  # never two open rounds
             db.execute("UPDATE rounds SET state = 'open'")
+
+
+async def test_a_write_cancelled_on_its_way_leaves_no_transaction_open(database_url: str) -> None:
+    """A caller cancelled while its transaction's first statement is at the database (on SQLite,
+    with the BEGIN that rides along) leaves the connection out of any transaction: the next
+    write commits."""
+    repo = await open_repository(database_url)
+    try:
+        for n in range(20):
+            write = asyncio.create_task(repo.create_player(f"Gone {n}", f"gone {n}", f"g{n}"))
+            await asyncio.sleep(0)  # under way: its first statement sent
+            write.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await write
+        ada = await repo.create_player("Ada", "ada", "h1")
+        assert await repo.player_by_token_hash("h1") == ada
+    finally:
+        await repo.close()
+    with connect(database_url) as db:
+        assert db.execute("SELECT name FROM players WHERE name = 'Ada'").fetchall() == [("Ada",)]
 
 
 async def test_concurrent_submissions_share_a_commit_and_keep_their_own_ids(
