@@ -249,6 +249,7 @@ class SqlRepository(Repository):
         async with self._transaction() as db:
             row = await db.fetchone("SELECT id FROM rounds WHERE state = 'open'")
             open_round = row[0] if row else None
+            stored = await self._stored_requests(db, attempts, now)
             # Each attempt's id: a resend's now, the new ones' once inserted (in VALUES order).
             known: dict[int, int] = {}
             firsts: dict[tuple[int, str, str], int] = {}  # each request's first in this group
@@ -258,13 +259,8 @@ class SqlRepository(Repository):
                     key = (a.player_id, a.request, a.fingerprint)
                     if key in firsts:
                         continue  # filled in from the first, below
-                    stored = await db.fetchone(
-                        "SELECT attempt_id FROM submission_requests WHERE player_id = ?"
-                        " AND request = ? AND fingerprint = ? AND created_at >= ?",
-                        (*key, now - REPLAY_SECONDS),
-                    )
-                    if stored is not None:
-                        known[index] = int(stored[0])
+                    if key in stored:
+                        known[index] = stored[key]
                         continue
                     firsts[key] = index
                 if a.round_id == open_round:
@@ -319,6 +315,27 @@ class SqlRepository(Repository):
                 if first is not None and first in known:
                     known[index] = known[first]
         return [known.get(index) for index in range(len(attempts))]
+
+    @staticmethod
+    async def _stored_requests(
+        db: Database, attempts: list[NewAttempt], now: float
+    ) -> dict[tuple[int, str, str], int]:
+        """The attempt ids stored within REPLAY_SECONDS for these attempts' requests, in one
+        query (a group commit's statements are round trips to the database)."""
+        keys = list(
+            dict.fromkeys(
+                (a.player_id, a.request, a.fingerprint) for a in attempts if a.request is not None
+            )
+        )
+        if not keys:
+            return {}
+        each = " OR ".join(["(player_id = ? AND request = ? AND fingerprint = ?)"] * len(keys))
+        rows = await db.fetchall(
+            "SELECT player_id, request, fingerprint, attempt_id FROM submission_requests"
+            f" WHERE created_at >= ? AND ({each})",
+            [now - REPLAY_SECONDS, *(value for key in keys for value in key)],
+        )
+        return {(int(p), str(r), str(f)): int(attempt) for p, r, f, attempt in rows}
 
     async def submitter(self, player_id: int, request: str | None, fingerprint: str) -> Submitter:
         row = await self._reads.fetchone(

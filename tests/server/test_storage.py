@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import re
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from game_rules.rounds import RoundState
 from server.storage import (
     Conflict,
     NameTaken,
+    NewAttempt,
     RoundChanged,
     RoundNotOpen,
     SqliteRepository,
@@ -124,6 +126,36 @@ async def test_a_write_cancelled_on_its_way_leaves_no_transaction_open(database_
         await repo.close()
     with connect(database_url) as db:
         assert db.execute("SELECT name FROM players WHERE name = 'Ada'").fetchall() == [("Ada",)]
+
+
+async def test_a_resend_in_a_group_commit_gets_the_original_id(database_url: str) -> None:
+    """Resends caught by the group commit itself (the submission's own check ran before the
+    original was stored): stored before, twice in one group, and among new ones."""
+    repo = await open_repository(database_url)
+    try:
+        ada = await repo.create_player("Ada", "ada", "h1")
+        grace = await repo.create_player("Grace", "grace", "h2")
+        opened = await repo.create_round("v1", open_now=True)
+
+        def attempt(player: int, request: str, label: int = 7) -> NewAttempt:
+            made = new_attempt(player, opened.id, label=label, predicted=1)
+            return replace(made, request=request, fingerprint=f"{request}-{label}")
+
+        original = await repo.add_attempt(attempt(ada.id, "s1"))
+        ids = await asyncio.gather(
+            repo.add_attempt(attempt(ada.id, "s1")),  # stored before
+            repo.add_attempt(attempt(ada.id, "s2")),  # new, twice in this group
+            repo.add_attempt(attempt(ada.id, "s2")),
+            repo.add_attempt(attempt(grace.id, "s1")),  # the same id, another player: new
+            repo.add_attempt(attempt(ada.id, "s1", label=3)),  # the id reused: new
+        )
+    finally:
+        await repo.close()
+    again, new, new_again, theirs, reused = ids
+    assert again == original and new == new_again
+    assert len({original, new, theirs, reused}) == 4
+    with connect(database_url) as db:
+        assert db.execute("SELECT count(*) FROM attempts").fetchone() == (4,)
 
 
 async def test_concurrent_submissions_share_a_commit_and_keep_their_own_ids(
