@@ -343,8 +343,10 @@ async def run_players(
     seed: int,
     protocol: int,
     first: int,
+    joined_everywhere: Any = None,
 ) -> Stats:
-    """Each (name, url) joins the server at url; then they all draw for `seconds`."""
+    """Each (name, url) joins the server at url; then they all draw for `seconds` (once every
+    client process's players have joined: `joined_everywhere`, a barrier)."""
     stats = Stats()
     cpu = time.process_time()
     loop = asyncio.get_running_loop()
@@ -364,6 +366,10 @@ async def run_players(
 
     joining = [player(i, name, url) for i, (name, url) in enumerate(players)]
     joined = await asyncio.gather(*(join(*entry) for entry in joining))
+    if joined_everywhere is not None:  # the other client processes' players too: the drawing
+        # is measured, not one process's joins while the other's players already draw
+        with contextlib.suppress(threading.BrokenBarrierError):  # one gave up: go anyway
+            await loop.run_in_executor(None, joined_everywhere.wait, 120)
     # Everyone starts within one tick of the same moment, however long this loop takes (each
     # player encodes its first drawing here): else the first ticks of the whole crowd, all
     # overdue, would go out in one burst that no real crowd sends.
@@ -378,7 +384,9 @@ async def run_players(
     return stats
 
 
-def client_process(args: tuple[list[tuple[str, str]], float, float, float, int, int, int]) -> Stats:
+def client_process(
+    args: tuple[list[tuple[str, str]], float, float, float, int, int, int, Any],
+) -> Stats:
     return uvloop.run(run_players(*args))
 
 
@@ -467,15 +475,18 @@ def run(
     """All players, dealt round-robin over `urls`, spread over `clients` processes."""
     run_id = f"{random.randrange(16**6):06x}"
     everyone = [(f"b{run_id}-{i}", urls[i % len(urls)]) for i in range(players)]
-    shares = [
-        (everyone[k::clients], seconds, hz, submit_every, k * players, protocol, first)
-        for k in range(clients)
-    ]
     stats = Stats()
     if clients == 1:
-        stats.add(client_process(shares[0]))
+        stats.add(client_process((everyone, seconds, hz, submit_every, 0, protocol, first, None)))
         return stats
-    with multiprocessing.get_context("spawn").Pool(clients) as pool:
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager, context.Pool(clients) as pool:
+        joined_everywhere = manager.Barrier(clients)
+        shares = [
+            (everyone[k::clients], seconds, hz, submit_every, k * players, protocol, first,
+             joined_everywhere)
+            for k in range(clients)
+        ]  # fmt: skip
         for share in pool.map(client_process, shares):
             stats.add(share)
     return stats
