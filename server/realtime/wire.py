@@ -87,6 +87,7 @@ class Channel(WSListener):
         self.finishing: asyncio.Future[None] | None = None  # the session's last work
         self.transport: WSTransport | None = None
         self.closing = False
+        self.close_code: int | None = None  # the code of the close frame we sent, if any
         self.closed = asyncio.get_running_loop().create_future()
         self._fragments: list[bytes] | None = None  # a message that came in several frames
         self._fragments_type = WSMsgType.TEXT
@@ -159,6 +160,7 @@ class Channel(WSListener):
         if self.closing or self.transport is None:
             return
         self.closing = True
+        self.close_code = code
         self.transport.send_close(WSCloseCode(code), reason.encode()[:123])
         if hang_up:
             self.transport.disconnect(graceful=True)

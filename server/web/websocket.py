@@ -427,6 +427,9 @@ class Session:
             self.connection.close(POLICY_VIOLATION, f"say hello within {wait:g} s")
 
     def disconnected(self) -> asyncio.Task[None]:
+        code = self.channel.close_code
+        if code is not None and self.connection.close_code is None:  # decided by the wire
+            self.metrics.disconnects.labels(str(code)).inc()  # (a broken frame, a ping flood)
         self._ending = asyncio.create_task(self._end())
         return self._ending
 

@@ -7,11 +7,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import struct
 from pathlib import Path
 
+import httpx
 import pytest
 from live_server import REPLY_TIMEOUT, SEVEN, ThreadServer, join, row_counts
+from waiting import wait_until_async
 from websockets.exceptions import ConnectionClosed
 
 from server.realtime.limits import Limits
@@ -136,6 +139,7 @@ async def test_a_broken_frame_closes_with_its_code_and_changes_nothing(
 ) -> None:
     other, _ = await join(server.ws, "Grace")
     before = row_counts(server.data_dir)
+    closed_before = disconnects(server, code)
     client, _ = await RawClient.open(server)
     for frame in frames:
         client.send(frame)
@@ -143,6 +147,16 @@ async def test_a_broken_frame_closes_with_its_code_and_changes_nothing(
     client.close()
     assert row_counts(server.data_dir) == before
     assert await other.alive()
+    await wait_until_async(
+        lambda: disconnects(server, code) == closed_before + 1, 5, "the close is not counted"
+    )
+
+
+def disconnects(server: ThreadServer, code: int) -> float:
+    """`ftm_disconnects_total` for `code`, as /metrics shows it."""
+    text = httpx.get(f"{server.http}/metrics").text
+    found = re.search(rf'^ftm_disconnects_total{{code="{code}"}} (\S+)$', text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
 
 
 async def test_the_client_closing_gets_its_code_back(server: ThreadServer) -> None:
