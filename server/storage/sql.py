@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from typing import Any, Protocol
 
 import aiosqlite
@@ -107,27 +107,18 @@ def _rollback_if_open(connection: sqlite3.Connection) -> None:
 
 
 def _fetchone(connection: sqlite3.Connection, sql: str, params: tuple[object, ...]) -> Any:
-    cursor = connection.execute(sql, params)
-    try:
+    with closing(connection.execute(sql, params)) as cursor:
         return cursor.fetchone()
-    finally:
-        cursor.close()
 
 
 def _fetchall(connection: sqlite3.Connection, sql: str, params: tuple[object, ...]) -> list[Row]:
-    cursor = connection.execute(sql, params)
-    try:
+    with closing(connection.execute(sql, params)) as cursor:
         return [tuple(row) for row in cursor.fetchall()]
-    finally:
-        cursor.close()
 
 
 def _execute(connection: sqlite3.Connection, sql: str, params: tuple[object, ...]) -> int:
-    cursor = connection.execute(sql, params)
-    try:
+    with closing(connection.execute(sql, params)) as cursor:
         return cursor.rowcount
-    finally:
-        cursor.close()
 
 
 def _executemany(connection: sqlite3.Connection, sql: str, rows: list[tuple[object, ...]]) -> None:

@@ -51,6 +51,7 @@ class Leaderboards:
         self.round_id = round_id  # the current round, for the "round" board
         self.scores = Scores()
         self.names: dict[int, str] = {}
+        self._unnamed: set[int] = set()  # players on the boards whose names are not read yet
         self._refreshing = asyncio.Lock()
         self._subscribers: dict[Connection, Subscription] = {}
         self._dirty = asyncio.Event()
@@ -76,14 +77,15 @@ class Leaderboards:
         async with self._refreshing:
             reads = self.repo.consensus_reads()
             events = await reads.events(after=self.scores.last_seq)
-            unnamed: set[int] = set()
             for event in events:
                 given = self.scores.apply(event, self.settings)
                 if given:
                     self._scored_seq = event.seq
-                    unnamed.update(a.player_id for a in given if a.player_id not in self.names)
-            if unnamed:
-                self.names.update(await reads.names(unnamed))
+                    self._unnamed.update(award.player_id for award in given)
+            self._unnamed -= self.names.keys()
+            if self._unnamed:  # (kept until found: a failed read is tried again next time)
+                self.names.update(await reads.names(self._unnamed))
+                self._unnamed -= self.names.keys()
 
     def changed(self) -> None:
         """Scores changed: subscribers get the new boards at the next push."""

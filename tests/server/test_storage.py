@@ -115,8 +115,14 @@ async def test_a_write_cancelled_on_its_way_leaves_no_transaction_open(database_
     repo = await open_repository(database_url)
     try:
         for n in range(20):
-            write = asyncio.create_task(repo.create_player(f"Gone {n}", f"gone {n}", f"g{n}"))
-            await asyncio.sleep(0)  # under way: its first statement sent
+            started = asyncio.Event()
+
+            async def gone(n: int = n, started: asyncio.Event = started) -> None:
+                started.set()  # (no wait here: the write goes on to its first statement)
+                await repo.create_player(f"Gone {n}", f"gone {n}", f"g{n}")
+
+            write = asyncio.create_task(gone())
+            await started.wait()  # under way: its first statement sent
             write.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await write
