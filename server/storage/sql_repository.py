@@ -13,7 +13,7 @@ import asyncio
 import json
 import time
 from abc import abstractmethod
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
@@ -34,9 +34,11 @@ from server.storage.base import (
     Submitter,
 )
 from server.storage.consensus import ConsensusStore
-from server.storage.sql import Database, Row
+from server.storage.sql import Database, Row, T
 
 MAX_GROUP = 500  # submissions per group commit (11 parameters each, well under either limit)
+
+_Request = tuple[int, str, str]  # a submission request: player id, request id, fingerprint
 
 _ROUND_COLUMNS = """
     r.id, r.number, r.state, r.model_version,
@@ -67,6 +69,12 @@ class SqlRepository(Repository):
     @abstractmethod
     def _transaction(self) -> AbstractAsyncContextManager[Database]:
         """One write transaction, this process's and every other's writes waiting their turn."""
+
+    async def _write(self, work: Callable[[Database], Awaitable[T]]) -> T:
+        """`work`'s statements as one write transaction. `work` awaits nothing but its
+        statements, so SQLite can run it whole in one trip to its connection's thread."""
+        async with self._transaction() as db:
+            return await work(db)
 
     async def _finish_commits(self) -> None:
         if self._committer is not None:
@@ -246,13 +254,14 @@ class SqlRepository(Repository):
         trigger); their ids in order, None for the others. A resend (a request stored within
         the window, or twice in this group) gets the original's id and stores nothing."""
         now = time.time()
-        async with self._transaction() as db:
+
+        async def insert(db: Database) -> tuple[dict[int, int], dict[_Request, int]]:
             row = await db.fetchone("SELECT id FROM rounds WHERE state = 'open'")
             open_round = row[0] if row else None
             stored = await self._stored_requests(db, attempts, now)
             # Each attempt's id: a resend's now, the new ones' once inserted (in VALUES order).
             known: dict[int, int] = {}
-            firsts: dict[tuple[int, str, str], int] = {}  # each request's first in this group
+            firsts: dict[_Request, int] = {}  # each request's first in this group
             accepted: list[int] = []
             for index, a in enumerate(attempts):
                 if a.request is not None:
@@ -309,6 +318,9 @@ class SqlRepository(Repository):
                     " created_at = excluded.created_at",
                     requests,
                 )
+            return known, firsts
+
+        known, firsts = await self._write(insert)
         for index, a in enumerate(attempts):
             if index not in known and a.request is not None:
                 first = firsts.get((a.player_id, a.request, a.fingerprint))
@@ -319,7 +331,7 @@ class SqlRepository(Repository):
     @staticmethod
     async def _stored_requests(
         db: Database, attempts: list[NewAttempt], now: float
-    ) -> dict[tuple[int, str, str], int]:
+    ) -> dict[_Request, int]:
         """The attempt ids stored within REPLAY_SECONDS for these attempts' requests, in one
         query (a group commit's statements are round trips to the database)."""
         keys = list(

@@ -12,14 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiosqlite
 
 from server.storage.migrations import SQLITE
-from server.storage.sql import Database, SqliteDatabase
+from server.storage.sql import Database, SqliteDatabase, T
 from server.storage.sql_repository import SqlRepository
 
 
@@ -104,3 +104,7 @@ class SqliteRepository(SqlRepository):
                 raise
             if db.begun:
                 await db.execute("COMMIT")
+
+    async def _write(self, work: Callable[[Database], Awaitable[T]]) -> T:
+        async with self._lock:
+            return await SqliteDatabase(self._writer, begin="BEGIN IMMEDIATE").in_one_trip(work)

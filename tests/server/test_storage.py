@@ -9,6 +9,7 @@ import re
 import sqlite3
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from consensus_helpers import new_attempt
@@ -24,6 +25,8 @@ from server.storage import (
     open_repository,
 )
 from server.storage.migrations import POSTGRES, SQLITE
+from server.storage.sql import Database
+from server.storage.sql_repository import SqlRepository
 from server.storage.sync import connect
 
 
@@ -190,3 +193,75 @@ async def test_concurrent_submissions_share_a_commit_and_keep_their_own_ids(
     accepted = {r: attempts[i].label for i, r in enumerate(results) if isinstance(r, int)}
     assert stored == accepted  # every id answered is the row with that submission's label
     assert claimed == {i for i, label in accepted.items() if label != 3}
+
+
+async def test_a_write_that_fails_midway_stores_nothing(database_url: str) -> None:
+    """A transaction's work that raises after a statement is rolled back, whole."""
+    repo = await open_repository(database_url)
+
+    async def half_then_fail(db: Database) -> None:
+        await db.execute(
+            "INSERT INTO players (name, name_key, token_hash, created_at) VALUES (?, ?, ?, 0)",
+            ("Half", "half", "h0"),
+        )
+        raise ValueError("broken on the way")
+
+    assert isinstance(repo, SqlRepository)
+    try:
+        with pytest.raises(ValueError, match="broken on the way"):
+            await repo._write(half_then_fail)
+        ada = await repo.create_player("Ada", "ada", "h1")  # the next write commits
+    finally:
+        await repo.close()
+    with connect(database_url) as db:
+        assert db.execute("SELECT id, name FROM players").fetchall() == [(ada.id, "Ada")]
+
+
+async def test_a_group_commit_is_one_trip_to_the_sqlite_thread(tmp_path: Path) -> None:
+    """Every statement of a submission's group commit runs in one call on the writer's thread
+    (each trip wakes that thread and then the event loop)."""
+    repo = await open_repository(f"sqlite:///{tmp_path / 'game.sqlite3'}")
+    assert isinstance(repo, SqliteRepository)
+    try:
+        ada = await repo.create_player("Ada", "ada", "h1")
+        opened = await repo.create_round("v1", open_now=True)
+        trips = 0
+        execute = repo._writer._execute
+
+        async def counted(fn: Any, *args: Any) -> Any:
+            nonlocal trips
+            trips += 1
+            return await execute(fn, *args)
+
+        repo._writer._execute = counted  # type: ignore[method-assign]
+        attempts = [
+            replace(new_attempt(ada.id, opened.id, label=7, predicted=1), request=f"s{n}")
+            for n in range(3)
+        ]
+        ids = await asyncio.gather(*(repo.add_attempt(a) for a in attempts))
+        assert trips == 1 and len(set(ids)) == 3
+    finally:
+        await repo.close()
+
+
+async def test_a_one_trip_write_may_await_only_its_statements(tmp_path: Path) -> None:
+    """On SQLite the work runs on the connection's thread, where nothing else can be awaited:
+    it is refused, and what it wrote is rolled back."""
+    repo = await open_repository(f"sqlite:///{tmp_path / 'game.sqlite3'}")
+
+    async def insert_then_wait(db: Database) -> None:
+        await db.execute(
+            "INSERT INTO players (name, name_key, token_hash, created_at) VALUES (?, ?, ?, 0)",
+            ("Wait", "wait", "h0"),
+        )
+        await asyncio.sleep(0)
+
+    try:
+        assert isinstance(repo, SqliteRepository)
+        with pytest.raises(RuntimeError, match="awaited something other than its statements"):
+            await repo._write(insert_then_wait)
+        await repo.create_player("Ada", "ada", "h1")
+    finally:
+        await repo.close()
+    with connect(f"sqlite:///{tmp_path / 'game.sqlite3'}") as db:
+        assert db.execute("SELECT name FROM players").fetchall() == [("Ada",)]
