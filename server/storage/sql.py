@@ -71,7 +71,7 @@ class SqliteDatabase(_SqliteStatements):
 
     A transaction's `begin` statement rides along with its first statement, one trip less per
     transaction; `begun` says whether it was sent (else there is nothing to commit or roll back).
-    `in_one_trip` runs a whole transaction in one trip.
+    `transaction_in_one_trip` runs a whole transaction in one trip.
     """
 
     def __init__(self, connection: aiosqlite.Connection, begin: str | None = None) -> None:
@@ -95,20 +95,19 @@ class SqliteDatabase(_SqliteStatements):
         thread, and looks.)"""
         await self.connection._execute(_rollback_if_open, self.connection._conn)
 
-    async def in_one_trip(self, work: Callable[[Database], Awaitable[T]]) -> T:
-        """`work`'s statements as one transaction, run whole on the connection's thread: one
-        trip, however many statements (a submission's group commit has five).
 
-        `work` is written as for any `Database` (the same code serves PostgreSQL) but may await
-        nothing except its statements: there, each completes at once, so the coroutine runs to
-        its end without suspending, driven by the thread. If it raises, the transaction is
-        rolled back. A caller cancelled meanwhile does not stop it."""
-        assert self._begin is not None, "in_one_trip needs a `begin` statement"
-        begin, self._begin = self._begin, None
-        result: T = await self.connection._execute(
-            _transaction_here, self.connection._conn, begin, work
-        )
-        return result
+async def transaction_in_one_trip(
+    connection: aiosqlite.Connection, begin: str, work: Callable[[Database], Awaitable[T]]
+) -> T:
+    """`work`'s statements as one transaction, run whole on the connection's thread: one trip,
+    however many statements (a submission's group commit has five).
+
+    `work` is written as for any `Database` (the same code serves PostgreSQL) but may await
+    nothing except its statements: there, each completes at once, so the coroutine runs to its
+    end without suspending, driven by the thread. If it raises, the transaction is rolled back.
+    A caller cancelled meanwhile does not stop it."""
+    result: T = await connection._execute(_transaction_here, connection._conn, begin, work)
+    return result
 
 
 class _SqliteHere(_SqliteStatements):

@@ -19,7 +19,7 @@ from pathlib import Path
 import aiosqlite
 
 from server.storage.migrations import SQLITE
-from server.storage.sql import Database, SqliteDatabase, T
+from server.storage.sql import Database, SqliteDatabase, T, transaction_in_one_trip
 from server.storage.sql_repository import SqlRepository
 
 
@@ -107,4 +107,4 @@ class SqliteRepository(SqlRepository):
 
     async def _write(self, work: Callable[[Database], Awaitable[T]]) -> T:
         async with self._lock:
-            return await SqliteDatabase(self._writer, begin="BEGIN IMMEDIATE").in_one_trip(work)
+            return await transaction_in_one_trip(self._writer, "BEGIN IMMEDIATE", work)
