@@ -6,7 +6,7 @@ Starts a throwaway PostgreSQL on loopback (tests/services.py; Debian's package m
 installed: `make services`). Per backend it measures
 - submissions: `--concurrency` players submitting at once (group commit), acknowledged/s and
   the p50/p99 wait for the acknowledgement;
-- write transactions: `repo.consensus()` transactions one after another (a vote's shape: a few
+- write transactions: `repo.write_consensus` transactions one after another (a vote's shape: a few
   reads and writes), per second;
 - reads: `player_by_token_hash` lookups per second.
 Both databases run with their durable settings (SQLite `synchronous=FULL`; PostgreSQL's
@@ -24,6 +24,7 @@ import statistics
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -33,6 +34,7 @@ sys.path.insert(0, str(REPO / "tests"))
 from services import PostgresServer  # noqa: E402
 
 from server.storage import NewAttempt, Repository, open_repository  # noqa: E402
+from server.storage.consensus import ConsensusStore  # noqa: E402
 
 
 def attempt(player_id: int, round_id: int, i: int) -> NewAttempt:
@@ -66,15 +68,19 @@ async def submissions(repo: Repository, total: int, concurrency: int) -> tuple[f
     return total / (time.perf_counter() - started), sorted(waits)
 
 
+async def vote_shaped(store: ConsensusStore, player_id: int) -> None:
+    """A vote's shape: a few reads and writes of reliability records."""
+    voter = await store.voter(player_id)
+    await store.save_voter(voter)
+    drawer = await store.drawer(player_id)
+    await store.save_drawer(drawer)
+
+
 async def write_transactions(repo: Repository, count: int) -> float:
     player = await repo.create_player(f"w{time.monotonic_ns()}", f"w{time.monotonic_ns()}", "hw")
     started = time.perf_counter()
     for _ in range(count):
-        async with repo.consensus() as store:
-            voter = await store.voter(player.id)
-            await store.save_voter(voter)
-            drawer = await store.drawer(player.id)
-            await store.save_drawer(drawer)
+        await repo.write_consensus(partial(vote_shaped, player_id=player.id))
     return count / (time.perf_counter() - started)
 
 

@@ -16,6 +16,7 @@ from game_rules.settings import RuleSettings
 from server.realtime.hub import Hub
 from server.realtime.pubsub import Broker
 from server.storage import Repository
+from server.storage.consensus import ConsensusStore, Prompt
 
 __all__ = ["Challenges", "PromptRefused"]
 
@@ -37,11 +38,15 @@ class Challenges:
             raise LookupError(f"There is no round {round_id}.")
         if found.state is RoundState.CLOSED:
             raise PromptRefused(f"Round {found.number} is closed; attach prompts to a later one.")
-        async with self.repo.consensus() as store:
+
+        async def add_prompt(store: ConsensusStore) -> tuple[list[Prompt], Prompt]:
             existing = await store.challenges(round_id)
             prompt = await store.add_challenge(
                 round_id, *new_prompt(body, len(existing), self.settings())
             )
+            return existing, prompt
+
+        existing, prompt = await self.repo.write_consensus(add_prompt)
         prompts = [p.public() for p in [*existing, prompt]]
         self.broker.publish(
             "challenges", {"type": "challenges", "round_id": round_id, "challenges": prompts}

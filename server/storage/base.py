@@ -7,8 +7,7 @@ storage raises lives in errors.py (re-exported here), so the SQL modules need no
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from game_rules.consensus import fooled, submission_outcome
@@ -21,6 +20,7 @@ from server.storage.errors import (
     RoundNotOpen,
     StorageError,
 )
+from server.storage.sql import T
 
 __all__ = [
     "Conflict",
@@ -133,8 +133,10 @@ class Repository(ABC):
 
     # Consensus (tasks, votes, gold, reliability records, score events): server/storage/consensus.py
     @abstractmethod
-    def consensus(self) -> AbstractAsyncContextManager[ConsensusStore]:
-        """One write transaction over the consensus tables: all of it commits, or none."""
+    async def write_consensus(self, work: Callable[[ConsensusStore], Awaitable[T]]) -> T:
+        """`work` as one write transaction over the consensus tables: all of it commits, or
+        none (if it raises). `work` awaits nothing but the store's statements: on SQLite it runs
+        whole on the database's thread, one trip however many statements it makes."""
 
     @abstractmethod
     def consensus_reads(self) -> ConsensusStore:

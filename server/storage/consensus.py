@@ -1,9 +1,10 @@
 """SQL for the consensus phase: tasks, votes, gold, reliability records and score events.
 
-A `ConsensusStore` wraps one `Database` (server/storage/sql.py). The repository hands out one
-bound to a write transaction (`repo.consensus()`: writers take turns, every read in it sees the
-latest state and every write commits together or not at all), or one for reads
-(`repo.consensus_reads()`, for read-only queries that never wait for the writer). The rules'
+A `ConsensusStore` wraps one `Database` (server/storage/sql.py). The repository hands one bound
+to a write transaction to a function (`repo.write_consensus(work)`: writers take turns, every read
+in it sees the latest state and every write commits together or not at all; on SQLite the whole
+function runs on the database's thread, one trip), or one for reads (`repo.consensus_reads()`,
+for read-only queries that never wait for the writer). The rules'
 records (`Voter`, `Drawer`, `Pair`, `Claim`, scoring events) go in and out as the dataclasses
 `game_rules` defines.
 """

@@ -13,8 +13,8 @@ import asyncio
 import json
 import time
 from abc import abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from game_rules.reliability import Status
@@ -99,10 +99,8 @@ class SqlRepository(Repository):
             progress=str(running[0]) if running and running[0] else None,
         )
 
-    @asynccontextmanager
-    async def consensus(self) -> AsyncIterator[ConsensusStore]:
-        async with self._transaction() as db:
-            yield ConsensusStore(db)
+    async def write_consensus(self, work: Callable[[ConsensusStore], Awaitable[T]]) -> T:
+        return await self._write(lambda db: work(ConsensusStore(db)))
 
     def consensus_reads(self) -> ConsensusStore:
         return ConsensusStore(self._reads)

@@ -21,6 +21,7 @@ from server.config import DataLayout
 from server.serving.inference import Prediction
 from server.serving.preprocess import image_to_png
 from server.storage import Repository
+from server.storage.consensus import ConsensusStore
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,7 @@ async def seed_mnist_gold(layout: DataLayout, repo: Repository) -> None:
         ]
 
     digits = await asyncio.to_thread(sample)
-    async with repo.consensus() as store:
-        await store.add_mnist_gold(digits)
+    await repo.write_consensus(lambda store: store.add_mnist_gold(digits))
 
 
 async def refresh_hard_gold(layout: DataLayout, repo: Repository, predict: Predict) -> int:
@@ -94,9 +94,12 @@ async def refresh_hard_gold(layout: DataLayout, repo: Repository, predict: Predi
         seen = [np.frombuffer(image, "<f4").reshape(28, 28) for _, image in batch]
         read = await asyncio.gather(*(predict(image) for image in seen))
         claim_labels.update((gold_id, r.label) for (gold_id, _), r in zip(batch, read, strict=True))
-    async with repo.consensus() as store:
+
+    async def refresh(store: ConsensusStore) -> None:
         await store.add_mnist_gold(digits)
         await store.set_mnist_model_labels(labels)
         await store.set_claim_gold_model_labels(claim_labels)
+
+    await repo.write_consensus(refresh)
     log.info("hard gold refreshed", extra={"hard": len(hard), "added": len(chosen)})
     return len(hard)

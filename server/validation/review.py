@@ -13,7 +13,7 @@ from typing import Any
 
 from game_rules.answers import check_answer, format_answer, parse_answer
 from game_rules.consensus import Vote, admin_decide, established_backers, established_needed
-from game_rules.moderation import moderate, out_of_play
+from game_rules.moderation import Moderation, moderate, out_of_play
 from game_rules.names import name_key
 from game_rules.reliability import (
     Status,
@@ -27,7 +27,7 @@ from game_rules.reliability import (
 )
 from game_rules.settings import RuleSettings
 from server.storage import Repository
-from server.storage.consensus import ClaimRow
+from server.storage.consensus import ClaimRow, ConsensusStore
 from server.validation.images import image_png
 from server.validation.leaderboards import Leaderboards
 from server.validation.pushes import Pushes
@@ -55,7 +55,8 @@ class Review:
         """An admin settles a pending or disputed claim on 0–9 or "x"."""
         label = parse_answer(raw_label)  # BadAnswer for the caller to report
         s = self.settings()
-        async with self.repo.consensus() as store:
+
+        async def settle(store: ConsensusStore) -> Push:
             row = await store.claim(attempt_id)
             if row is None:
                 raise LookupError(f"There is no claim {attempt_id}.")
@@ -63,7 +64,9 @@ class Review:
                 raise ReviewError(f"Claim {attempt_id} is already {row.state}.")
             decided = admin_decide(await claim_of(store, row, s), check_answer(label))
             await store_claim(store, decided, s, by_admin=True)
-            settled = await store_settlement(store, row, decided, s, by_admin=True)
+            return await store_settlement(store, row, decided, s, by_admin=True)
+
+        settled = await self.repo.write_consensus(settle)
         self.pushes.push(settled)
         self.pushes.scores_changed()
         return settled.message
@@ -71,8 +74,8 @@ class Review:
     async def moderate(self, player_id: int, status: Status) -> dict[str, Any]:
         """Ban, quarantine or reinstate (what that means: `game_rules.moderation`)."""
         s = self.settings()
-        pushes: list[Push] = []
-        async with self.repo.consensus() as store:
+
+        async def apply(store: ConsensusStore) -> tuple[Moderation, list[Push]]:
             if await store.player_status(player_id) is None:
                 raise LookupError(f"There is no player {player_id}.")
             voted_ids: list[int] = []
@@ -89,11 +92,15 @@ class Review:
                 s,
             )
             await store.set_player_status(player_id, decided.status)
+            pushes: list[Push] = []
             changed = zip((*voted, *drawn), (*decided.voided, *decided.disputed), strict=True)
             for row, claim in changed:
                 await store_claim(store, claim, s)
                 if not claim.pending:
                     pushes.append(await store_settlement(store, row, claim, s))
+            return decided, pushes
+
+        decided, pushes = await self.repo.write_consensus(apply)
         for push in pushes:
             self.pushes.push(push)
         self.pushes.scores_changed()
@@ -166,10 +173,13 @@ class Review:
     async def set_moderator(self, player_id: int, moderator: bool) -> dict[str, Any]:
         """Mark (or unmark) a trusted validator: their vote decides a claim, as an admin's
         would, so a small game settles without waiting for established strangers."""
-        async with self.repo.consensus() as store:
+
+        async def mark(store: ConsensusStore) -> None:
             if await store.player_status(player_id) is None:
                 raise LookupError(f"There is no player {player_id}.")
             await store.save_voter(set_moderator(await store.voter(player_id), moderator))
+
+        await self.repo.write_consensus(mark)
         return {"player_id": player_id, "moderator": moderator}
 
     async def audit(self, attempt_id: int) -> dict[str, Any]:

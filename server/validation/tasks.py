@@ -13,6 +13,7 @@ import random
 import secrets
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from game_rules.answers import BadAnswer, parse_answer
@@ -75,16 +76,13 @@ class Tasks:
             pick = next_task(player.id, current, claims, digits, gold_claims, (), self.rng, s)
             if pick is None:
                 return None
-            task_id = secrets.token_urlsafe(16)
             attempt_id = pick.claim_id if isinstance(pick, ClaimTask) else None
             gold_id = None if isinstance(pick, ClaimTask) else pick.gold_id
-            async with self.repo.consensus() as store:
-                if attempt_id is not None and not lease_free(
-                    *await store.leases(attempt_id, since), s
-                ):
-                    continue
-                await store.add_task(task_id, player.id, attempt_id, gold_id)
-            return TaskRow(task_id, player.id, attempt_id, gold_id, answered=False)
+            task = TaskRow(
+                secrets.token_urlsafe(16), player.id, attempt_id, gold_id, answered=False
+            )
+            if await self.repo.write_consensus(partial(_store_task, task=task, since=since, s=s)):
+                return task
         return None
 
     async def _task_png(self, reads: ConsensusStore, task: TaskRow) -> str:
@@ -113,46 +111,50 @@ class Tasks:
             answer = parse_answer(raw_answer)
         except BadAnswer as error:
             raise ProtocolError("bad_label", str(error)) from None
-        settled: Push | None = None
+
+        async def store_vote(store: ConsensusStore) -> tuple[dict[str, Any], Push | None]:
+            settled: Push | None = None
+            voter = await store.voter(player.id)
+            if voter.status is Status.BANNED:
+                raise ProtocolError("banned", "This player is banned; votes are refused.")
+            task = await store.task(task_id)
+            if task is None:
+                raise ProtocolError("unknown_task", "There is no such task; ask for a new one.")
+            row = await store.claim(task.attempt_id) if task.attempt_id is not None else None
+            if row is not None and row.drawer_id == player.id:
+                raise ProtocolError("own_drawing", "Nobody validates their own drawing.")
+            if task.player_id != player.id:
+                raise ProtocolError(
+                    "task_not_assigned", "This task was given to someone else; ask for one."
+                )
+            if task.answered:
+                raise ProtocolError("already_voted", "You already answered this task.")
+            await store.answer_task(task.task_id)
+            if row is None:
+                gold = await self._answer_gold(store, task, answer)
+                # Never the true label: a wrong answer hears only that it was not expected.
+                result = "right" if gold.right else "wrong"
+                earned = {"result": result, "points": gold.points}
+                progress = _progress(gold.voter, self.settings(), gold)
+            elif row.state == "pending":
+                settled = await self._answer_claim(store, task, row, answer)
+                earned = {"result": "pending", "points": 0}  # points come when it settles
+                progress = _progress(voter, self.settings())
+            else:
+                await self._answer_late(store, task, row, answer)
+                earned = {"result": "late", "points": 0}
+                progress = _progress(voter, self.settings())
+            return {**earned, **progress}, settled
+
         try:
-            async with self.repo.consensus() as store:
-                voter = await store.voter(player.id)
-                if voter.status is Status.BANNED:
-                    raise ProtocolError("banned", "This player is banned; votes are refused.")
-                task = await store.task(task_id)
-                if task is None:
-                    raise ProtocolError("unknown_task", "There is no such task; ask for a new one.")
-                row = await store.claim(task.attempt_id) if task.attempt_id is not None else None
-                if row is not None and row.drawer_id == player.id:
-                    raise ProtocolError("own_drawing", "Nobody validates their own drawing.")
-                if task.player_id != player.id:
-                    raise ProtocolError(
-                        "task_not_assigned", "This task was given to someone else; ask for one."
-                    )
-                if task.answered:
-                    raise ProtocolError("already_voted", "You already answered this task.")
-                await store.answer_task(task.task_id)
-                if row is None:
-                    gold = await self._answer_gold(store, task, answer)
-                    # Never the true label: a wrong answer hears only that it was not expected.
-                    result = "right" if gold.right else "wrong"
-                    earned = {"result": result, "points": gold.points}
-                    progress = _progress(gold.voter, self.settings(), gold)
-                elif row.state == "pending":
-                    settled = await self._answer_claim(store, task, row, answer)
-                    earned = {"result": "pending", "points": 0}  # points come when it settles
-                    progress = _progress(voter, self.settings())
-                else:
-                    await self._answer_late(store, task, row, answer)
-                    earned = {"result": "late", "points": 0}
-                    progress = _progress(voter, self.settings())
+            reply, settled = await self.repo.write_consensus(store_vote)
         except Conflict:
             # Two tasks for the same item (asked for concurrently), both answered.
             raise ProtocolError("already_voted", "You already answered this drawing.") from None
         if settled is not None:
             self.pushes.push(settled)
         self.pushes.scores_changed()
-        return {**earned, **progress}
+        return reply
 
     async def _answer_gold(self, store: ConsensusStore, task: TaskRow, answer: int) -> GoldAnswer:
         assert task.gold_id is not None
@@ -214,3 +216,13 @@ def _progress(voter: Voter, s: RuleSettings, gold: GoldAnswer | None = None) -> 
     if during is not None:
         progress["warmup"] = during.to_dict()
     return progress
+
+
+async def _store_task(store: ConsensusStore, task: TaskRow, since: float, s: RuleSettings) -> bool:
+    """Store `task`; a claim task only while the claim has a lease free (else False)."""
+    if task.attempt_id is not None and not lease_free(
+        *await store.leases(task.attempt_id, since), s
+    ):
+        return False
+    await store.add_task(task.task_id, task.player_id, task.attempt_id, task.gold_id)
+    return True

@@ -41,8 +41,8 @@ async def test_many_changes_make_one_push_with_the_latest_scores(database_url: s
     try:
 
         async def gold_answer() -> None:
-            async with repo.consensus() as store:
-                await store.append_event(GoldAnswered(1, round_.id, player.id, truth=3, answer=3))
+            event = GoldAnswered(1, round_.id, player.id, truth=3, answer=3)
+            await repo.write_consensus(lambda store: store.append_event(event))
             boards.changed()
 
         points = settings.scoring.gold_correct_points

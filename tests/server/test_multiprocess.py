@@ -262,8 +262,8 @@ async def test_what_a_lost_message_would_have_said_is_found_in_the_database(
     repo = await open_repository(shared_game.database_url)
     try:
         opened = await repo.create_round("v2", open_now=True)
-        async with repo.consensus() as store:
-            await store.append_event(GoldAnswered(1, opened.id, players[0][1], truth=3, answer=3))
+        event = GoldAnswered(1, opened.id, players[0][1], truth=3, answer=3)
+        await repo.write_consensus(lambda store: store.append_event(event))
     finally:
         await repo.close()
     for client, _ in players:

@@ -28,6 +28,7 @@ from server.prometheus import Metrics
 from server.realtime.limits import Limits
 from server.realtime.pubsub import LocalBroker
 from server.storage import open_repository
+from server.storage.consensus import ConsensusStore
 from server.validation.pushes import Pushes
 from server.validation.tasks import Tasks
 
@@ -123,12 +124,15 @@ async def test_requests_racing_on_two_processes_take_no_more_leases_than_slots(
         assert game_round is not None
         await first.add_attempt(new_attempt(drawer.id, game_round.id, label=7, predicted=1))
         players = [await first.create_player(f"v{i}", f"v{i}", f"t{i + 1}") for i in range(8)]
-        async with first.consensus() as store:
+
+        async def established(store: ConsensusStore) -> None:
             for p in players:
                 voter = rl.Voter(p.id)
                 for i in range(20):
                     voter = rl.record_gold(voter, i % 10, i % 10)
                 await store.save_voter(voter)
+
+        await first.write_consensus(established)
         round_id = game_round.id
         servers = [
             Tasks(repo, lambda: RULES, lambda: round_id, Pushes(repo, broker, lambda: RULES))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 from consensus_helpers import new_attempt
@@ -26,6 +27,7 @@ from server.config import default_rules
 from server.prometheus import Metrics
 from server.realtime.pubsub import LocalBroker
 from server.storage import Player, SqliteRepository
+from server.storage.consensus import ConsensusStore
 from server.validation.pushes import Pushes
 from server.validation.tasks import Tasks
 
@@ -104,12 +106,15 @@ async def _compare(
             p.id: rl.Pair(drawer.player_id, p.id, agreed, agreed)
             for p, (*_, agreed) in zip(players, voter_specs, strict=True)
         }
-        async with repo.consensus() as store:
+
+        async def seed(store: ConsensusStore) -> None:
             await store.save_drawer(drawer)
             for voter in voters.values():
                 await store.save_voter(voter)
             for pair in pairs.values():
                 await store.save_pair(pair)
+
+        await repo.write_consensus(seed)
 
         # The rules over dicts, as the simulation runs them.
         claim = new_claim(
@@ -133,9 +138,12 @@ async def _compare(
         heard: list[dict[str, object]] = []
         broker.subscribe("claim_settled", heard.append)
         tasks = Tasks(repo, lambda: S, lambda: game_round.id, Pushes(repo, broker, lambda: S))
+
+        async def add_task(store: ConsensusStore, task_id: str, voter_id: int) -> None:
+            await store.add_task(task_id, voter_id, attempt_id, None)
+
         for i, (player, answer) in enumerate(voting):
-            async with repo.consensus() as store:
-                await store.add_task(f"task{i}", player.id, attempt_id, None)
+            await repo.write_consensus(partial(add_task, task_id=f"task{i}", voter_id=player.id))
             await tasks.vote(player, f"task{i}", answer if answer != 10 else "x")
         await asyncio.sleep(0)  # the broker delivers on the next loop iteration
 
