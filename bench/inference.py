@@ -4,10 +4,13 @@ Measures, in one run, and prints one Markdown table of medians and ratios:
   1. torch eager vs ONNX Runtime, one session call at batch 1, 32 and 256;
   2. 64 concurrent callers (asyncio, as the server has them): one model call per request
      (torch eager, then ONNX) vs the micro-batched `Predictor`, in predictions per second;
-  3. preprocessing cost per drawing: strokes as a browser sends them, and a 280×280 PNG.
+  3. preprocessing cost per drawing: strokes as a browser sends them, and a 280×280 PNG;
+  4. each architecture the trainer builds (server/training/model.py), freshly initialised: ONNX
+     Runtime on one thread at batch 32, as the model worker runs it, against the seed widths.
 
 The model is the newest in the data directory (its .onnx, and its .pt for torch); with none, a
-freshly initialised MNIST_Model is exported to a temporary file (speed does not depend on weights).
+freshly initialised default network is exported to a temporary file (speed does not depend on
+weights).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from server.serving.inference import Predictor, load_session, run_batch
 from server.serving.model_files import latest_model, weights_path_for
 from server.serving.preprocess import png_to_image, strokes_to_image
 from server.training.export import export_onnx
-from server.training.model import Classifier
+from server.training.model import ARCHITECTURES, DEFAULT_ARCHITECTURE, Classifier
 
 BATCH_SIZES = (1, 32, 256)
 CALLERS = 64
@@ -54,20 +57,25 @@ def median_seconds(run: Callable[[], object]) -> float:
 
 def load_models(layout: DataLayout, workdir: Path) -> tuple[str, torch.nn.Module, Path]:
     """The torch module and ONNX file of the newest model (or of a fresh one)."""
-    model = Classifier()
     card = latest_model(layout)
     if card is not None:
         onnx_path = layout.model_path(card.version)
         weights = weights_path_for(onnx_path)
         if weights.is_file():
+            model = Classifier(card.architecture)
             model.load_state_dict(torch.load(weights, weights_only=True))
-            return f"{card.version} (trained)", model.eval(), onnx_path
+            return f"{card.version} (trained, {card.architecture})", model.eval(), onnx_path
+    model, onnx_path = fresh_model(DEFAULT_ARCHITECTURE, workdir)
+    return f"fresh {DEFAULT_ARCHITECTURE} (untrained)", model, onnx_path
+
+
+def fresh_model(architecture: str, workdir: Path) -> tuple[torch.nn.Module, Path]:
     torch.manual_seed(0)
-    model = Classifier().eval()
-    onnx_path = workdir / "fresh.onnx"
+    model = Classifier(architecture).eval()
+    onnx_path = workdir / f"fresh-{architecture}.onnx"
     parity = np.random.default_rng(0).integers(0, 256, (8, 28, 28), dtype=np.uint8)
     export_onnx(model, onnx_path, parity_images=parity)
-    return "fresh MNIST_Model (untrained)", model, onnx_path
+    return model, onnx_path
 
 
 def torch_seconds(model: torch.nn.Module, tensor: torch.Tensor) -> tuple[float, int]:
@@ -186,6 +194,35 @@ def bench_preprocessing() -> list[Row]:
     ]
 
 
+def bench_architectures(workdir: Path) -> list[Row]:
+    """ONNX Runtime's time per image for each architecture, timed in turns, against the seed
+    widths (the first): what a wider network costs the model worker."""
+    size = 32
+    images = np.random.default_rng(size).random((size, 28, 28), dtype=np.float32)
+    sessions = {}
+    for architecture in ARCHITECTURES:
+        model, onnx_path = fresh_model(architecture, workdir)
+        parameters = sum(p.numel() for p in model.parameters())
+        sessions[f"{architecture} ({parameters:,} parameters)"] = load_session(onnx_path, threads=1)
+    timings: dict[str, list[float]] = {name: [] for name in sessions}
+    for _ in range(REPEATS):  # in turns, so a noisy neighbour hurts each alike
+        for name, session in sessions.items():
+            call = timeit.Timer(lambda s=session: run_batch(s, images))
+            number, _ = call.autorange()
+            timings[name].append(call.timeit(number) / number)
+    medians = {name: statistics.median(samples) for name, samples in timings.items()}
+    seed = next(iter(medians.values()))
+    return [
+        row(
+            f"ONNX Runtime, 1 thread, batch {size}: fresh {name}",
+            seconds,
+            size,
+            f"{seconds / seed:.2f}×",
+        )
+        for name, seconds in medians.items()
+    ]
+
+
 def row(name: str, seconds: float, images: int, ratio: str) -> Row:
     per_second = f"{images / seconds:,.0f} images/s"
     return (name, f"{seconds * 1e3:.3f} ms / call", per_second, ratio)
@@ -210,6 +247,7 @@ def main() -> int:
         rows, torch_threads = bench_sessions(model, session)
         rows += asyncio.run(bench_serving(model, onnx_path, torch_threads))
         rows += bench_preprocessing()
+        rows += bench_architectures(Path(workdir))
 
     print("| measurement | median | throughput | ratio |")
     print("| --- | ---: | ---: | ---: |")

@@ -4,9 +4,11 @@
 
 1. Round 0 is trained on MNIST training digits 0–39999 only (`--players-from`, 40000); the
    newest model in DATA/models is used if its card says so, else one is trained
-   (`--round0-epochs`, 12). So round 0 sees two thirds of MNIST's training digits, not all of
-   them as the server's model does (the rest are the players'), and is a little weaker for it
-   (README, Benchmarks). `--seed` draws the players and seeds the fine-tune, not round 0.
+   (`--round0-epochs`, 12; `--architecture`, the trainer's default network, server/training/
+   model.py; fine-tunes keep round 0's). So round 0 sees two thirds of MNIST's training digits,
+   not all of them as the server's model does (the rest are the players'), and is a little
+   weaker for it (README, Benchmarks). `--seed` draws the players and seeds the fine-tune, not
+   round 0.
 2. The players are writers round 0 never saw: MNIST training digits 40000–59999. Why 20,000: the
    ordinary-drawing yardstick below is judged per digit, "no class falls by more than 1 point", and
    round 0 is 100% on it, so its resolution is one drawing in a digit's count. With 10,000 players
@@ -73,6 +75,7 @@ from server.mnist import load_mnist
 from server.serving.inference import load_session, run_batch
 from server.serving.model_files import ModelCard, latest_model, weights_path_for
 from server.serving.preprocess import strokes_to_image, to_mnist
+from server.training.model import ARCHITECTURES, DEFAULT_ARCHITECTURE
 from server.training.pipeline import build_model
 from server.training.train import TrainConfig
 
@@ -224,24 +227,35 @@ def mildest_fooling(
 VALIDATION_SALT = ":validation"
 
 
-def ensure_round0(data_dir: Path, epochs: int, players_from: int) -> ModelCard:
-    """The newest model if it was trained on MNIST training digits 0..players_from-1 only, else
-    a new one trained so (the players' digits must be new to it)."""
+def ensure_round0(data_dir: Path, epochs: int, players_from: int, architecture: str) -> ModelCard:
+    """The newest model if it is `architecture` trained on MNIST training digits
+    0..players_from-1 only, else a new one trained so (the players' digits must be new to it)."""
     layout = DataLayout(data_dir)
     card = latest_model(layout)
     if card is None:
         print(
             f"no round-0 model yet: training one on MNIST train 0–{players_from - 1}, "
-            f"{epochs} epochs",
+            f"{epochs} epochs, {architecture}",
             file=sys.stderr,
         )
-        config = TrainConfig(epochs=epochs, train_limit=players_from, show_progress=False)
+        config = TrainConfig(
+            architecture=architecture,
+            epochs=epochs,
+            train_limit=players_from,
+            show_progress=False,
+        )
         card = build_model(data_dir, config)
     if card.metrics.get("config", {}).get("train_limit") != players_from:
         sys.exit(
             f"round-0 model {card.version} was not trained on MNIST train 0–{players_from - 1} "
             "only, so the players' digits would not be new to it: use a data directory without "
             "models (this script trains one), or the --players-from it was trained with"
+        )
+    if card.architecture != architecture:
+        sys.exit(
+            f"round-0 model {card.version} is {card.architecture}, not {architecture}: use a "
+            "data directory of its own for each architecture, or --architecture "
+            f"{card.architecture}"
         )
     if not weights_path_for(layout.model_path(card.version)).is_file():
         sys.exit(f"round-0 model {card.version} has no weights (.pt) to fine-tune from")
@@ -284,6 +298,12 @@ def main() -> int:
     parser.add_argument("--scratch-epochs", type=int, default=4)
     parser.add_argument("--round0-epochs", type=int, default=12, help="if round 0 is trained")
     parser.add_argument(
+        "--architecture",
+        default=DEFAULT_ARCHITECTURE,
+        choices=list(ARCHITECTURES),
+        help="round 0's network (fine-tunes keep it)",
+    )
+    parser.add_argument(
         "--heldout-percent", type=int, default=None, help="default: the rules' heldout_fraction"
     )
     parser.add_argument(
@@ -302,7 +322,7 @@ def main() -> int:
     players_from = args.players_from
     if not 0 < players_from < 60000 - args.foolers:  # MNIST has 60,000 training digits
         parser.error("--players-from must leave round 0 digits and the players more than --foolers")
-    round0 = ensure_round0(data_dir, args.round0_epochs, players_from)
+    round0 = ensure_round0(data_dir, args.round0_epochs, players_from, args.architecture)
     percent = args.heldout_percent
     if percent is None:
         percent = percent_of(load_rules(DataLayout(data_dir)).retrain.heldout_fraction)

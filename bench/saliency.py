@@ -8,7 +8,8 @@ prints one Markdown table of p50/p99 milliseconds and their ratio to a plain gue
      `Predictor.explain` on the same strokes (drawing, pipe and pickling included).
 
 The model is the newest in the data directory; with none there, a freshly initialised
-MNIST_Model exported to a temporary file (speed does not depend on the weights).
+network (server/training/model.py) exported to a temporary file (speed does not depend on the
+weights).
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ async def through_worker(model: Path, version: str, rounds: int) -> tuple[list[f
 
 
 def fresh_model(workdir: Path) -> Path:
-    """An untrained MNIST_Model as ONNX (torch here only: the bench, not the server)."""
+    """An untrained default network as ONNX (torch here only: the bench, not the server)."""
     import torch
 
     from server.training.export import export_onnx

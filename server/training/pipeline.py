@@ -39,13 +39,13 @@ from server.serving.model_files import (
     model_index,
     next_version,
     now_iso,
+    read_card,
     sha256_file,
     version_number,
     weights_path_for,
     write_card,
 )
 from server.training.export import ExportError, describe_onnx, export_onnx, weights_sha256
-from server.training.model import ARCHITECTURE
 from server.training.train import ExtraExample, ProgressCallback, TrainConfig, train
 
 PARITY_IMAGES = 256
@@ -81,6 +81,9 @@ def build_model(
         init_weights = weights_path_for(layout.model_path(parent))
         if not init_weights.is_file():
             raise FileNotFoundError(f"cannot fine-tune from {parent}: {init_weights} is missing")
+        # Weights load only into their own shapes: a fine-tune is its parent's architecture.
+        parent_card = read_card(card_path_for(layout.model_path(parent)))
+        config = replace(config, architecture=parent_card.architecture)
 
     started = time.monotonic()
     result = train(mnist, config, extra=extra, init_weights=init_weights, on_progress=on_progress)
@@ -123,7 +126,7 @@ def build_model(
             "version": version,
             "parent": parent or "",
             "weights_sha256": weights_sha256(model_path),
-            "architecture": ARCHITECTURE,
+            "architecture": config.architecture,
             "input": INPUT_CONTRACT,
             "output": OUTPUT_CONTRACT,
             "preprocessing": PREPROCESSING,
@@ -137,7 +140,7 @@ def build_model(
             "created": created,
         },
         doc_string=(
-            f"Fool the Model {version}: a {ARCHITECTURE} digit classifier"
+            f"Fool the Model {version}: a {config.architecture} digit classifier"
             f"{f' fine-tuned from {parent}' if parent else ''}. Input {INPUT_CONTRACT}; "
             f"output {OUTPUT_CONTRACT}. Preprocessing: {PREPROCESSING}."
         ),
@@ -147,7 +150,7 @@ def build_model(
         version=version,
         sha256=sha256_file(model_path),
         created=created,
-        architecture=ARCHITECTURE,
+        architecture=config.architecture,
         parent=parent,
         training=training,
         mnist_test_accuracy=result.test_accuracy,

@@ -1,4 +1,4 @@
-"""The training loop: seed architecture, AdamW with a one-cycle schedule, affine jitter.
+"""The training loop: the seed article's network, AdamW with a one-cycle schedule, affine jitter.
 
 The seed article trained `MNIST_Model` with plain SGD to 89%. The same network reaches 99%+ in a
 few minutes on 2 CPU cores with: AdamW and OneCycleLR, batches of 128, channels-last memory
@@ -39,7 +39,7 @@ from tqdm import tqdm
 
 from server.mnist import Mnist
 from server.training.data import Jitter, Mix, TrainingSet, images_to_tensor
-from server.training.model import Classifier
+from server.training.model import DEFAULT_ARCHITECTURE, Classifier, widths_of
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,7 @@ class ExtraExample:
 
 @dataclass(frozen=True)
 class TrainConfig:
+    architecture: str = DEFAULT_ARCHITECTURE  # server/training/model.py ARCHITECTURES
     epochs: int = 15
     batch_size: int = 128
     lr: float = 0.01  # the peak of the one-cycle schedule
@@ -115,6 +116,7 @@ class TrainConfig:
         ):
             raise ValueError(f"invalid training configuration: {self}")
         try:
+            widths_of(self.architecture)
             self.mix()
         except ValueError as error:
             raise ValueError(f"invalid training configuration: {error}") from None
@@ -173,7 +175,7 @@ def train(
     with _cpu_settings(config.threads):
         torch.manual_seed(config.seed)
         generator = torch.Generator().manual_seed(config.seed)
-        model = Classifier()
+        model = Classifier(config.architecture)
         if init_weights is not None:
             model.load_state_dict(torch.load(init_weights, weights_only=True))
         elif config.distill or config.parent_share or config.focal_distill or config.replay_focus:

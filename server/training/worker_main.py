@@ -97,8 +97,11 @@ def run_job(job: TrainingJob, reporter: Reporter) -> ResultMessage:
             )
         ]
     recipe = recipe_named(job.recipe)
+    settings = recipe.training(has_parent=job.parent is not None)
+    if job.lr is not None:
+        settings["lr"] = job.lr
     config = TrainConfig(
-        **{**recipe.training(), **({"lr": job.lr} if job.lr is not None else {})},
+        **settings,
         epochs=job.epochs,
         seed=job.seed,
         train_limit=job.train_limit,

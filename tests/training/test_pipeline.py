@@ -5,16 +5,23 @@ from __future__ import annotations
 import argparse
 import shutil
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from server.config import DataLayout
 from server.mnist import Mnist
-from server.serving.model_files import latest_model, list_models, read_card, sha256_file
+from server.serving.model_files import (
+    latest_model,
+    list_models,
+    read_card,
+    sha256_file,
+    write_card,
+)
 from server.training import pipeline
 from server.training.export import ExportError
-from server.training.model import Classifier
+from server.training.model import DEFAULT_ARCHITECTURE, Classifier
 from server.training.pipeline import build_model, ensure_model_command, train_command
 from server.training.train import TrainConfig, TrainResult
 
@@ -26,7 +33,7 @@ def test_the_pipeline_writes_model_card_and_weights(trained_model: Path) -> None
     assert [c.version for c in list_models(layout)] == ["v1"]
     assert card.version == "v1" and card.parent is None
     assert card.sha256 == sha256_file(trained_model)
-    assert card.architecture == "MNIST_Model"
+    assert card.architecture == DEFAULT_ARCHITECTURE
     assert card.training == {"mnist_train": 4000, "extra": 0, "replay": 0, "mnist_test": 2000}
     assert card.gate["onnx_parity"]["passed"] is True
     assert card.gate["onnx_parity"]["max_abs_diff"] <= 1e-4
@@ -66,6 +73,37 @@ def fake_training(
     monkeypatch.setattr(pipeline, "train", fake)
     monkeypatch.setattr(pipeline, "export_onnx", fake_export)
     return fake
+
+
+def _with_architecture(layout: DataLayout, version: str, architecture: str) -> None:
+    card_path = layout.model_card_path(version)
+    write_card(replace(read_card(card_path), architecture=architecture), card_path)
+
+
+def test_a_fine_tune_keeps_its_parents_architecture_and_a_new_model_gets_the_default(
+    trained_model: Path, tmp_path: Path, mnist: Mnist, fake_training: _FakeTraining
+) -> None:
+    layout = _copy_data_dir(trained_model, tmp_path)
+    _with_architecture(layout, "v1", "MNIST_Model")  # a game started on the seed widths
+
+    child = build_model(layout.root, TrainConfig(), parent="v1", mnist=mnist)
+    fresh = build_model(layout.root, TrainConfig(), parent="v1", from_scratch=True, mnist=mnist)
+
+    configs = [call["config"] for call in fake_training.calls]
+    assert configs == [replace(TrainConfig(), architecture="MNIST_Model"), TrainConfig()]
+    assert (child.architecture, fresh.architecture) == ("MNIST_Model", DEFAULT_ARCHITECTURE)
+    assert child.metrics["config"]["architecture"] == "MNIST_Model"
+
+
+def test_a_parent_of_an_architecture_this_trainer_cannot_build_is_refused(
+    trained_model: Path, tmp_path: Path, mnist: Mnist, fake_training: _FakeTraining
+) -> None:
+    layout = _copy_data_dir(trained_model, tmp_path)
+    _with_architecture(layout, "v1", "ResNet-50")
+
+    with pytest.raises(ValueError, match=r"unknown architecture 'ResNet-50'.*MNIST_Model"):
+        build_model(layout.root, TrainConfig(), parent="v1", mnist=mnist)
+    assert fake_training.calls == [] and [c.version for c in list_models(layout)] == ["v1"]
 
 
 def test_fine_tuning_makes_the_next_version_with_its_parent(

@@ -48,6 +48,24 @@ def test_same_seed_same_weights(mnist: Mnist) -> None:
     assert not all(torch.equal(first[k], other[k]) for k in first)
 
 
+def test_weights_fine_tune_only_in_the_architecture_they_were_trained_in(
+    mnist: Mnist, tmp_path: Path
+) -> None:
+    seed_widths = tmp_path / "seed.pt"
+    torch.save(Classifier("MNIST_Model").state_dict(), seed_widths)
+
+    tuned = train(mnist, _config(architecture="MNIST_Model", **TINY), init_weights=seed_widths)
+    assert tuned.model.net.conv1.out_channels == 10
+
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        train(mnist, _config(**TINY), init_weights=seed_widths)
+
+
+def test_an_unknown_architecture_is_refused_before_training() -> None:
+    with pytest.raises(ValueError, match="unknown architecture 'LeNet-5'"):
+        _config(architecture="LeNet-5")
+
+
 def test_progress_is_reported_to_the_callback(mnist: Mnist) -> None:
     reports: list[Progress] = []
     result = train(mnist, _config(**(TINY | {"epochs": 2})), on_progress=reports.append)
