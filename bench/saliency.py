@@ -82,17 +82,13 @@ async def through_worker(model: Path, version: str, rounds: int) -> tuple[list[f
 
 
 def fresh_model(workdir: Path) -> Path:
-    """An untrained default network as ONNX (torch here only: the bench, not the server)."""
-    import torch
+    """An untrained default network as ONNX, made as bench/inference.py makes it (torch is
+    imported only here: the bench, not the server)."""
+    from inference import fresh_model as untrained
 
-    from server.training.export import export_onnx
-    from server.training.model import Classifier
+    from server.training.model import DEFAULT_ARCHITECTURE
 
-    torch.manual_seed(0)
-    path = workdir / "fresh.onnx"
-    parity = np.random.default_rng(0).integers(0, 256, (8, 28, 28), dtype=np.uint8)
-    export_onnx(Classifier().eval(), path, parity_images=parity)
-    return path
+    return untrained(DEFAULT_ARCHITECTURE, workdir)[1]
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ channels, 50 hidden units: 21.8k parameters) are the architecture "MNIST_Model";
 players' foolings without forgetting digits they read right, whatever the recipe (issue #18);
 the wider network learns them and keeps the rest (README, "Benchmarks"). And it costs almost
 nothing to serve: ONNX Runtime computes these convolutions in blocks of 8 or 16 channels, so 10
-and 20 channels were already paid as 16 and 32 (1.04–1.10× the time per image, bench/inference.py).
+and 20 channels were already paid as 16 and 32 (1.11× the time per image, bench/inference.py).
 
 Weights load only into the shapes they were trained in, so a fine-tune keeps its parent's
 architecture (server/training/pipeline.py); a model trained from scratch is the default one.
@@ -76,7 +76,6 @@ class Classifier(nn.Module):
 
     def __init__(self, architecture: str = DEFAULT_ARCHITECTURE) -> None:
         super().__init__()
-        self.architecture = architecture
         self.net = MNIST_Model(widths_of(architecture))
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
